@@ -1,0 +1,48 @@
+/**
+ * Typed, validated configuration handed to the services. Everything here is already checked:
+ * ports are in range, the method exists, the password is present. Loading and validating lives
+ * in `load.ts`; the services never see raw JSON.
+ * @module
+ */
+
+/** Which transports a service runs. */
+export type Mode = "tcp_only" | "tcp_and_udp" | "udp_only";
+
+/** Settings shared by both roles. */
+export interface CommonConfig {
+  /** Cipher method name, one of `METHOD_NAMES`. */
+  method: string;
+  /** Password (AEAD: any UTF-8 string; 2022: base64 PSK). Never logged. */
+  password: string;
+  /** Idle timeout of a relayed TCP session, in seconds. Default 300. */
+  timeout: number;
+  /** Deadline for a session's handshake, in seconds. Default 10. */
+  handshakeTimeout: number;
+  mode: Mode;
+  /** Set TCP_NODELAY on relayed sockets. Default true. */
+  noDelay: boolean;
+  /** UDP association idle timeout, in seconds. Default 300. */
+  udpTimeout: number;
+  /** Maximum UDP associations kept at once (LRU eviction beyond). Default 2048. */
+  udpMaxAssociations: number;
+}
+
+/** One server listener: `ssdeno server`. */
+export interface ServerConfig extends CommonConfig {
+  /** Address to listen on, e.g. `0.0.0.0` or `::`. */
+  address: string;
+  port: number;
+  /** Allow targets on loopback/private/link-local/unspecified addresses. Default false. */
+  allowPrivateTargets: boolean;
+  /** Try IPv6 addresses of a resolved target before IPv4 ones. Default false. */
+  ipv6First: boolean;
+}
+
+/** `ssdeno local`: a SOCKS5 listener that forwards through one server. */
+export interface LocalConfig extends CommonConfig {
+  /** Shadowsocks server host (name or IP literal). */
+  server: string;
+  serverPort: number;
+  localAddress: string;
+  localPort: number;
+}

@@ -1,0 +1,44 @@
+/**
+ * The `node:crypto` AEAD backend. It is synchronous and costs about 3 µs per call here, against
+ * about 25 µs for an (asynchronous) WebCrypto call, so it is the default for every method.
+ * @module
+ */
+import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject } from "node:crypto";
+import type { AeadAlgorithm } from "./methods.ts";
+import type { AeadPrimitive } from "./aead_primitive.ts";
+
+const TAG_SIZE = 16;
+
+/** Creates a primitive keyed once; each call takes the nonce explicitly. */
+export function createNodeAead(algorithm: AeadAlgorithm, key: Uint8Array): AeadPrimitive {
+  const keyObject: KeyObject = createSecretKey(key);
+  const options = { authTagLength: TAG_SIZE };
+  return {
+    tagSize: TAG_SIZE,
+    seal(nonce: Uint8Array, plaintext: Uint8Array): Uint8Array {
+      // deno-lint-ignore no-explicit-any
+      const cipher = createCipheriv(algorithm as any, keyObject, nonce, options as any);
+      const out = new Uint8Array(plaintext.length + TAG_SIZE);
+      out.set(cipher.update(plaintext), 0);
+      cipher.final();
+      out.set(cipher.getAuthTag(), plaintext.length);
+      return out;
+    },
+    open(nonce: Uint8Array, sealed: Uint8Array): Uint8Array | null {
+      if (sealed.length < TAG_SIZE) return null;
+      const cipherLength = sealed.length - TAG_SIZE;
+      // deno-lint-ignore no-explicit-any
+      const decipher = createDecipheriv(algorithm as any, keyObject, nonce, options as any);
+      decipher.setAuthTag(sealed.subarray(cipherLength));
+      const plain = decipher.update(sealed.subarray(0, cipherLength));
+      try {
+        decipher.final();
+      } catch {
+        // The only failure final() reports here is a tag mismatch: the caller turns null into
+        // a typed ProtocolError, so nothing is swallowed.
+        return null;
+      }
+      return new Uint8Array(plain.buffer, plain.byteOffset, plain.length);
+    },
+  };
+}

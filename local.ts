@@ -1,0 +1,198 @@
+/**
+ * The local role: a SOCKS5 server (RFC 1928) for applications; every CONNECT becomes one
+ * Shadowsocks connection to the configured server.
+ *
+ * Stages of one session:
+ *   1. greeting → method selection (no-auth only; 0xFF when the client does not offer it)
+ *   2. request → CONNECT only (REP 0x07 for others, 0x08 for unknown address types)
+ *   3. connect to the Shadowsocks server (REP 0x05/0x04/0x03/0x06/0x01 on failure)
+ *   4. reply success with the local address of that server connection
+ *   5. first write to the server: salt + address header + the app's first bytes, in one write
+ *   6. relay: uplink = app → server (encrypting), downlink = server → app (decrypting)
+ * @module
+ */
+import type { LocalConfig } from "./config/types.ts";
+import { evpBytesToKey } from "./crypto/kdf.ts";
+import { findMethod, type MethodInfo } from "./crypto/methods.ts";
+import { addressFromHost, encodeAddress, formatAddress } from "./protocol/address.ts";
+import { ProtocolError, type SessionStatus } from "./protocol/errors.ts";
+import {
+  CMD_CONNECT,
+  encodeReply,
+  METHOD_NO_AUTH,
+  METHOD_NONE_ACCEPTABLE,
+  parseGreeting,
+  parseRequest,
+  Reply,
+  SOCKS_VERSION,
+  SocksRequestError,
+} from "./protocol/socks5.ts";
+import { BufferedConn } from "./relay/buffered_conn.ts";
+import { Deadline } from "./relay/deadline.ts";
+import { closeQuietly, concatBytes, writeAll } from "./relay/io.ts";
+import { type Logger, silentLogger } from "./relay/log.ts";
+import { relay } from "./relay/pipe.ts";
+import { type RunningService, serveConnections, type ServiceOptions } from "./relay/service.ts";
+import { ShadowsocksStream } from "./relay/shadowsocks_stream.ts";
+
+export type { RunningService, ServiceOptions };
+
+/**
+ * How long to wait for the application's first bytes after the SOCKS5 reply, so they travel in
+ * the same packet as the salt and address header. Client-first protocols (HTTP, TLS) send within
+ * this; server-first ones (SMTP, SSH banners) pay it once per connection.
+ */
+const FIRST_PAYLOAD_WAIT_MS = 20;
+
+interface LocalContext {
+  config: LocalConfig;
+  method: MethodInfo;
+  masterKey: Uint8Array;
+  logger: Logger;
+}
+
+/** Starts the SOCKS5 local listener on `config.localAddress:config.localPort`. */
+export function startLocal(
+  config: LocalConfig,
+  options: ServiceOptions = {},
+): Promise<RunningService> {
+  const method = findMethod(config.method);
+  if (!method) throw new RangeError(`Invalid method "${config.method}"`);
+  const logger = options.logger ?? silentLogger;
+  const context: LocalContext = {
+    config,
+    method,
+    masterKey: evpBytesToKey(config.password, method.keySize),
+    logger,
+  };
+  const listener = Deno.listen({ hostname: config.localAddress, port: config.localPort });
+  const service = serveConnections(
+    listener,
+    (conn, signal) => serveSocksSession(conn, context, signal),
+    { ...options, logger, name: "local" },
+  );
+  logger.info(
+    `local SOCKS5 listening on ${service.addr.hostname}:${service.addr.port}, server ${
+      formatAddress(addressFromHost(config.server, config.serverPort))
+    } (${method.name})`,
+  );
+  return Promise.resolve(service);
+}
+
+async function serveSocksSession(
+  conn: Deno.TcpConn,
+  context: LocalContext,
+  signal: AbortSignal,
+): Promise<SessionStatus> {
+  const { config, logger } = context;
+  const started = Date.now();
+  const finish = (status: SessionStatus, detail: string) => {
+    const line = `local ${conn.remoteAddr.hostname}:${conn.remoteAddr.port} ${status} ${detail} (${
+      Date.now() - started
+    } ms)`;
+    if (status === "ERR_CONNECT") logger.info(line);
+    else logger.debug(line);
+    return status;
+  };
+  const deadline = new Deadline(config.handshakeTimeout * 1000, () => closeQuietly(conn));
+  const client = new BufferedConn(conn);
+
+  let request;
+  try {
+    const greeting = await client.parse(parseGreeting);
+    if (!greeting.methods.includes(METHOD_NO_AUTH)) {
+      await writeAll(conn, Uint8Array.of(SOCKS_VERSION, METHOD_NONE_ACCEPTABLE));
+      deadline.clear();
+      return finish("ERR_READ_ADDRESS", "no acceptable authentication method");
+    }
+    await writeAll(conn, Uint8Array.of(SOCKS_VERSION, METHOD_NO_AUTH));
+    request = await client.parse(parseRequest);
+  } catch (error) {
+    deadline.clear();
+    if (error instanceof SocksRequestError) await sendReply(conn, error.reply);
+    return finishHandshakeError(error, deadline, finish);
+  }
+
+  if (request.command !== CMD_CONNECT) {
+    deadline.clear();
+    await sendReply(conn, Reply.commandNotSupported);
+    return finish("ERR_READ_ADDRESS", `unsupported command ${request.command}`);
+  }
+
+  let serverConn: Deno.TcpConn;
+  try {
+    serverConn = await Deno.connect({
+      hostname: config.server,
+      port: config.serverPort,
+      signal: AbortSignal.any([signal, AbortSignal.timeout(deadline.remainingMs)]),
+    });
+  } catch (error) {
+    deadline.clear();
+    await sendReply(conn, replyForConnectError(error));
+    return finish("ERR_CONNECT", `cannot reach server: ${errorMessage(error)}`);
+  }
+  serverConn.setNoDelay(config.noDelay);
+  conn.setNoDelay(config.noDelay);
+
+  const stream = new ShadowsocksStream(serverConn, context.method, context.masterKey);
+  let firstPayload: Uint8Array;
+  try {
+    const bound = serverConn.localAddr;
+    await writeAll(conn, encodeReply(Reply.succeeded, addressFromHost(bound.hostname, bound.port)));
+    deadline.clear();
+    firstPayload = await client.takeBuffered(FIRST_PAYLOAD_WAIT_MS);
+  } catch (error) {
+    deadline.clear();
+    stream.close();
+    return finish("ERR_RELAY_CLIENT", errorMessage(error));
+  }
+  try {
+    await stream.write(concatBytes(encodeAddress(request.address), firstPayload));
+  } catch (error) {
+    stream.close();
+    return finish("ERR_RELAY_TARGET", `cannot write to server: ${errorMessage(error)}`);
+  }
+  const status = await relay(client, stream, { idleTimeoutMs: config.timeout * 1000, signal });
+  return finish(status, formatAddress(request.address));
+}
+
+function finishHandshakeError(
+  error: unknown,
+  deadline: Deadline,
+  finish: (status: SessionStatus, detail: string) => SessionStatus,
+): SessionStatus {
+  if (deadline.expired) return finish("ERR_TIMEOUT", "handshake deadline passed");
+  if (error instanceof ProtocolError) return finish(error.code, error.message);
+  return finish("ERR_RELAY_CLIENT", errorMessage(error));
+}
+
+/** Sends a failure reply; the client may already be gone, which changes nothing. */
+async function sendReply(conn: Deno.TcpConn, reply: number): Promise<void> {
+  try {
+    await writeAll(conn, encodeReply(reply));
+  } catch (error) {
+    if (
+      !(error instanceof Deno.errors.BadResource || error instanceof Deno.errors.BrokenPipe ||
+        error instanceof Deno.errors.ConnectionReset)
+    ) throw error;
+  }
+}
+
+/** Maps a failure to reach the Shadowsocks server to the closest SOCKS5 REP code. */
+export function replyForConnectError(error: unknown): number {
+  if (error instanceof Deno.errors.ConnectionRefused) return Reply.connectionRefused;
+  if (error instanceof Deno.errors.NetworkUnreachable) return Reply.networkUnreachable;
+  if (error instanceof Deno.errors.TimedOut) return Reply.ttlExpired;
+  if (error instanceof DOMException && error.name === "TimeoutError") return Reply.ttlExpired;
+  if (error instanceof Deno.errors.NotFound) return Reply.hostUnreachable;
+  if (
+    error instanceof Error && /failed to lookup|Name or service|No address/i.test(error.message)
+  ) {
+    return Reply.hostUnreachable;
+  }
+  return Reply.generalFailure;
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

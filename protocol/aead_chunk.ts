@@ -1,0 +1,107 @@
+/**
+ * AEAD-2017 TCP framing (SIP004). After the salt, each direction is a sequence of chunks:
+ *
+ * ```
+ * +----------------------+-----------+----------------------+-----------+
+ * | seal(u16 BE length)  | tag (16)  | seal(payload)        | tag (16)  |
+ * | 2 bytes              |           | length bytes         |           |
+ * +----------------------+-----------+----------------------+-----------+
+ * ```
+ *
+ * The length is at most 0x3FFF (the two top bits are reserved and must be zero). Each seal or
+ * open advances the nonce, so a chunk uses two nonces. Pure code: no sockets here.
+ * @module
+ */
+import type { AeadCipher } from "../crypto/aead_cipher.ts";
+import { ProtocolError } from "./errors.ts";
+
+/** Largest payload of one AEAD-2017 chunk. */
+export const MAX_AEAD_PAYLOAD = 0x3fff;
+const LENGTH_SIZE = 2;
+
+/** Bytes on the wire for `payloadLength` bytes of payload, split into maximal chunks. */
+export function sealedLength(payloadLength: number, tagSize: number, maxPayload: number): number {
+  const chunks = Math.ceil(payloadLength / maxPayload);
+  return payloadLength + chunks * (LENGTH_SIZE + 2 * tagSize);
+}
+
+/** Seals `payload` as one or more chunks into a single buffer; empty input gives no chunk. */
+export function sealChunks(
+  cipher: AeadCipher,
+  payload: Uint8Array,
+  maxPayload: number = MAX_AEAD_PAYLOAD,
+): Uint8Array {
+  const out = new Uint8Array(sealedLength(payload.length, cipher.tagSize, maxPayload));
+  const lengthBytes = new Uint8Array(LENGTH_SIZE);
+  let at = 0;
+  for (let offset = 0; offset < payload.length; offset += maxPayload) {
+    const piece = payload.subarray(offset, Math.min(offset + maxPayload, payload.length));
+    lengthBytes[0] = piece.length >> 8;
+    lengthBytes[1] = piece.length & 0xff;
+    const sealedLengthBlock = cipher.seal(lengthBytes);
+    out.set(sealedLengthBlock, at);
+    at += sealedLengthBlock.length;
+    const sealedPiece = cipher.seal(piece);
+    out.set(sealedPiece, at);
+    at += sealedPiece.length;
+  }
+  return out;
+}
+
+/** What one decoding step produced. */
+export interface ChunkStep {
+  /** Bytes taken from the front of the input. */
+  consumed: number;
+  /** The payload of a complete chunk, or null when more input is needed. */
+  payload: Uint8Array | null;
+}
+
+/**
+ * Opens chunks from the front of a buffer. The length block is opened as soon as it is
+ * complete (and remembered), so a bad first chunk fails after 18 bytes, not after a full chunk.
+ */
+export class ChunkDecoder {
+  readonly #cipher: AeadCipher;
+  readonly #maxPayload: number;
+  #pendingLength = -1;
+
+  constructor(cipher: AeadCipher, maxPayload: number = MAX_AEAD_PAYLOAD) {
+    this.#cipher = cipher;
+    this.#maxPayload = maxPayload;
+  }
+
+  /** True between chunks, where a stream may end cleanly. */
+  get atChunkBoundary(): boolean {
+    return this.#pendingLength < 0;
+  }
+
+  /** Bytes needed before the next step can make progress. */
+  get wanted(): number {
+    const tag = this.#cipher.tagSize;
+    return this.#pendingLength < 0 ? LENGTH_SIZE + tag : this.#pendingLength + tag;
+  }
+
+  /** Decodes at most one chunk from the front of `input`. Throws `ProtocolError` on bad data. */
+  next(input: Uint8Array): ChunkStep {
+    const tag = this.#cipher.tagSize;
+    let consumed = 0;
+    if (this.#pendingLength < 0) {
+      if (input.length < LENGTH_SIZE + tag) return { consumed: 0, payload: null };
+      const lengthBytes = this.#cipher.open(input.subarray(0, LENGTH_SIZE + tag));
+      const length = (lengthBytes[0]! << 8) | lengthBytes[1]!;
+      if (length > this.#maxPayload) {
+        throw new ProtocolError(
+          "ERR_CIPHER",
+          `Chunk length too large: expected at most ${this.#maxPayload}, got ${length}`,
+        );
+      }
+      this.#pendingLength = length;
+      consumed = LENGTH_SIZE + tag;
+    }
+    const end = consumed + this.#pendingLength + tag;
+    if (input.length < end) return { consumed, payload: null };
+    const payload = this.#cipher.open(input.subarray(consumed, end));
+    this.#pendingLength = -1;
+    return { consumed: end, payload };
+  }
+}

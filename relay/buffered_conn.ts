@@ -1,0 +1,113 @@
+/**
+ * A connection with a small read-ahead buffer, for inbound handshakes: parse messages with the
+ * pure parsers in protocol/, then hand the same object to the relay, which first gets whatever
+ * was read ahead (pipelined application data) and then reads straight from the socket.
+ * @module
+ */
+import { ProtocolError } from "../protocol/errors.ts";
+import type { Duplex } from "./io.ts";
+
+/** Handshake messages never need more than this (a SOCKS5 request is at most 262 bytes). */
+const HANDSHAKE_BUFFER_SIZE = 1024;
+/** Buffer for the application's first bytes, read while deciding what to send first. */
+const FIRST_READ_SIZE = 0x3fff;
+
+export class BufferedConn implements Duplex {
+  readonly #conn: Duplex;
+  #buffer: Uint8Array = new Uint8Array(HANDSHAKE_BUFFER_SIZE);
+  #start = 0;
+  #end = 0;
+  #pending: Promise<number | null> | undefined;
+
+  constructor(conn: Duplex) {
+    this.#conn = conn;
+  }
+
+  /**
+   * Reads until `parser` recognises a whole message at the front of the buffer, consumes it and
+   * returns it. Throws `ProtocolError` at end of stream or when the message would not fit.
+   */
+  async parse<T extends { length: number }>(
+    parser: (bytes: Uint8Array) => T | undefined,
+  ): Promise<T> {
+    for (;;) {
+      const message = parser(this.#buffer.subarray(this.#start, this.#end));
+      if (message) {
+        this.#start += message.length;
+        return message;
+      }
+      if (this.#end === this.#buffer.length) {
+        if (this.#start === 0) {
+          throw new ProtocolError("ERR_READ_ADDRESS", "Handshake message too long");
+        }
+        this.#buffer.copyWithin(0, this.#start, this.#end);
+        this.#end -= this.#start;
+        this.#start = 0;
+      }
+      const n = await this.#conn.read(this.#buffer.subarray(this.#end));
+      if (n === null) {
+        throw new ProtocolError("ERR_READ_ADDRESS", "Connection closed during the handshake");
+      }
+      this.#end += n;
+    }
+  }
+
+  /**
+   * Returns the bytes already read ahead; when there are none, waits up to `waitMs` for the
+   * application's first bytes. A read still pending after the wait is kept for `read`.
+   */
+  async takeBuffered(waitMs: number): Promise<Uint8Array> {
+    if (this.#start === this.#end && waitMs > 0) {
+      this.#buffer = new Uint8Array(FIRST_READ_SIZE);
+      this.#start = this.#end = 0;
+      const pending = this.#conn.read(this.#buffer);
+      this.#pending = pending;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const timeout = new Promise<"timeout">((resolve) => {
+        timer = setTimeout(() => resolve("timeout"), waitMs);
+      });
+      const first = await Promise.race([pending.then(() => "read" as const), timeout]);
+      clearTimeout(timer);
+      if (first === "read") await this.#settlePending();
+    }
+    const bytes = this.#buffer.slice(this.#start, this.#end);
+    this.#start = this.#end = 0;
+    if (!this.#pending) this.#buffer = new Uint8Array(0);
+    return bytes;
+  }
+
+  async read(p: Uint8Array): Promise<number | null> {
+    if (this.#pending) {
+      const n = await this.#settlePending();
+      if (n === null) return null;
+    }
+    if (this.#start < this.#end) {
+      const n = Math.min(p.length, this.#end - this.#start);
+      p.set(this.#buffer.subarray(this.#start, this.#start + n));
+      this.#start += n;
+      if (this.#start === this.#end) this.#buffer = new Uint8Array(0);
+      return n;
+    }
+    return this.#conn.read(p);
+  }
+
+  write(p: Uint8Array): Promise<number> {
+    return this.#conn.write(p);
+  }
+
+  closeWrite(): Promise<void> {
+    return this.#conn.closeWrite();
+  }
+
+  close(): void {
+    this.#conn.close();
+  }
+
+  async #settlePending(): Promise<number | null> {
+    const pending = this.#pending!;
+    this.#pending = undefined;
+    const n = await pending;
+    if (n !== null) this.#end = this.#start + n;
+    return n;
+  }
+}

@@ -1,0 +1,72 @@
+/**
+ * The direct outbound: resolve a target, apply the target policy to every resolved address,
+ * and connect. Names are resolved here (not inside `Deno.connect`) so that the policy sees the
+ * address actually dialled.
+ * @module
+ */
+import { lookup } from "node:dns/promises";
+import { type Address, formatAddress } from "../protocol/address.ts";
+import { ProtocolError } from "../protocol/errors.ts";
+import { isForbiddenIp } from "./target_policy.ts";
+
+export interface DirectOptions {
+  /** Skip the target policy (tests, private deployments). Default false. */
+  allowPrivateTargets?: boolean;
+  /** Dial IPv6 addresses of a name before IPv4 ones. Default false. */
+  ipv6First?: boolean;
+  /** Set TCP_NODELAY on the new connection. Default true. */
+  noDelay?: boolean;
+  signal?: AbortSignal;
+}
+
+/** Resolves `address` to IP literals, in dialling order. */
+export async function resolveTarget(address: Address, ipv6First = false): Promise<string[]> {
+  if (address.type !== "domain") return [address.host];
+  let results;
+  try {
+    results = await lookup(address.host, { all: true, verbatim: true });
+  } catch (error) {
+    throw new ProtocolError("ERR_CONNECT", `Cannot resolve "${address.host}"`, { cause: error });
+  }
+  const v4 = results.filter((r) => r.family === 4).map((r) => r.address);
+  const v6 = results.filter((r) => r.family === 6).map((r) => r.address);
+  return ipv6First ? [...v6, ...v4] : [...v4, ...v6];
+}
+
+/**
+ * Connects to `address`. Throws `ProtocolError` with `ERR_TARGET_FORBIDDEN` when the policy
+ * refuses every resolved address, or `ERR_CONNECT` when no address accepts.
+ */
+export async function connectDirect(
+  address: Address,
+  options: DirectOptions = {},
+): Promise<Deno.TcpConn> {
+  const resolved = await resolveTarget(address, options.ipv6First ?? false);
+  const allowed = options.allowPrivateTargets
+    ? resolved
+    : resolved.filter((ip) => !isForbiddenIp(ip));
+  if (allowed.length === 0) {
+    throw new ProtocolError(
+      "ERR_TARGET_FORBIDDEN",
+      `Target ${formatAddress(address)} is not a public address`,
+    );
+  }
+  let lastError: unknown;
+  for (const hostname of allowed) {
+    try {
+      const connectOptions: Deno.ConnectOptions = { hostname, port: address.port };
+      if (options.signal) connectOptions.signal = options.signal;
+      const conn = await Deno.connect(connectOptions);
+      conn.setNoDelay(options.noDelay ?? true);
+      return conn;
+    } catch (error) {
+      lastError = error;
+      if (options.signal?.aborted) break;
+    }
+  }
+  throw new ProtocolError(
+    "ERR_CONNECT",
+    `Cannot connect to ${formatAddress(address)}: ${(lastError as Error)?.message ?? "no address"}`,
+    { cause: lastError },
+  );
+}
