@@ -78,7 +78,9 @@ export class ShadowsocksStream implements Duplex {
       if (step.payload) return step.payload;
       if (!(await this.#fill(this.#decoder.wanted))) {
         if (this.#decoder.atChunkBoundary && this.#inStart === this.#inEnd) {
-          return null;
+          if (this.#peerSaltReported) return null;
+          // A salt and nothing after it: nothing ever authenticated.
+          throw new ProtocolError("ERR_CIPHER", "Stream ended before the first chunk");
         }
         throw new ProtocolError("ERR_CIPHER", "Stream ended in the middle of a chunk");
       }

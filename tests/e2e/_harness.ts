@@ -1,0 +1,178 @@
+/**
+ * In-process fixtures for end-to-end tests: an ssdeno server and local on port 0, a TCP echo
+ * target, and a minimal SOCKS5 client. Everything binds 127.0.0.1 and is closed by `close()`.
+ */
+import type { LocalConfig, ServerConfig } from "../../config/types.ts";
+import { startLocal } from "../../local.ts";
+import { type Address, encodeAddress } from "../../protocol/address.ts";
+import { readExact, writeAll } from "../../relay/io.ts";
+import type { RunningService } from "../../relay/service.ts";
+import { startServer } from "../../server.ts";
+
+export const AEAD_METHODS = ["aes-128-gcm", "aes-256-gcm", "chacha20-ietf-poly1305"] as const;
+
+const COMMON = {
+  timeout: 300,
+  handshakeTimeout: 10,
+  mode: "tcp_only",
+  noDelay: true,
+  udpTimeout: 300,
+  udpMaxAssociations: 2048,
+} as const;
+
+export function serverConfig(method: string, overrides: Partial<ServerConfig> = {}): ServerConfig {
+  return {
+    ...COMMON,
+    method,
+    password: "e2e-password",
+    address: "127.0.0.1",
+    port: 0,
+    allowPrivateTargets: true,
+    ipv6First: false,
+    ...overrides,
+  };
+}
+
+export function localConfig(
+  method: string,
+  serverPort: number,
+  overrides: Partial<LocalConfig> = {},
+): LocalConfig {
+  return {
+    ...COMMON,
+    method,
+    password: "e2e-password",
+    server: "127.0.0.1",
+    serverPort,
+    localAddress: "127.0.0.1",
+    localPort: 0,
+    ...overrides,
+  };
+}
+
+export interface Chain {
+  server: RunningService;
+  local: RunningService;
+  close(): Promise<void>;
+}
+
+/** Starts server and local for `method`, wired to each other. */
+export async function startChain(
+  method: string,
+  overrides: { server?: Partial<ServerConfig>; local?: Partial<LocalConfig> } = {},
+): Promise<Chain> {
+  const server = await startServer(serverConfig(method, overrides.server), { graceMs: 0 });
+  const local = await startLocal(localConfig(method, server.addr.port, overrides.local), {
+    graceMs: 0,
+  });
+  return {
+    server,
+    local,
+    close: async () => {
+      await local.close();
+      await server.close();
+    },
+  };
+}
+
+export interface EchoServer {
+  port: number;
+  close(): Promise<void>;
+}
+
+/** A TCP echo target: echoes everything, then half-closes when the peer half-closes. */
+export function startEchoServer(): EchoServer {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const sessions = new Set<Promise<void>>();
+  const serve = async (conn: Deno.TcpConn) => {
+    const buffer = new Uint8Array(64 * 1024);
+    try {
+      for (;;) {
+        const n = await conn.read(buffer);
+        if (n === null) break;
+        await writeAll(conn, buffer.subarray(0, n));
+      }
+      await conn.closeWrite();
+      // Wait for the peer to finish before closing, so nothing is reset.
+      while ((await conn.read(buffer)) !== null) { /* drain */ }
+    } catch {
+      // The relay closing mid-test is fine for an echo target; tests assert on their side.
+    } finally {
+      try {
+        conn.close();
+      } catch { /* already closed */ }
+    }
+  };
+  const accepting = (async () => {
+    for await (const conn of listener) {
+      const session = serve(conn);
+      sessions.add(session);
+      session.finally(() => sessions.delete(session));
+    }
+  })();
+  return {
+    port: (listener.addr as Deno.NetAddr).port,
+    close: async () => {
+      listener.close();
+      await accepting;
+      await Promise.allSettled([...sessions]);
+    },
+  };
+}
+
+/** Sends a SOCKS5 greeting and CONNECT; returns the connection and the REP code. */
+export async function socksConnect(
+  localPort: number,
+  target: Address,
+): Promise<{ conn: Deno.TcpConn; reply: number }> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: localPort });
+  try {
+    await writeAll(conn, Uint8Array.of(5, 1, 0));
+    const choice = await readExact(conn, new Uint8Array(2));
+    if (!choice || choice[1] !== 0) throw new Error(`Method refused: ${choice}`);
+    await writeAll(conn, Uint8Array.of(5, 1, 0, ...encodeAddress(target)));
+    const head = await readExact(conn, new Uint8Array(4));
+    if (!head) throw new Error("No SOCKS5 reply");
+    const addressLength = head[3] === 1 ? 4 + 2 : head[3] === 4 ? 16 + 2 : 0;
+    if (addressLength === 0) throw new Error(`Unexpected ATYP in reply: ${head[3]}`);
+    await readExact(conn, new Uint8Array(addressLength));
+    return { conn, reply: head[1]! };
+  } catch (error) {
+    conn.close();
+    throw error;
+  }
+}
+
+/** Reads until end of stream; returns everything read. */
+export async function readAll(conn: Deno.Conn, limit = 256 * 1024 * 1024): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  let total = 0;
+  const buffer = new Uint8Array(64 * 1024);
+  for (;;) {
+    const n = await conn.read(buffer);
+    if (n === null) break;
+    parts.push(buffer.slice(0, n));
+    total += n;
+    if (total > limit) throw new Error(`Read more than ${limit} bytes`);
+  }
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}
+
+/** Polls `condition` every 10 ms until it holds or `timeoutMs` passes. */
+export async function waitFor(condition: () => boolean, timeoutMs = 5000, what = "condition") {
+  const until = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > until) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+export function localhostTarget(port: number): Address {
+  return { type: "ipv4", host: "127.0.0.1", port };
+}

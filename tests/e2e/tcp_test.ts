@@ -1,0 +1,164 @@
+import { createHash } from "node:crypto";
+import { Reply } from "../../protocol/socks5.ts";
+import { writeAll } from "../../relay/io.ts";
+import { assertEquals } from "../_assert.ts";
+import {
+  AEAD_METHODS,
+  localhostTarget,
+  readAll,
+  socksConnect,
+  startChain,
+  startEchoServer,
+  waitFor,
+} from "./_harness.ts";
+
+/** Deterministic pseudo-random bytes (xorshift), so no 64 MiB buffer is kept around. */
+function* pattern(total: number, seed: number, piece = 256 * 1024): Generator<Uint8Array> {
+  let x = seed >>> 0 || 1;
+  for (let sent = 0; sent < total; sent += piece) {
+    const chunk = new Uint8Array(Math.min(piece, total - sent));
+    for (let i = 0; i < chunk.length; i += 4) {
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      chunk[i] = x;
+      chunk[i + 1] = x >>> 8;
+      chunk[i + 2] = x >>> 16;
+      chunk[i + 3] = x >>> 24;
+    }
+    yield chunk;
+  }
+}
+
+const MIB = 1024 * 1024;
+
+for (const method of [...AEAD_METHODS, "none"]) {
+  Deno.test(`64 MiB each way through local and server keep their SHA-256 with ${method}`, async () => {
+    const echo = startEchoServer();
+    const chain = await startChain(method);
+    try {
+      const { conn, reply } = await socksConnect(chain.local.addr.port, localhostTarget(echo.port));
+      assertEquals(reply, Reply.succeeded);
+      const sentHash = createHash("sha256");
+      const receivedHash = createHash("sha256");
+      let received = 0;
+      const reading = (async () => {
+        const buffer = new Uint8Array(256 * 1024);
+        for (;;) {
+          const n = await conn.read(buffer);
+          if (n === null) break;
+          receivedHash.update(buffer.subarray(0, n));
+          received += n;
+        }
+      })();
+      for (const chunk of pattern(64 * MIB, 0x5eed)) {
+        sentHash.update(chunk);
+        await writeAll(conn, chunk);
+      }
+      await conn.closeWrite();
+      await reading;
+      conn.close();
+      assertEquals(received, 64 * MIB);
+      assertEquals(receivedHash.digest("hex"), sentHash.digest("hex"));
+      await waitFor(() => chain.server.stats.statuses.OK === 1, 5000, "server OK");
+      await waitFor(() => chain.local.stats.statuses.OK === 1, 5000, "local OK");
+    } finally {
+      await chain.close();
+      await echo.close();
+    }
+  });
+}
+
+Deno.test("200 concurrent sessions each get their own bytes back", async () => {
+  const echo = startEchoServer();
+  const chain = await startChain("chacha20-ietf-poly1305");
+  try {
+    const sessions = Array.from({ length: 200 }, async (_, i) => {
+      const { conn, reply } = await socksConnect(chain.local.addr.port, localhostTarget(echo.port));
+      assertEquals(reply, Reply.succeeded);
+      const payload = new TextEncoder().encode(`session ${i} `.repeat(100 + i));
+      await writeAll(conn, payload);
+      await conn.closeWrite();
+      const echoed = await readAll(conn);
+      conn.close();
+      assertEquals(echoed, payload);
+    });
+    await Promise.all(sessions);
+    await waitFor(() => chain.server.stats.statuses.OK === 200, 10000, "200 server OKs");
+    assertEquals(chain.server.stats.active, 0);
+  } finally {
+    await chain.close();
+    await echo.close();
+  }
+});
+
+Deno.test("the target's half-close reaches the app while the app keeps sending", async () => {
+  // The target greets, half-closes, then still reads what the app sends and reports its size.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const target = (async () => {
+    const conn = await listener.accept();
+    await writeAll(conn, new TextEncoder().encode("hello"));
+    await conn.closeWrite();
+    const got = await readAll(conn);
+    conn.close();
+    return got.length;
+  })();
+  const chain = await startChain("aes-256-gcm");
+  try {
+    const { conn } = await socksConnect(chain.local.addr.port, localhostTarget(listener.addr.port));
+    assertEquals(new TextDecoder().decode(await readAll(conn)), "hello");
+    // Our read side saw EOF; our write side is still open end to end.
+    await writeAll(conn, new Uint8Array(300_000).fill(1));
+    await conn.closeWrite();
+    assertEquals(await target, 300_000);
+    conn.close();
+  } finally {
+    listener.close();
+    await chain.close();
+  }
+});
+
+Deno.test("the app's half-close reaches the target while the target keeps sending", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const target = (async () => {
+    const conn = await listener.accept();
+    const got = await readAll(conn); // ends when the app half-closes
+    await writeAll(conn, new Uint8Array(200_000).fill(2));
+    await writeAll(conn, new TextEncoder().encode(`got ${got.length}`));
+    conn.close();
+  })();
+  const chain = await startChain("aes-128-gcm");
+  try {
+    const { conn } = await socksConnect(chain.local.addr.port, localhostTarget(listener.addr.port));
+    await writeAll(conn, new Uint8Array(12345));
+    await conn.closeWrite();
+    const back = await readAll(conn);
+    conn.close();
+    assertEquals(back.length, 200_000 + "got 12345".length);
+    assertEquals(new TextDecoder().decode(back.subarray(200_000)), "got 12345");
+    await target;
+  } finally {
+    listener.close();
+    await chain.close();
+  }
+});
+
+Deno.test("a domain-name target is resolved by the server", async () => {
+  const echo = startEchoServer();
+  const chain = await startChain("chacha20-ietf-poly1305");
+  try {
+    const { conn, reply } = await socksConnect(chain.local.addr.port, {
+      type: "domain",
+      host: "localhost",
+      port: echo.port,
+    });
+    assertEquals(reply, Reply.succeeded);
+    await writeAll(conn, new TextEncoder().encode("by name"));
+    await conn.closeWrite();
+    assertEquals(new TextDecoder().decode(await readAll(conn)), "by name");
+    conn.close();
+  } finally {
+    await chain.close();
+    await echo.close();
+  }
+});
