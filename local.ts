@@ -4,7 +4,8 @@
  *
  * Stages of one session:
  *   1. greeting → method selection (no-auth only; 0xFF when the client does not offer it)
- *   2. request → CONNECT only (REP 0x07 for others, 0x08 for unknown address types)
+ *   2. request → CONNECT, or UDP ASSOCIATE when `mode` includes UDP (relay/socks_udp_associate.ts);
+ *      REP 0x07 for other commands and for CONNECT in `udp_only`, 0x08 for unknown address types
  *   3. connect to the Shadowsocks server (REP 0x05/0x04/0x03/0x06/0x01 on failure)
  *   4. reply success with the local address of that server connection
  *   5. first write to the server: salt + address header + the app's first bytes, in one write
@@ -18,6 +19,7 @@ import { addressFromHost, encodeAddress, formatAddress } from "./protocol/addres
 import { ProtocolError, type SessionStatus } from "./protocol/errors.ts";
 import {
   CMD_CONNECT,
+  CMD_UDP_ASSOCIATE,
   encodeReply,
   METHOD_NO_AUTH,
   METHOD_NONE_ACCEPTABLE,
@@ -27,13 +29,25 @@ import {
   SOCKS_VERSION,
   SocksRequestError,
 } from "./protocol/socks5.ts";
+import { assertUdpMethod } from "./protocol/udp_packet.ts";
 import { BufferedConn } from "./relay/buffered_conn.ts";
 import { Deadline } from "./relay/deadline.ts";
 import { closeQuietly, concatBytes, writeAll } from "./relay/io.ts";
 import { type Logger, silentLogger } from "./relay/log.ts";
 import { relay } from "./relay/pipe.ts";
-import { type RunningService, serveConnections, type ServiceOptions } from "./relay/service.ts";
+import {
+  type ByteCounter,
+  type RunningService,
+  serveConnections,
+  type ServiceOptions,
+} from "./relay/service.ts";
 import { ShadowsocksStream } from "./relay/shadowsocks_stream.ts";
+import {
+  createAssociationTable,
+  serveUdpAssociate,
+  type UdpAssociateContext,
+} from "./relay/socks_udp_associate.ts";
+import { createUdpStats } from "./relay/udp_stats.ts";
 
 export type { RunningService, ServiceOptions };
 
@@ -49,6 +63,8 @@ interface LocalContext {
   method: MethodInfo;
   masterKey: Uint8Array;
   logger: Logger;
+  /** Present when `mode` includes UDP. */
+  udp?: UdpAssociateContext;
 }
 
 /** Starts the SOCKS5 local listener on `config.localAddress:config.localPort`. */
@@ -58,6 +74,7 @@ export function startLocal(
 ): Promise<RunningService> {
   const method = findMethod(config.method);
   if (!method) throw new RangeError(`Invalid method "${config.method}"`);
+  if (config.mode !== "tcp_only") assertUdpMethod(method);
   const logger = options.logger ?? silentLogger;
   const context: LocalContext = {
     config,
@@ -66,11 +83,38 @@ export function startLocal(
     logger,
   };
   const listener = Deno.listen({ hostname: config.localAddress, port: config.localPort });
-  const service = serveConnections(
+  if (config.mode !== "tcp_only") {
+    const stats = createUdpStats();
+    const associations = createAssociationTable({
+      capacity: config.udpMaxAssociations,
+      idleMs: config.udpTimeout * 1000,
+      stats,
+    });
+    context.udp = {
+      method,
+      masterKey: context.masterKey,
+      server: config.server,
+      serverPort: config.serverPort,
+      associations,
+      stats,
+      logger,
+    };
+  }
+  const tcp = serveConnections(
     listener,
-    (conn, signal) => serveSocksSession(conn, context, signal),
+    (conn, signal, countBytes) => serveSocksSession(conn, context, signal, countBytes),
     { ...options, logger, name: "local" },
   );
+  const udp = context.udp;
+  // Associations end with their control connections; the table only has its timer left.
+  const service: RunningService = udp
+    ? {
+      ...tcp,
+      udpStats: udp.stats,
+      closed: tcp.closed.then(() => udp.associations.close()),
+      close: () => tcp.close().then(() => udp.associations.close()),
+    }
+    : tcp;
   logger.info(
     `local SOCKS5 listening on ${service.addr.hostname}:${service.addr.port}, server ${
       formatAddress(addressFromHost(config.server, config.serverPort))
@@ -83,6 +127,7 @@ async function serveSocksSession(
   conn: Deno.TcpConn,
   context: LocalContext,
   signal: AbortSignal,
+  countBytes: ByteCounter,
 ): Promise<SessionStatus> {
   const { config, logger } = context;
   const started = Date.now();
@@ -113,7 +158,12 @@ async function serveSocksSession(
     return finishHandshakeError(error, deadline, finish);
   }
 
-  if (request.command !== CMD_CONNECT) {
+  if (request.command === CMD_UDP_ASSOCIATE && context.udp) {
+    deadline.clear();
+    const status = await serveUdpAssociate(conn, client, request.address, context.udp);
+    return finish(status, "udp associate");
+  }
+  if (request.command !== CMD_CONNECT || config.mode === "udp_only") {
     deadline.clear();
     await sendReply(conn, Reply.commandNotSupported);
     return finish("ERR_READ_ADDRESS", `unsupported command ${request.command}`);
@@ -152,7 +202,12 @@ async function serveSocksSession(
     stream.close();
     return finish("ERR_RELAY_TARGET", `cannot write to server: ${errorMessage(error)}`);
   }
-  const status = await relay(client, stream, { idleTimeoutMs: config.timeout * 1000, signal });
+  countBytes("uplink", firstPayload.length);
+  const status = await relay(client, stream, {
+    idleTimeoutMs: config.timeout * 1000,
+    signal,
+    onBytes: countBytes,
+  });
   return finish(status, formatAddress(request.address));
 }
 

@@ -11,6 +11,11 @@
  *
  * Probe handling: after an authentication or parse failure the server sends nothing and does not
  * close early; it reads and discards until the client closes or the handshake deadline passes.
+ *
+ * UDP (`mode` `tcp_and_udp` or `udp_only`) listens on the same port number; each datagram is
+ * opened, its target checked against the same policy and relayed through a per-client NAT
+ * association (relay/datagram_service.ts). Invalid datagrams are dropped and counted, never
+ * answered.
  * @module
  */
 import type { ServerConfig } from "./config/types.ts";
@@ -19,13 +24,24 @@ import { findMethod, type MethodInfo } from "./crypto/methods.ts";
 import { type Address, decodeAddress, formatAddress } from "./protocol/address.ts";
 import { ProtocolError, type SessionStatus } from "./protocol/errors.ts";
 import { ReplayFilter } from "./protocol/replay_filter.ts";
+import { assertUdpMethod } from "./protocol/udp_packet.ts";
+import { serveDatagrams } from "./relay/datagram_service.ts";
 import { Deadline } from "./relay/deadline.ts";
 import { connectDirect } from "./relay/direct.ts";
 import { closeQuietly, concatBytes, writeAll } from "./relay/io.ts";
 import { type Logger, silentLogger } from "./relay/log.ts";
 import { relay } from "./relay/pipe.ts";
-import { type RunningService, serveConnections, type ServiceOptions } from "./relay/service.ts";
+import {
+  type ByteCounter,
+  combineServices,
+  type RunningService,
+  serveConnections,
+  type ServiceOptions,
+  type UdpService,
+} from "./relay/service.ts";
 import { ShadowsocksStream } from "./relay/shadowsocks_stream.ts";
+import { serverUdpCodec } from "./relay/shadowsocks_udp.ts";
+import { UdpSocket } from "./relay/udp_socket.ts";
 
 export type { RunningService, ServiceOptions };
 
@@ -43,13 +59,17 @@ interface ServerContext {
   logger: Logger;
 }
 
-/** Starts a Shadowsocks server listening on `config.address:config.port` (TCP). */
+/**
+ * Starts a Shadowsocks server on `config.address:config.port`: TCP, UDP or both by `mode`. With
+ * both and port 0, UDP binds the port number TCP got. Rejects when that UDP port is taken.
+ */
 export function startServer(
   config: ServerConfig,
   options: ServiceOptions = {},
 ): Promise<RunningService> {
   const method = findMethod(config.method);
   if (!method) throw new RangeError(`Invalid method "${config.method}"`);
+  if (config.mode !== "tcp_only") assertUdpMethod(method);
   const logger = options.logger ?? silentLogger;
   const context: ServerContext = {
     config,
@@ -58,14 +78,38 @@ export function startServer(
     replayFilter: new ReplayFilter(),
     logger,
   };
-  const listener = Deno.listen({ hostname: config.address, port: config.port });
-  const service = serveConnections(
-    listener,
-    (conn, signal) => serveSession(conn, context, signal),
-    { ...options, logger, name: "server" },
-  );
+  let tcp: RunningService | undefined;
+  if (config.mode !== "udp_only") {
+    const listener = Deno.listen({ hostname: config.address, port: config.port });
+    tcp = serveConnections(
+      listener,
+      (conn, signal, countBytes) => serveSession(conn, context, signal, countBytes),
+      { ...options, logger, name: "server" },
+    );
+  }
+  let udp: UdpService | undefined;
+  if (config.mode !== "tcp_only") {
+    let socket: UdpSocket;
+    try {
+      socket = UdpSocket.bind(config.address, tcp?.addr.port ?? config.port);
+    } catch (error) {
+      if (!tcp) throw error;
+      return tcp.close().then(() => Promise.reject(error));
+    }
+    udp = serveDatagrams(socket, serverUdpCodec(method, context.masterKey), {
+      name: "server",
+      logger,
+      maxAssociations: config.udpMaxAssociations,
+      idleTimeoutMs: config.udpTimeout * 1000,
+      allowPrivateTargets: config.allowPrivateTargets,
+      ipv6First: config.ipv6First,
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+  }
+  const service = combineServices(tcp, udp);
+  const transports = [tcp && "tcp", udp && "udp"].filter(Boolean).join(" and ");
   logger.info(
-    `server listening on ${formatHostPort(service.addr)} (${method.name}, tcp)`,
+    `server listening on ${formatHostPort(service.addr)} (${method.name}, ${transports})`,
   );
   return Promise.resolve(service);
 }
@@ -74,6 +118,7 @@ async function serveSession(
   conn: Deno.TcpConn,
   context: ServerContext,
   signal: AbortSignal,
+  countBytes: ByteCounter,
 ): Promise<SessionStatus> {
   const { config, logger } = context;
   const peer = formatHostPort(conn.remoteAddr);
@@ -135,9 +180,11 @@ async function serveSession(
     closeQuietly(target);
     return finish("ERR_RELAY_TARGET", errorMessage(error));
   }
+  countBytes("uplink", initialPayload.length);
   const status = await relay(stream, target, {
     idleTimeoutMs: config.timeout * 1000,
     signal,
+    onBytes: countBytes,
   });
   return finish(status, formatAddress(address));
 }

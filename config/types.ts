@@ -46,3 +46,10 @@ export interface LocalConfig extends CommonConfig {
   localAddress: string;
   localPort: number;
 }
+
+/** `ssdeno tunnel`: like `ss-tunnel`, a local port forwarded to one fixed target via the server. */
+export interface TunnelConfig extends LocalConfig {
+  /** The fixed target (`tunnel_address`, `-L host:port`): a name or IP literal, no brackets. */
+  tunnelHost: string;
+  tunnelPort: number;
+}

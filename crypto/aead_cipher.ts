@@ -6,7 +6,7 @@
 import { ProtocolError } from "../protocol/errors.ts";
 import type { AeadPrimitive } from "./aead_primitive.ts";
 import type { AeadAlgorithm } from "./methods.ts";
-import { createNodeAead } from "./node_aead.ts";
+import { createAeadPrimitive } from "./backend.ts";
 
 const NONCE_SIZE = 12;
 
@@ -25,7 +25,7 @@ export class AeadCipher {
   readonly #nonce = new Uint8Array(NONCE_SIZE);
 
   constructor(algorithm: AeadAlgorithm, subkey: Uint8Array) {
-    this.#primitive = createNodeAead(algorithm, subkey);
+    this.#primitive = createAeadPrimitive(algorithm, subkey);
   }
 
   get tagSize(): number {
@@ -37,6 +37,35 @@ export class AeadCipher {
     const sealed = this.#primitive.seal(this.#nonce, plaintext);
     incrementNonce(this.#nonce);
     return sealed;
+  }
+
+  /** Like `seal`, writing ciphertext and tag to the start of `out`; returns the count. */
+  sealInto(plaintext: Uint8Array, out: Uint8Array): number {
+    let written: number;
+    if (this.#primitive.sealInto) {
+      written = this.#primitive.sealInto(this.#nonce, plaintext, out);
+    } else {
+      const sealed = this.#primitive.seal(this.#nonce, plaintext);
+      out.set(sealed);
+      written = sealed.length;
+    }
+    incrementNonce(this.#nonce);
+    return written;
+  }
+
+  /** Like `open`, writing the plaintext to the start of `out`; returns its length. */
+  openInto(sealed: Uint8Array, out: Uint8Array): number {
+    let length: number;
+    if (this.#primitive.openInto) {
+      length = this.#primitive.openInto(this.#nonce, sealed, out);
+    } else {
+      const plain = this.#primitive.open(this.#nonce, sealed);
+      if (plain !== null) out.set(plain);
+      length = plain === null ? -1 : plain.length;
+    }
+    if (length < 0) throw new ProtocolError("ERR_CIPHER", "Authentication failed: tag mismatch");
+    incrementNonce(this.#nonce);
+    return length;
   }
 
   /** Decrypts one unit; a failed tag throws `ProtocolError("ERR_CIPHER")`. */

@@ -48,6 +48,37 @@ const AEAD_METHODS: readonly MethodInfo[] = [
   },
 ];
 
+/**
+ * The 2022 edition (SIP022). TCP uses `algorithm` with a BLAKE3 session subkey; UDP hides a
+ * separate header with AES (the AES methods) or uses XChaCha20-Poly1305 (the ChaCha method).
+ */
+const AEAD_2022_METHODS: readonly MethodInfo[] = [
+  {
+    name: "2022-blake3-aes-128-gcm",
+    family: "aead2022",
+    keySize: 16,
+    saltSize: 16,
+    tagSize: 16,
+    algorithm: "aes-128-gcm",
+  },
+  {
+    name: "2022-blake3-aes-256-gcm",
+    family: "aead2022",
+    keySize: 32,
+    saltSize: 32,
+    tagSize: 16,
+    algorithm: "aes-256-gcm",
+  },
+  {
+    name: "2022-blake3-chacha20-poly1305",
+    family: "aead2022",
+    keySize: 32,
+    saltSize: 32,
+    tagSize: 16,
+    algorithm: "chacha20-poly1305",
+  },
+];
+
 /** `none` (alias `plain`) sends the address header and data in clear: for testing only. */
 const NONE_METHOD: MethodInfo = {
   name: "none",
@@ -59,6 +90,7 @@ const NONE_METHOD: MethodInfo = {
 
 const METHODS = new Map<string, MethodInfo>([
   ...AEAD_METHODS.map((m) => [m.name, m] as const),
+  ...AEAD_2022_METHODS.map((m) => [m.name, m] as const),
   ["none", NONE_METHOD],
   ["plain", NONE_METHOD],
 ]);

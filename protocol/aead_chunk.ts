@@ -38,12 +38,8 @@ export function sealChunks(
     const piece = payload.subarray(offset, Math.min(offset + maxPayload, payload.length));
     lengthBytes[0] = piece.length >> 8;
     lengthBytes[1] = piece.length & 0xff;
-    const sealedLengthBlock = cipher.seal(lengthBytes);
-    out.set(sealedLengthBlock, at);
-    at += sealedLengthBlock.length;
-    const sealedPiece = cipher.seal(piece);
-    out.set(sealedPiece, at);
-    at += sealedPiece.length;
+    at += cipher.sealInto(lengthBytes, out.subarray(at));
+    at += cipher.sealInto(piece, out.subarray(at));
   }
   return out;
 }
@@ -63,6 +59,7 @@ export interface ChunkStep {
 export class ChunkDecoder {
   readonly #cipher: AeadCipher;
   readonly #maxPayload: number;
+  readonly #lengthBytes = new Uint8Array(LENGTH_SIZE);
   #pendingLength = -1;
 
   constructor(cipher: AeadCipher, maxPayload: number = MAX_AEAD_PAYLOAD) {
@@ -87,7 +84,8 @@ export class ChunkDecoder {
     let consumed = 0;
     if (this.#pendingLength < 0) {
       if (input.length < LENGTH_SIZE + tag) return { consumed: 0, payload: null };
-      const lengthBytes = this.#cipher.open(input.subarray(0, LENGTH_SIZE + tag));
+      const lengthBytes = this.#lengthBytes;
+      this.#cipher.openInto(input.subarray(0, LENGTH_SIZE + tag), lengthBytes);
       const length = (lengthBytes[0]! << 8) | lengthBytes[1]!;
       if (length > this.#maxPayload) {
         throw new ProtocolError(

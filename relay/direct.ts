@@ -34,6 +34,35 @@ export async function resolveTarget(address: Address, ipv6First = false): Promis
 }
 
 /**
+ * Resolves `address` and keeps the IPs the target policy allows, in dialling order. Throws
+ * `ProtocolError` with `ERR_CONNECT` when resolution fails, or `ERR_TARGET_FORBIDDEN` when the
+ * policy refuses every resolved address. TCP and UDP relays share this check.
+ */
+export async function resolveAllowedTarget(
+  address: Address,
+  options: Pick<DirectOptions, "allowPrivateTargets" | "ipv6First"> = {},
+): Promise<string[]> {
+  const resolved = await resolveTarget(address, options.ipv6First ?? false);
+  return allowedTargets(address, resolved, options.allowPrivateTargets ?? false);
+}
+
+/** The IPs of `resolved` the policy allows; throws `ERR_TARGET_FORBIDDEN` when none is. */
+export function allowedTargets(
+  address: Address,
+  resolved: readonly string[],
+  allowPrivateTargets: boolean,
+): string[] {
+  const allowed = allowPrivateTargets ? [...resolved] : resolved.filter((ip) => !isForbiddenIp(ip));
+  if (allowed.length === 0) {
+    throw new ProtocolError(
+      "ERR_TARGET_FORBIDDEN",
+      `Target ${formatAddress(address)} is not a public address`,
+    );
+  }
+  return allowed;
+}
+
+/**
  * Connects to `address`. Throws `ProtocolError` with `ERR_TARGET_FORBIDDEN` when the policy
  * refuses every resolved address, or `ERR_CONNECT` when no address accepts.
  */
@@ -41,16 +70,7 @@ export async function connectDirect(
   address: Address,
   options: DirectOptions = {},
 ): Promise<Deno.TcpConn> {
-  const resolved = await resolveTarget(address, options.ipv6First ?? false);
-  const allowed = options.allowPrivateTargets
-    ? resolved
-    : resolved.filter((ip) => !isForbiddenIp(ip));
-  if (allowed.length === 0) {
-    throw new ProtocolError(
-      "ERR_TARGET_FORBIDDEN",
-      `Target ${formatAddress(address)} is not a public address`,
-    );
-  }
+  const allowed = await resolveAllowedTarget(address, options);
   let lastError: unknown;
   for (const hostname of allowed) {
     try {

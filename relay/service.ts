@@ -6,6 +6,7 @@
 import type { SessionStatus } from "../protocol/errors.ts";
 import { closeQuietly } from "./io.ts";
 import type { Logger } from "./log.ts";
+import type { UdpStats } from "./udp_stats.ts";
 
 /** Counters one service keeps; read by tests and by the stats log. */
 export interface ServiceStats {
@@ -18,19 +19,24 @@ export interface ServiceStats {
   bytesDownlink: number;
 }
 
+/** A zero counter for every status. */
+export function createStatusCounts(): Record<SessionStatus, number> {
+  return {
+    OK: 0,
+    ERR_CIPHER: 0,
+    ERR_REPLAY: 0,
+    ERR_READ_ADDRESS: 0,
+    ERR_TARGET_FORBIDDEN: 0,
+    ERR_CONNECT: 0,
+    ERR_RELAY_CLIENT: 0,
+    ERR_RELAY_TARGET: 0,
+    ERR_TIMEOUT: 0,
+  };
+}
+
 export function createStats(): ServiceStats {
   return {
-    statuses: {
-      OK: 0,
-      ERR_CIPHER: 0,
-      ERR_REPLAY: 0,
-      ERR_READ_ADDRESS: 0,
-      ERR_TARGET_FORBIDDEN: 0,
-      ERR_CONNECT: 0,
-      ERR_RELAY_CLIENT: 0,
-      ERR_RELAY_TARGET: 0,
-      ERR_TIMEOUT: 0,
-    },
+    statuses: createStatusCounts(),
     active: 0,
     bytesUplink: 0,
     bytesDownlink: 0,
@@ -39,8 +45,14 @@ export function createStats(): ServiceStats {
 
 /** A started service. */
 export interface RunningService {
+  /** The TCP listener's address (the UDP socket's for a UDP-only service). */
   readonly addr: Deno.NetAddr;
+  /** TCP session counters (all zero for a UDP-only service). */
   readonly stats: ServiceStats;
+  /** The UDP socket's address, when the service relays UDP. */
+  readonly udpAddr?: Deno.NetAddr;
+  /** UDP counters, when the service relays UDP. */
+  readonly udpStats?: UdpStats;
   /** Resolves when the service has stopped and every session has ended. */
   readonly closed: Promise<void>;
   /** Stops accepting, waits for sessions (up to the grace period), then closes them. */
@@ -54,8 +66,18 @@ export interface ServiceOptions {
   graceMs?: number;
 }
 
-/** One session: handles a connection and returns how it ended. `signal` fires on shutdown. */
-export type SessionHandler = (conn: Deno.TcpConn, signal: AbortSignal) => Promise<SessionStatus>;
+/** Counts relayed plaintext bytes into the service's stats. */
+export type ByteCounter = (direction: "uplink" | "downlink", count: number) => void;
+
+/**
+ * One session: handles a connection and returns how it ended. `signal` fires on shutdown;
+ * `countBytes` adds to the service's byte counters.
+ */
+export type SessionHandler = (
+  conn: Deno.TcpConn,
+  signal: AbortSignal,
+  countBytes: ByteCounter,
+) => Promise<SessionStatus>;
 
 /** Runs `handler` for every connection accepted on `listener` until shutdown. */
 export function serveConnections(
@@ -69,13 +91,18 @@ export function serveConnections(
   const { logger, name } = options;
   const graceMs = options.graceMs ?? 5000;
 
+  const countBytes: ByteCounter = (direction, count) => {
+    if (direction === "uplink") stats.bytesUplink += count;
+    else stats.bytesDownlink += count;
+  };
+
   const runSession = async (conn: Deno.TcpConn) => {
     stats.active++;
     const onShutdown = () => closeQuietly(conn);
     shutdown.signal.addEventListener("abort", onShutdown, { once: true });
     let status: SessionStatus;
     try {
-      status = await handler(conn, shutdown.signal);
+      status = await handler(conn, shutdown.signal, countBytes);
     } catch (error) {
       // A handler maps every expected failure to a status; anything reaching here is a bug
       // worth a human's eye, but it must not take the service down.
@@ -124,4 +151,36 @@ export function serveConnections(
   options.signal?.addEventListener("abort", () => close(), { once: true });
   if (options.signal?.aborted) close();
   return { addr: listener.addr, stats, closed: stopped.promise, close };
+}
+
+/** The UDP half of a service: a datagram relay with the same lifecycle as `RunningService`. */
+export interface UdpService {
+  readonly addr: Deno.NetAddr;
+  readonly stats: UdpStats;
+  readonly closed: Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * Joins the TCP and UDP halves of one service (`mode`) into one `RunningService`; at least one
+ * must be given. Closing it closes both.
+ */
+export function combineServices(
+  tcp: RunningService | undefined,
+  udp: UdpService | undefined,
+): RunningService {
+  if (!tcp && !udp) throw new RangeError("Invalid service: neither TCP nor UDP is running");
+  if (!udp) return tcp!;
+  const close = async () => {
+    await Promise.all([tcp?.close(), udp.close()]);
+  };
+  const closed = Promise.all([tcp?.closed, udp.closed]).then(() => {});
+  return {
+    addr: tcp?.addr ?? udp.addr,
+    stats: tcp?.stats ?? createStats(),
+    udpAddr: udp.addr,
+    udpStats: udp.stats,
+    closed,
+    close,
+  };
 }

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { Reply } from "../../protocol/socks5.ts";
-import { writeAll } from "../../relay/io.ts";
+import { readExact, writeAll } from "../../relay/io.ts";
 import { assertEquals } from "../_assert.ts";
 import {
   AEAD_METHODS,
@@ -62,6 +62,9 @@ for (const method of [...AEAD_METHODS, "none"]) {
       assertEquals(receivedHash.digest("hex"), sentHash.digest("hex"));
       await waitFor(() => chain.server.stats.statuses.OK === 1, 5000, "server OK");
       await waitFor(() => chain.local.stats.statuses.OK === 1, 5000, "local OK");
+      for (const side of [chain.server.stats, chain.local.stats]) {
+        assertEquals([side.bytesUplink, side.bytesDownlink], [64 * MIB, 64 * MIB]);
+      }
     } finally {
       await chain.close();
       await echo.close();
@@ -156,6 +159,48 @@ Deno.test("a domain-name target is resolved by the server", async () => {
     await writeAll(conn, new TextEncoder().encode("by name"));
     await conn.closeWrite();
     assertEquals(new TextDecoder().decode(await readAll(conn)), "by name");
+    conn.close();
+  } finally {
+    await chain.close();
+    await echo.close();
+  }
+});
+
+Deno.test("a silent session is closed at the idle timeout on both sides", async () => {
+  const echo = startEchoServer();
+  const chain = await startChain("aes-128-gcm", {
+    server: { timeout: 0.3 },
+    local: { timeout: 0.6 },
+  });
+  try {
+    const { conn } = await socksConnect(chain.local.addr.port, localhostTarget(echo.port));
+    await writeAll(conn, new TextEncoder().encode("ping"));
+    const started = Date.now();
+    const back = await readAll(conn); // "ping", then EOF once the server gives up
+    conn.close();
+    assertEquals(new TextDecoder().decode(back), "ping");
+    const waited = Date.now() - started;
+    assertEquals(waited >= 250 && waited < 5000, true, `closed after ${waited} ms`);
+    await waitFor(() => chain.server.stats.statuses.ERR_TIMEOUT === 1, 5000, "server timeout");
+  } finally {
+    await chain.close();
+    await echo.close();
+  }
+});
+
+Deno.test("closing a service ends its live sessions after the grace period", async () => {
+  const echo = startEchoServer();
+  const chain = await startChain("chacha20-ietf-poly1305");
+  try {
+    const { conn } = await socksConnect(chain.local.addr.port, localhostTarget(echo.port));
+    await writeAll(conn, new TextEncoder().encode("x"));
+    // Once the echo came back the session is relaying (past its handshake).
+    assertEquals(Array.from((await readExact(conn, new Uint8Array(1)))!), [0x78]);
+    assertEquals(chain.server.stats.active, 1);
+    await chain.server.close();
+    assertEquals(chain.server.stats.active, 0);
+    assertEquals(chain.server.stats.statuses.OK, 1);
+    await readAll(conn).catch(() => new Uint8Array(0));
     conn.close();
   } finally {
     await chain.close();

@@ -1,0 +1,922 @@
+/**
+ * Side-by-side network benchmark: ssdeno against shadowsocks-libev, in one run, on loopback.
+ *
+ * ```
+ * iperf3 -c ─▶ tunnel (ss-tunnel | ssdeno tunnel) ══AEAD══▶ server (ss-server | ssdeno server) ─▶ iperf3 -s
+ * ```
+ *
+ * Three measurements per AEAD method, each repeated and reported as a median (with min–max):
+ * - throughput: iperf3, 1 and 8 streams, upload (client → target) and download (`-R`), Gbit/s;
+ * - idle memory: RSS growth of the server and the tunnel per connection held open end to end
+ *   (each connection sends one byte and waits for its echo, so every hop exists), KiB;
+ * - setup: wall time of N sequential short connections (connect, one byte, echo, close), ms.
+ *
+ * Until ssdeno has a tunnel command, its chain is "libev ss-tunnel → ssdeno server", which
+ * measures the ssdeno server side only (the table says so).
+ *
+ * Run: `deno task bench:net [flags]`. Flags:
+ *   --quick                 smoke test (CI): chacha20-ietf-poly1305, 1 s runs, 50 idle / 100
+ *                           setup connections, 1 repeat; prints, writes no file unless --out
+ *   --methods a,b           AEAD methods (default: all three)
+ *   --duration S            seconds per iperf3 run (default 5)
+ *   --repeat N              repetitions of every case, chains interleaved (default 3)
+ *   --idle N                idle connections for the memory test (default 1000)
+ *   --setup N               sequential connections for the setup test (default 2000)
+ *   --only list             throughput,memory,setup (default all)
+ *   --streams list          iperf3 parallel streams (default 1,8)
+ *   --variant NAME=DIR[:K=V,K=V]  an ssdeno build (a directory holding main.ts) and environment;
+ *                           repeatable; default "ssdeno" = this checkout. Used to compare levers.
+ *   --no-libev              leave the libev chain out (lever comparisons between variants)
+ *   --out FILE              markdown output (default bench/results.md; none with --quick)
+ *   --readme                also replace the block between <!-- bench:start --> and
+ *                           <!-- bench:end --> in README.md
+ *   --verbose               show the children's stderr
+ *
+ * Every child process is started here and ended here by its PID (SIGTERM, then SIGKILL after
+ * 2 s), on success, on failure and on SIGINT/SIGTERM. Only 127.0.0.1 is used.
+ * @module
+ */
+
+const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+const PASSWORD = "bench-password-not-secret";
+const HOST = "127.0.0.1";
+const ALL_METHODS = ["aes-128-gcm", "aes-256-gcm", "chacha20-ietf-poly1305"];
+const KILL_GRACE_MS = 2000;
+const READY_TIMEOUT_MS = 15_000;
+/** USER_HZ of /proc/PID/stat: 100 on Linux x86_64 and arm64 (`getconf CLK_TCK`). */
+const CLOCK_TICKS_PER_SECOND = 100;
+
+interface Variant {
+  name: string;
+  dir: string;
+  env: Record<string, string>;
+}
+
+interface Options {
+  quick: boolean;
+  methods: string[];
+  duration: number;
+  repeat: number;
+  idle: number;
+  setup: number;
+  only: Set<string>;
+  streams: number[];
+  variants: Variant[];
+  libev: boolean;
+  out: string | undefined;
+  readme: boolean;
+  verbose: boolean;
+}
+
+function parseOptions(args: string[]): Options {
+  const quick = args.includes("--quick");
+  const options: Options = {
+    quick,
+    methods: quick ? ["chacha20-ietf-poly1305"] : ALL_METHODS,
+    duration: quick ? 1 : 5,
+    repeat: quick ? 1 : 3,
+    idle: quick ? 50 : 1000,
+    setup: quick ? 100 : 2000,
+    only: new Set(["throughput", "memory", "setup"]),
+    streams: [1, 8],
+    variants: [],
+    libev: true,
+    out: quick ? undefined : `${ROOT}/bench/results.md`,
+    readme: false,
+    verbose: false,
+  };
+  const list = (value: string) => value.split(",").map((item) => item.trim()).filter(Boolean);
+  const count = (flag: string, value: string, min: number) => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min) {
+      throw new UsageError(`Invalid ${flag} "${value}": expected an integer of at least ${min}`);
+    }
+    return n;
+  };
+  for (let i = 0; i < args.length; i++) {
+    const flag = args[i]!;
+    const value = () => {
+      const next = args[++i];
+      if (next === undefined) throw new UsageError(`Missing value after ${flag}`);
+      return next;
+    };
+    switch (flag) {
+      case "--quick":
+        break;
+      case "--methods":
+        options.methods = list(value());
+        break;
+      case "--duration":
+        options.duration = count(flag, value(), 1);
+        break;
+      case "--repeat":
+        options.repeat = count(flag, value(), 1);
+        break;
+      case "--idle":
+        options.idle = count(flag, value(), 1);
+        break;
+      case "--setup":
+        options.setup = count(flag, value(), 1);
+        break;
+      case "--only":
+        options.only = new Set(list(value()));
+        break;
+      case "--streams":
+        options.streams = list(value()).map((s) => count(flag, s, 1));
+        break;
+      case "--variant":
+        options.variants.push(parseVariant(value()));
+        break;
+      case "--no-libev":
+        options.libev = false;
+        break;
+      case "--out":
+        options.out = value();
+        break;
+      case "--readme":
+        options.readme = true;
+        break;
+      case "--verbose":
+        options.verbose = true;
+        break;
+      default:
+        throw new UsageError(
+          `Unknown flag "${flag}": see the list at the top of bench/throughput.ts`,
+        );
+    }
+  }
+  for (const method of options.methods) {
+    if (!ALL_METHODS.includes(method)) {
+      throw new UsageError(`Invalid method "${method}": expected one of ${ALL_METHODS.join(", ")}`);
+    }
+  }
+  for (const part of options.only) {
+    if (!["throughput", "memory", "setup"].includes(part)) {
+      throw new UsageError(`Invalid --only "${part}": expected throughput, memory or setup`);
+    }
+  }
+  if (options.variants.length === 0) options.variants.push({ name: "ssdeno", dir: ROOT, env: {} });
+  return options;
+}
+
+/** `NAME=DIR[:K=V,K=V]` */
+function parseVariant(text: string): Variant {
+  const match = /^([\w.+-]+)=([^:]+)(?::(.*))?$/.exec(text);
+  if (!match) throw new UsageError(`Invalid --variant "${text}": expected NAME=DIR[:K=V,...]`);
+  const env: Record<string, string> = {};
+  for (const pair of (match[3] ?? "").split(",").filter(Boolean)) {
+    const [key, ...rest] = pair.split("=");
+    env[key!] = rest.join("=");
+  }
+  return { name: match[1]!, dir: match[2]!, env };
+}
+
+class UsageError extends Error {}
+
+// ---------------------------------------------------------------------------------------------
+// Child processes: started and ended only here, by PID.
+
+interface Child {
+  name: string;
+  pid: number;
+  process: Deno.ChildProcess;
+}
+
+const children = new Map<number, Child>();
+
+function spawn(
+  name: string,
+  command: string,
+  args: string[],
+  options: { cwd?: string; env?: Record<string, string>; verbose: boolean },
+): Child {
+  const process = new Deno.Command(command, {
+    args,
+    cwd: options.cwd ?? ROOT,
+    env: { NO_COLOR: "1", ...options.env },
+    stdin: "null",
+    stdout: "null",
+    stderr: options.verbose ? "inherit" : "null",
+  }).spawn();
+  const child = { name, pid: process.pid, process };
+  children.set(process.pid, child);
+  return child;
+}
+
+async function stop(child: Child): Promise<void> {
+  if (!children.delete(child.pid)) return;
+  const exited = child.process.status.then(() => true);
+  try {
+    Deno.kill(child.pid, "SIGTERM");
+  } catch (error) {
+    // Already exited: nothing to end.
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+  const inTime = await Promise.race([exited, delay(KILL_GRACE_MS).then(() => false)]);
+  if (!inTime) {
+    try {
+      Deno.kill(child.pid, "SIGKILL");
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
+    await child.process.status;
+  }
+}
+
+async function stopAll(): Promise<void> {
+  await Promise.all([...children.values()].map(stop));
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** True when something listens on TCP `port` (from /proc/net/tcp; no connection is made). */
+async function isListening(port: number): Promise<boolean> {
+  const hexPort = `:${port.toString(16).toUpperCase().padStart(4, "0")} `;
+  for (const file of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    let text: string;
+    try {
+      text = await Deno.readTextFile(file);
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) continue;
+      throw error;
+    }
+    for (const line of text.split("\n")) {
+      const fields = line.trim().split(/\s+/);
+      if (fields[1]?.endsWith(hexPort.trim()) && fields[3] === "0A") return true;
+    }
+  }
+  return false;
+}
+
+async function waitListening(child: Child, port: number): Promise<void> {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  while (!(await isListening(port))) {
+    if (!children.has(child.pid)) throw new Error(`${child.name} was stopped before listening`);
+    const status = await Promise.race([child.process.status, delay(25).then(() => undefined)]);
+    if (status) {
+      throw new Error(`${child.name} exited with code ${status.code} before listening on ${port}`);
+    }
+    if (Date.now() > deadline) throw new Error(`${child.name} did not listen on ${port} in time`);
+  }
+}
+
+function freePort(): number {
+  const listener = Deno.listen({ hostname: HOST, port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  return port;
+}
+
+/** User + system CPU time of a process so far, in seconds (from /proc/PID/stat). */
+async function readCpuSeconds(pid: number): Promise<number> {
+  const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+  // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
+}
+
+async function readRssKiB(pid: number): Promise<number> {
+  const status = await Deno.readTextFile(`/proc/${pid}/status`);
+  const match = /^VmRSS:\s+(\d+) kB$/m.exec(status);
+  if (!match) throw new Error(`No VmRSS in /proc/${pid}/status`);
+  return Number(match[1]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Chains.
+
+type Impl = { kind: "libev" } | { kind: "ssdeno"; variant: Variant };
+
+interface ChainSpec {
+  label: string;
+  server: Impl;
+  tunnel: Impl;
+}
+
+interface RunningChain {
+  spec: ChainSpec;
+  server: Child;
+  tunnel: Child;
+  port: number;
+}
+
+async function supportsTunnel(variant: Variant): Promise<boolean> {
+  const { stdout } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "main.ts", "--help"],
+    cwd: variant.dir,
+    env: { NO_COLOR: "1" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "null",
+    signal: AbortSignal.timeout(60_000),
+  }).output();
+  return /^\s+tunnel\s/m.test(new TextDecoder().decode(stdout));
+}
+
+async function startChain(
+  spec: ChainSpec,
+  method: string,
+  target: number,
+  options: Options,
+): Promise<RunningChain> {
+  const serverPort = freePort();
+  const server = startServerProcess(spec.server, method, serverPort, options);
+  try {
+    await waitListening(server, serverPort);
+    const port = freePort();
+    const tunnel = startTunnelProcess(spec.tunnel, method, serverPort, port, target, options);
+    const chain = { spec, server, tunnel, port };
+    try {
+      await waitListening(tunnel, port);
+    } catch (error) {
+      await stop(tunnel);
+      throw error;
+    }
+    return chain;
+  } catch (error) {
+    await stop(server);
+    throw error;
+  }
+}
+
+function startServerProcess(impl: Impl, method: string, port: number, options: Options): Child {
+  const common = ["-s", HOST, "-p", String(port), "-k", PASSWORD, "-m", method];
+  if (impl.kind === "libev") {
+    return spawn("ss-server", "ss-server", [...common, "--no-delay"], options);
+  }
+  return spawn(
+    `${impl.variant.name} server`,
+    Deno.execPath(),
+    ["run", "-A", "main.ts", "server", ...common, "--allow-private-targets", "-q"],
+    { ...options, cwd: impl.variant.dir, env: impl.variant.env },
+  );
+}
+
+function startTunnelProcess(
+  impl: Impl,
+  method: string,
+  serverPort: number,
+  port: number,
+  target: number,
+  options: Options,
+): Child {
+  const common = [
+    ...["-s", HOST, "-p", String(serverPort), "-b", HOST, "-l", String(port)],
+    ...["-k", PASSWORD, "-m", method, "-L", `${HOST}:${target}`],
+  ];
+  if (impl.kind === "libev") {
+    return spawn("ss-tunnel", "ss-tunnel", [...common, "--no-delay"], options);
+  }
+  return spawn(
+    `${impl.variant.name} tunnel`,
+    Deno.execPath(),
+    ["run", "-A", "main.ts", "tunnel", ...common, "-q"],
+    { ...options, cwd: impl.variant.dir, env: impl.variant.env },
+  );
+}
+
+async function stopChain(chain: RunningChain): Promise<void> {
+  await stop(chain.tunnel);
+  await stop(chain.server);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Measurements.
+
+/** One iperf3 client run through `port`: Gbit/s and bytes received. */
+async function iperf(
+  port: number,
+  streams: number,
+  reverse: boolean,
+  options: Options,
+): Promise<{ gbps: number; bytes: number }> {
+  const args = ["-c", HOST, "-p", String(port), "-t", String(options.duration), "-J"];
+  args.push("-P", String(streams), "--connect-timeout", "5000");
+  if (options.duration >= 4) args.push("-O", "1");
+  if (reverse) args.push("-R");
+  const { stdout } = await new Deno.Command("iperf3", {
+    args,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "null",
+    signal: AbortSignal.timeout((options.duration + 20) * 1000),
+  }).output();
+  const text = new TextDecoder().decode(stdout);
+  let report: {
+    error?: string;
+    end?: { sum_received?: { bits_per_second?: number; bytes?: number } };
+  };
+  try {
+    report = JSON.parse(text);
+  } catch {
+    throw new Error(`iperf3 printed no JSON report: ${text.slice(0, 200)}`);
+  }
+  const bits = report.end?.sum_received?.bits_per_second;
+  const bytes = report.end?.sum_received?.bytes;
+  if (report.error || bits === undefined || bytes === undefined) {
+    throw new Error(`iperf3 failed: ${report.error ?? "no sum_received in its report"}`);
+  }
+  return { gbps: bits / 1e9, bytes };
+}
+
+/** An in-process echo server: the target for the memory and setup tests. */
+function startEcho(): { port: number; close(): Promise<void> } {
+  const listener = Deno.listen({ hostname: HOST, port: 0 });
+  const conns = new Set<Deno.Conn>();
+  const sessions = new Set<Promise<void>>();
+  const serve = async (conn: Deno.Conn) => {
+    const buffer = new Uint8Array(4096);
+    try {
+      for (;;) {
+        const n = await conn.read(buffer);
+        if (n === null) break;
+        let written = 0;
+        while (written < n) written += await conn.write(buffer.subarray(written, n));
+      }
+    } catch (error) {
+      // A peer reset or our own close at shutdown ends the echo; anything else is a bug.
+      if (
+        !(error instanceof Deno.errors.ConnectionReset ||
+          error instanceof Deno.errors.BadResource ||
+          error instanceof Deno.errors.Interrupted || error instanceof Deno.errors.BrokenPipe)
+      ) throw error;
+    } finally {
+      conns.delete(conn);
+      closeQuietly(conn);
+    }
+  };
+  const accepting = (async () => {
+    for await (const conn of listener) {
+      conns.add(conn);
+      const session = serve(conn);
+      sessions.add(session);
+      session.finally(() => sessions.delete(session));
+    }
+  })();
+  return {
+    port: (listener.addr as Deno.NetAddr).port,
+    async close() {
+      listener.close();
+      for (const conn of conns) closeQuietly(conn);
+      await accepting;
+      await Promise.allSettled([...sessions]);
+    },
+  };
+}
+
+function closeQuietly(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch (error) {
+    if (!(error instanceof Deno.errors.BadResource)) throw error;
+  }
+}
+
+/** Connects through the chain and waits for the echo of one byte: every hop then exists. */
+async function openEchoed(port: number): Promise<Deno.TcpConn> {
+  const conn = await Deno.connect({ hostname: HOST, port });
+  try {
+    conn.setNoDelay(true);
+    await conn.write(Uint8Array.of(0x2a));
+    const reply = new Uint8Array(1);
+    const n = await conn.read(reply);
+    if (n !== 1 || reply[0] !== 0x2a) throw new Error("Echo through the chain failed");
+    return conn;
+  } catch (error) {
+    closeQuietly(conn);
+    throw error;
+  }
+}
+
+interface MemoryResult {
+  serverKiB: number;
+  tunnelKiB: number;
+}
+
+/** RSS growth per idle connection held through the chain, server and tunnel side. */
+async function measureIdle(chain: RunningChain, count: number): Promise<MemoryResult> {
+  // Warm up: code paths, JIT and lazily loaded libraries are not per-connection memory.
+  for (const conn of await openMany(chain.port, 20)) closeQuietly(conn);
+  await delay(500);
+  const serverBefore = await readRssKiB(chain.server.pid);
+  const tunnelBefore = await readRssKiB(chain.tunnel.pid);
+  const conns = await openMany(chain.port, count);
+  try {
+    await delay(1000);
+    const serverAfter = await readRssKiB(chain.server.pid);
+    const tunnelAfter = await readRssKiB(chain.tunnel.pid);
+    return {
+      serverKiB: (serverAfter - serverBefore) / count,
+      tunnelKiB: (tunnelAfter - tunnelBefore) / count,
+    };
+  } finally {
+    for (const conn of conns) closeQuietly(conn);
+  }
+}
+
+/** Opens `count` echoed connections, 50 at a time. */
+async function openMany(port: number, count: number): Promise<Deno.TcpConn[]> {
+  const conns: Deno.TcpConn[] = [];
+  try {
+    for (let at = 0; at < count; at += 50) {
+      const batch = Math.min(50, count - at);
+      conns.push(...await Promise.all(Array.from({ length: batch }, () => openEchoed(port))));
+    }
+  } catch (error) {
+    for (const conn of conns) closeQuietly(conn);
+    throw error;
+  }
+  return conns;
+}
+
+/** Milliseconds for `count` sequential connect + one byte + echo + close through the chain. */
+async function measureSetup(port: number, count: number): Promise<number> {
+  const started = performance.now();
+  for (let i = 0; i < count; i++) closeQuietly(await openEchoed(port));
+  return performance.now() - started;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statistics and output.
+
+interface Sample {
+  values: number[];
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+function formatSample(sample: Sample | undefined, digits: number): string {
+  if (!sample || sample.values.length === 0) return "–";
+  const m = median(sample.values).toFixed(digits);
+  if (sample.values.length === 1) return m;
+  const min = Math.min(...sample.values).toFixed(digits);
+  const max = Math.max(...sample.values).toFixed(digits);
+  return `${m} (${min}–${max})`;
+}
+
+function ratio(a: Sample | undefined, b: Sample | undefined): string {
+  if (!a || !b || a.values.length === 0 || b.values.length === 0) return "–";
+  const denominator = median(b.values);
+  return denominator === 0 ? "–" : (median(a.values) / denominator).toFixed(2);
+}
+
+async function machineLine(): Promise<string> {
+  const cpuinfo = await Deno.readTextFile("/proc/cpuinfo");
+  const model = /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1] ?? "unknown CPU";
+  const load = (await Deno.readTextFile("/proc/loadavg")).split(" ").slice(0, 3).join(" ");
+  const libev = await commandText("ss-server", ["-h"]);
+  const iperfVersion = await commandText("iperf3", ["--version"]);
+  return [
+    `${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC`,
+    `${navigator.hardwareConcurrency} × ${model}`,
+    `Deno ${Deno.version.deno}`,
+    /shadowsocks-libev [\d.]+/.exec(libev)?.[0] ?? "shadowsocks-libev ?",
+    /iperf [\d.]+/.exec(iperfVersion)?.[0] ?? "iperf3 ?",
+    `load average at start ${load}`,
+  ].join(" · ");
+}
+
+async function commandText(command: string, args: string[]): Promise<string> {
+  const { stdout, stderr } = await new Deno.Command(command, {
+    args,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return new TextDecoder().decode(stdout) + new TextDecoder().decode(stderr);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main(args: string[]): Promise<number> {
+  let options: Options;
+  try {
+    options = parseOptions(args);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      console.error(error.message);
+      return 2;
+    }
+    throw error;
+  }
+
+  const specs: ChainSpec[] = [];
+  const notes: string[] = [];
+  if (options.libev) {
+    specs.push({ label: "libev", server: { kind: "libev" }, tunnel: { kind: "libev" } });
+  }
+  for (const variant of options.variants) {
+    const ssdeno: Impl = { kind: "ssdeno", variant };
+    const hasTunnel = await supportsTunnel(variant);
+    const env = Object.entries(variant.env).map(([k, v]) => `${k}=${v}`).join(" ");
+    const label = hasTunnel ? variant.name : `${variant.name}*`;
+    specs.push({ label, server: ssdeno, tunnel: hasTunnel ? ssdeno : { kind: "libev" } });
+    notes.push(
+      `\`${label}\`: ${hasTunnel ? "ssdeno tunnel" : "libev ss-tunnel"} → ssdeno server` +
+        ` (${variant.dir === ROOT ? "this checkout" : variant.dir}${env ? `, ${env}` : ""})`,
+    );
+  }
+  if (specs.some((spec) => spec.label.endsWith("*"))) {
+    notes.push(
+      "`*`: ssdeno has no tunnel command yet, so only the server side is ssdeno's; " +
+        "the tunnel-side memory column is libev's.",
+    );
+  }
+  const header = await machineLine();
+  console.log(`# ssdeno vs shadowsocks-libev\n\n${header}\n`);
+  console.log(`chains: ${specs.map((spec) => spec.label).join(", ")}`);
+
+  const iperfServerPort = freePort();
+  const iperfServer = spawn("iperf3 -s", "iperf3", [
+    "-s",
+    "-B",
+    HOST,
+    "-p",
+    String(iperfServerPort),
+  ], options);
+  const echo = startEcho();
+  const throughput = new Map<string, Sample>();
+  const serverCpuPerGb = new Map<string, Sample>();
+  const tunnelCpuPerGb = new Map<string, Sample>();
+  const memory = new Map<string, { server: Sample; tunnel: Sample }>();
+  const setup = new Map<string, Sample>();
+  const key = (...parts: (string | number)[]) => parts.join("|");
+  const add = (map: Map<string, Sample>, k: string, value: number) => {
+    const sample = map.get(k) ?? { values: [] };
+    sample.values.push(value);
+    map.set(k, sample);
+  };
+
+  try {
+    await waitListening(iperfServer, iperfServerPort);
+    for (const method of options.methods) {
+      if (options.only.has("throughput")) {
+        const chains: RunningChain[] = [];
+        try {
+          for (const spec of specs) {
+            chains.push(await startChain(spec, method, iperfServerPort, options));
+          }
+          for (const streams of options.streams) {
+            for (const reverse of [false, true]) {
+              for (let rep = 0; rep < options.repeat; rep++) {
+                // Interleaved: each repetition runs every chain once, so drift hits all alike.
+                for (const chain of chains) {
+                  const serverCpu = await readCpuSeconds(chain.server.pid);
+                  const tunnelCpu = await readCpuSeconds(chain.tunnel.pid);
+                  const { gbps, bytes } = await iperf(chain.port, streams, reverse, options);
+                  // CPU seconds per GB relayed (= ns per byte): how hard each side worked,
+                  // which still shows a lever when the other side is the bottleneck.
+                  const gb = bytes / 1e9;
+                  const serverCost = (await readCpuSeconds(chain.server.pid) - serverCpu) / gb;
+                  const tunnelCost = (await readCpuSeconds(chain.tunnel.pid) - tunnelCpu) / gb;
+                  const k = key(method, streams, reverse ? "down" : "up", chain.spec.label);
+                  add(throughput, k, gbps);
+                  add(serverCpuPerGb, k, serverCost);
+                  add(tunnelCpuPerGb, k, tunnelCost);
+                  console.log(
+                    `${method} P${streams} ${reverse ? "down" : "up"} ${chain.spec.label}: ` +
+                      `${gbps.toFixed(2)} Gbit/s, CPU s/GB server ${serverCost.toFixed(2)} ` +
+                      `tunnel ${tunnelCost.toFixed(2)}`,
+                  );
+                }
+              }
+            }
+          }
+        } finally {
+          for (const chain of chains) await stopChain(chain);
+        }
+      }
+      if (options.only.has("memory")) {
+        for (let rep = 0; rep < options.repeat; rep++) {
+          for (const spec of specs) {
+            // Fresh processes: memory left over from earlier tests would hide the growth.
+            const chain = await startChain(spec, method, echo.port, options);
+            try {
+              const result = await measureIdle(chain, options.idle);
+              const k = key(method, spec.label);
+              const entry = memory.get(k) ?? { server: { values: [] }, tunnel: { values: [] } };
+              entry.server.values.push(result.serverKiB);
+              entry.tunnel.values.push(result.tunnelKiB);
+              memory.set(k, entry);
+              console.log(
+                `${method} idle ${spec.label}: server ${result.serverKiB.toFixed(1)} KiB/conn, ` +
+                  `tunnel ${result.tunnelKiB.toFixed(1)} KiB/conn`,
+              );
+            } finally {
+              await stopChain(chain);
+            }
+          }
+        }
+      }
+      if (options.only.has("setup")) {
+        const chains: RunningChain[] = [];
+        try {
+          for (const spec of specs) chains.push(await startChain(spec, method, echo.port, options));
+          for (const chain of chains) await measureSetup(chain.port, 20);
+          for (let rep = 0; rep < options.repeat; rep++) {
+            for (const chain of chains) {
+              const ms = await measureSetup(chain.port, options.setup);
+              add(setup, key(method, chain.spec.label), ms);
+              console.log(
+                `${method} setup ${chain.spec.label}: ${ms.toFixed(0)} ms / ${options.setup}`,
+              );
+            }
+          }
+        } finally {
+          for (const chain of chains) await stopChain(chain);
+        }
+      }
+    }
+  } finally {
+    await stopAll();
+    await echo.close();
+  }
+
+  const markdown = renderMarkdown(header, notes, specs, options, {
+    throughput,
+    serverCpuPerGb,
+    tunnelCpuPerGb,
+    memory,
+    setup,
+  });
+  console.log(`\n${markdown}`);
+  if (options.out) {
+    await Deno.writeTextFile(options.out, markdown);
+    console.log(`written to ${options.out}`);
+  }
+  if (options.readme) await updateReadme(markdown);
+  return 0;
+}
+
+interface Results {
+  throughput: Map<string, Sample>;
+  serverCpuPerGb: Map<string, Sample>;
+  tunnelCpuPerGb: Map<string, Sample>;
+  memory: Map<string, { server: Sample; tunnel: Sample }>;
+  setup: Map<string, Sample>;
+}
+
+function renderMarkdown(
+  header: string,
+  notes: string[],
+  specs: ChainSpec[],
+  options: Options,
+  results: Results,
+): string {
+  const { throughput, serverCpuPerGb, tunnelCpuPerGb, memory, setup } = results;
+  const ours = specs.filter((spec) => spec.server.kind === "ssdeno");
+  const base = specs.find((spec) => spec.server.kind === "libev");
+  const lines: string[] = [
+    `Measured ${header}.`,
+    "",
+    `Loopback, iperf3 ${options.duration} s per run, ${options.repeat} run(s) per case with the ` +
+    "chains interleaved; each cell is the median (min–max). Other work on the machine makes " +
+    "single runs noisy.",
+    "",
+    ...notes.map((note) => `- ${note}`),
+    "",
+  ];
+  const ratioHeads = base ? ours.map((spec) => `${spec.label}/libev`) : [];
+  if (options.only.has("throughput")) {
+    lines.push(
+      "Throughput, Gbit/s (up = client → target, down = `-R`):",
+      "",
+      `| method | streams | dir | ${specs.map((s) => s.label).join(" | ")} | ${
+        ratioHeads.join(" | ")
+      } |`,
+      `| --- | --- | --- | ${specs.map(() => "---").join(" | ")} | ${
+        ratioHeads.map(() => "---").join(" | ")
+      } |`,
+    );
+    for (const method of options.methods) {
+      for (const streams of options.streams) {
+        for (const dir of ["up", "down"]) {
+          const cell = (spec: ChainSpec) =>
+            throughput.get([method, streams, dir, spec.label].join("|"));
+          const ratios = base ? ours.map((spec) => ratio(cell(spec), cell(base))) : [];
+          lines.push(
+            `| ${method} | ${streams} | ${dir} | ${
+              specs.map((s) => formatSample(cell(s), 2)).join(" | ")
+            } | ${ratios.join(" | ")} |`,
+          );
+        }
+      }
+    }
+    lines.push(
+      "",
+      "CPU seconds per GB relayed (= ns per byte), server side / tunnel side, medians:",
+      "",
+      `| method | streams | dir | ${specs.map((s) => s.label).join(" | ")} |`,
+      `| --- | --- | --- | ${specs.map(() => "---").join(" | ")} |`,
+    );
+    for (const method of options.methods) {
+      for (const streams of options.streams) {
+        for (const dir of ["up", "down"]) {
+          const k = (spec: ChainSpec) => [method, streams, dir, spec.label].join("|");
+          const cost = (spec: ChainSpec) => {
+            const server = serverCpuPerGb.get(k(spec));
+            const tunnel = tunnelCpuPerGb.get(k(spec));
+            if (!server || !tunnel) return "–";
+            return `${median(server.values).toFixed(2)} / ${median(tunnel.values).toFixed(2)}`;
+          };
+          lines.push(`| ${method} | ${streams} | ${dir} | ${specs.map(cost).join(" | ")} |`);
+        }
+      }
+    }
+    lines.push("");
+  }
+  if (options.only.has("memory")) {
+    lines.push(
+      `Idle memory: RSS growth per connection with ${options.idle} connections held open, KiB:`,
+      "",
+      `| method | side | ${specs.map((s) => s.label).join(" | ")} | ${ratioHeads.join(" | ")} |`,
+      `| --- | --- | ${specs.map(() => "---").join(" | ")} | ${
+        ratioHeads.map(() => "---").join(" | ")
+      } |`,
+    );
+    for (const method of options.methods) {
+      for (const side of ["server", "tunnel"] as const) {
+        const cell = (spec: ChainSpec) => memory.get([method, spec.label].join("|"))?.[side];
+        const ratios = base ? ours.map((spec) => ratio(cell(spec), cell(base))) : [];
+        lines.push(
+          `| ${method} | ${side} | ${specs.map((s) => formatSample(cell(s), 1)).join(" | ")} | ${
+            ratios.join(" | ")
+          } |`,
+        );
+      }
+    }
+    lines.push("");
+  }
+  if (options.only.has("setup")) {
+    lines.push(
+      `Connection setup: ${options.setup} sequential connections (connect, 1 byte, echo, close), ms:`,
+      "",
+      `| method | ${specs.map((s) => s.label).join(" | ")} | ${ratioHeads.join(" | ")} |`,
+      `| --- | ${specs.map(() => "---").join(" | ")} | ${
+        ratioHeads.map(() => "---").join(" | ")
+      } |`,
+    );
+    for (const method of options.methods) {
+      const cell = (spec: ChainSpec) => setup.get([method, spec.label].join("|"));
+      const ratios = base ? ours.map((spec) => ratio(cell(spec), cell(base))) : [];
+      lines.push(
+        `| ${method} | ${specs.map((s) => formatSample(cell(s), 0)).join(" | ")} | ${
+          ratios.join(" | ")
+        } |`,
+      );
+    }
+    lines.push("");
+  }
+  lines.push("Regenerate with `deno task bench:net` (see bench/throughput.ts for flags).", "");
+  return lines.join("\n");
+}
+
+async function updateReadme(markdown: string): Promise<void> {
+  const path = `${ROOT}/README.md`;
+  const start = "<!-- bench:start -->";
+  const end = "<!-- bench:end -->";
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+    console.log("README.md not found: table not copied there");
+    return;
+  }
+  const from = text.indexOf(start);
+  const to = text.indexOf(end);
+  if (from < 0 || to < from) {
+    console.log(`README.md has no ${start} … ${end} block: table not copied there`);
+    return;
+  }
+  await Deno.writeTextFile(
+    path,
+    `${text.slice(0, from + start.length)}\n${markdown}\n${text.slice(to)}`,
+  );
+  console.log("README.md benchmark block updated");
+}
+
+if (import.meta.main) {
+  const onSignal = () => {
+    stopAll().finally(() => Deno.exit(130));
+  };
+  Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
+  let code = 1;
+  try {
+    code = await main(Deno.args);
+  } catch (error) {
+    console.error(`bench/throughput.ts failed: ${error instanceof Error ? error.message : error}`);
+  } finally {
+    await stopAll();
+    Deno.removeSignalListener("SIGINT", onSignal);
+    Deno.removeSignalListener("SIGTERM", onSignal);
+  }
+  Deno.exit(code);
+}

@@ -1,0 +1,546 @@
+/**
+ * From a shadowsocks-libev/-rust style JSON config (plus command-line overrides) to validated
+ * `ServerConfig[]` or `LocalConfig`. Everything but `readConfigFile` is pure, so every bad input
+ * is unit-testable; warnings are returned, never printed, and every mistake is a `ConfigError`
+ * that names the key and what it accepts.
+ * @module
+ */
+
+import { findMethod, METHOD_NAMES, type MethodInfo } from "../crypto/methods.ts";
+import { ConfigError } from "./errors.ts";
+import { jsonErrorOffset, lineAndColumn } from "./_json_error_offset.ts";
+import type { CommonConfig, LocalConfig, Mode, ServerConfig } from "./types.ts";
+
+/** A parsed but unchecked JSON config object, keyed as in the file (`server_port`, ...). */
+export type RawConfig = Record<string, unknown>;
+
+/** Validated listeners for `ssdeno server`, plus warnings for the caller to log. */
+export interface ServerConfigs {
+  configs: ServerConfig[];
+  warnings: string[];
+}
+
+/** The validated `ssdeno local` config, plus warnings for the caller to log. */
+export interface LocalConfigResult {
+  config: LocalConfig;
+  warnings: string[];
+}
+
+/** Method used when neither the file nor the flags name one (shadowsocks-libev's default). */
+export const DEFAULT_METHOD = "chacha20-ietf-poly1305";
+/** Port used when neither the file nor the flags give one (the SIP002 default). */
+export const DEFAULT_SERVER_PORT = 8388;
+
+const MODES: readonly Mode[] = ["tcp_only", "tcp_and_udp", "udp_only"];
+/** setTimeout overflows past 2^31-1 ms, so longer timeouts would fire at once. */
+const MAX_SECONDS = 2_147_483;
+
+/** Keys read here, in either role. A file is often shared by ss-server and ss-local. */
+const USED_KEYS = new Set([
+  "server",
+  "server_port",
+  "password",
+  "method",
+  "local_address",
+  "local_port",
+  "timeout",
+  "handshake_timeout",
+  "mode",
+  "port_password",
+  "servers",
+  "ipv6_first",
+  "no_delay",
+  "udp_timeout",
+  "udp_max_associations",
+  "allow_private_targets",
+]);
+
+/** Keys accepted for compatibility but not acted on; each gets a warning when it has effect. */
+const IGNORED_KEYS: Record<string, (value: unknown, name: string) => string | undefined> = {
+  plugin: (value, name) => {
+    asString(value, name);
+    return `Plugins are not supported yet: ignoring ${name} ${JSON.stringify(value)}`;
+  },
+  plugin_opts: (value, name) => {
+    asString(value, name);
+    return `Plugins are not supported yet: ignoring ${name}`;
+  },
+  fast_open: (value, name) => booleanNotice(value, name, "TCP Fast Open is not supported yet"),
+  reuse_port: (value, name) => booleanNotice(value, name, "SO_REUSEPORT is not supported yet"),
+  nameserver: (value, name) => {
+    asStringList(value, name);
+    return `Ignoring ${name}: names are resolved with the system resolver`;
+  },
+  workers: (value, name) => {
+    asInteger(value, name, 1, Number.MAX_SAFE_INTEGER, "a positive integer");
+    return `Ignoring ${name}: ssdeno runs in one process`;
+  },
+  user: (value, name) => {
+    asString(value, name);
+    return `Ignoring ${name}: ssdeno does not switch users; run it as the user you want`;
+  },
+  verbose: (value, name) => {
+    if (typeof value !== "boolean" && typeof value !== "number") {
+      throw invalid(name, value, "true, false or a number");
+    }
+    return `Ignoring ${name}: use -v on the command line instead`;
+  },
+};
+
+/** Keys of one `servers[]` item (shadowsocks-rust's list form). */
+const ITEM_KEYS = new Set([
+  "server",
+  "address",
+  "server_port",
+  "port",
+  "password",
+  "method",
+  "mode",
+  "timeout",
+  "disabled",
+  "remarks",
+  "name",
+  "plugin",
+  "plugin_opts",
+]);
+
+/** Keys that, given as flags, describe one endpoint and so replace the file's lists. */
+const ENDPOINT_KEYS = ["server_port", "password"] as const;
+
+/** Parses config file text; a syntax error says the file name, line and column. */
+export function parseConfigText(text: string, fileName: string): RawConfig {
+  const source = text.startsWith("\uFEFF") ? text.slice(1) : text;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(source);
+  } catch (error) {
+    if (!(error instanceof SyntaxError)) throw error;
+    const offset = jsonErrorOffset(source) ?? v8Offset(error.message) ?? source.length;
+    const { line, column } = lineAndColumn(source, offset);
+    throw new ConfigError(
+      `Invalid JSON in config file "${fileName}" at line ${line}, column ${column}: ${
+        jsonReason(error.message)
+      }`,
+      { cause: error },
+    );
+  }
+  if (!isObject(parsed)) {
+    throw new ConfigError(
+      `Invalid config file "${fileName}": expected a JSON object at the top level, got ${
+        kind(parsed)
+      }`,
+    );
+  }
+  return parsed;
+}
+
+/** Reads and parses a config file; a read failure names the path and the OS reason. */
+export async function readConfigFile(path: string): Promise<RawConfig> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    // Deno appends ": readfile '<path>'", which repeats what the message already says.
+    throw new ConfigError(
+      `Cannot read config file "${path}": ${reason.replace(/: \w+ '.*'$/, "")}`,
+      { cause: error },
+    );
+  }
+  return parseConfigText(text, path);
+}
+
+/**
+ * Validates `file` overlaid with `flags` (same keys; flags win) into one `ServerConfig` per
+ * listener: every `server` address times either `server_port` or each `port_password` entry,
+ * plus each enabled `servers[]` item.
+ */
+export function buildServerConfigs(file: RawConfig, flags: RawConfig = {}): ServerConfigs {
+  const warnings: string[] = [];
+  const raw = overlay(file, flags, warnings);
+  const base = commonSettings(raw);
+  const server = {
+    allowPrivateTargets: optional(raw, "allow_private_targets", asBoolean) ?? false,
+    ipv6First: optional(raw, "ipv6_first", asBoolean) ?? false,
+  };
+  const items = optional(raw, "servers", asList) ?? [];
+  const portPassword = optional(raw, "port_password", asObject);
+  const addresses = (optional(raw, "server", asStringList) ?? ["0.0.0.0"]).map((item, i) =>
+    splitHostPort(item, listName("server", raw["server"], i))
+  );
+
+  const listeners: ServerConfig[] = [];
+  const listener = (fields: ListenerFields): ServerConfig => ({
+    ...base,
+    ...server,
+    ...credentials(fields.method ?? base.method, fields.password, fields.where),
+    address: fields.address,
+    port: fields.port,
+    mode: fields.mode ?? base.mode,
+    timeout: fields.timeout ?? base.timeout,
+  });
+
+  if (portPassword !== undefined) {
+    for (const key of ENDPOINT_KEYS) {
+      if (raw[key] !== undefined) warnings.push(`Ignoring ${key}: port_password is set`);
+    }
+    for (const [portText, password] of Object.entries(portPassword)) {
+      const name = `port_password["${portText}"]`;
+      const port = /^[0-9]{1,5}$/.test(portText) ? Number(portText) : 0;
+      if (port < 1 || port > 65535) {
+        throw invalid("port_password key", portText, "a port number from 1 to 65535");
+      }
+      const pass = asString(password, name, true);
+      for (const { host } of addresses) {
+        listeners.push(listener({ address: host, port, password: pass, where: name }));
+      }
+    }
+  } else if (items.length === 0 || raw["server_port"] !== undefined) {
+    const port = optional(raw, "server_port", (v, n) => asPort(v, n, 0));
+    for (const { host, port: itemPort } of addresses) {
+      listeners.push(listener({
+        address: host,
+        port: itemPort ?? port ?? DEFAULT_SERVER_PORT,
+        password: optional(raw, "password", (v, n) => asString(v, n, true)),
+        where: "",
+      }));
+    }
+  }
+  items.forEach((item, i) => {
+    const fields = serverItem(item, `servers[${i}]`, 0, warnings);
+    if (fields !== undefined) listeners.push(listener(fields));
+  });
+
+  if (listeners.length === 0) {
+    throw new ConfigError(`Invalid servers: every entry is disabled, so there is nothing to run`);
+  }
+  checkDuplicates(listeners);
+  return { configs: listeners, warnings };
+}
+
+/**
+ * Validates `file` overlaid with `flags` into the `ssdeno local` config. The server comes from
+ * the top-level `server` keys, or else from the first enabled `servers[]` item.
+ */
+export function buildLocalConfig(file: RawConfig, flags: RawConfig = {}): LocalConfigResult {
+  const warnings: string[] = [];
+  const raw = overlay(file, flags, warnings);
+  const base = commonSettings(raw);
+
+  let fields: ListenerFields;
+  const hosts = optional(raw, "server", asStringList);
+  if (hosts !== undefined) {
+    if (hosts.length > 1) warnings.push(`Using only the first of ${hosts.length} servers`);
+    const { host, port } = splitHostPort(hosts[0]!, listName("server", raw["server"], 0));
+    fields = {
+      address: host,
+      port: port ?? optional(raw, "server_port", (v, n) => asPort(v, n, 1)) ??
+        DEFAULT_SERVER_PORT,
+      password: optional(raw, "password", (v, n) => asString(v, n, true)),
+      where: "",
+    };
+  } else {
+    const items = optional(raw, "servers", asList) ?? [];
+    const enabled = items.flatMap((item, i) => {
+      const parsed = serverItem(item, `servers[${i}]`, 1, warnings);
+      return parsed === undefined ? [] : [parsed];
+    });
+    if (enabled[0] === undefined) {
+      throw new ConfigError(
+        `Missing server: set "server" in the config file or pass -s/--server or --url`,
+      );
+    }
+    if (enabled.length > 1) warnings.push(`Using only the first of ${enabled.length} servers`);
+    fields = enabled[0];
+  }
+
+  return {
+    config: {
+      ...base,
+      ...credentials(fields.method ?? base.method, fields.password, fields.where),
+      mode: fields.mode ?? base.mode,
+      timeout: fields.timeout ?? base.timeout,
+      server: fields.address,
+      serverPort: fields.port,
+      localAddress: unbracket(optional(raw, "local_address", asString) ?? "127.0.0.1"),
+      localPort: optional(raw, "local_port", (v, n) => asPort(v, n, 0)) ?? 1080,
+    },
+    warnings,
+  };
+}
+
+/** What one listener or one remote server may set for itself. */
+interface ListenerFields {
+  address: string;
+  port: number;
+  password: string | undefined;
+  method?: string;
+  mode?: Mode;
+  timeout?: number;
+  /** Prefix for error messages, e.g. `servers[1]`; empty for top-level keys. */
+  where: string;
+}
+
+/** Flags win over the file; endpoint flags also replace the file's listener lists. */
+function overlay(file: RawConfig, flags: RawConfig, warnings: string[]): RawConfig {
+  for (const key of Object.keys(file)) {
+    if (!USED_KEYS.has(key) && !(key in IGNORED_KEYS)) {
+      warnings.push(`Ignoring unknown config key "${key}"`);
+    }
+  }
+  const raw: RawConfig = { ...file };
+  for (const [key, value] of Object.entries(flags)) {
+    if (value !== undefined) raw[key] = value;
+  }
+  if (ENDPOINT_KEYS.some((key) => flags[key] !== undefined)) {
+    for (const key of ["port_password", "servers"]) {
+      if (raw[key] !== undefined) {
+        warnings.push(`Ignoring ${key} from the config file: the command line names the server`);
+        delete raw[key];
+      }
+    }
+  }
+  for (const [key, check] of Object.entries(IGNORED_KEYS)) {
+    const warning = raw[key] === undefined || raw[key] === null ? undefined : check(raw[key], key);
+    if (warning !== undefined) warnings.push(warning);
+  }
+  return raw;
+}
+
+/** Settings every listener shares; method and password are checked per listener. */
+function commonSettings(raw: RawConfig): Omit<CommonConfig, "password"> {
+  // Keys only the other role reads are still checked: a file is often shared by both.
+  optional(raw, "allow_private_targets", asBoolean);
+  optional(raw, "ipv6_first", asBoolean);
+  optional(raw, "local_address", asString);
+  optional(raw, "local_port", (v, n) => asPort(v, n, 0));
+  return {
+    method: optional(raw, "method", asString) ?? DEFAULT_METHOD,
+    timeout: optional(raw, "timeout", asSeconds) ?? 300,
+    handshakeTimeout: optional(raw, "handshake_timeout", asSeconds) ?? 10,
+    mode: optional(raw, "mode", asMode) ?? "tcp_only",
+    noDelay: optional(raw, "no_delay", asBoolean) ?? true,
+    udpTimeout: optional(raw, "udp_timeout", asSeconds) ?? 300,
+    udpMaxAssociations: optional(
+      raw,
+      "udp_max_associations",
+      (v, n) => asInteger(v, n, 1, Number.MAX_SAFE_INTEGER, "a positive integer"),
+    ) ?? 2048,
+  };
+}
+
+/** Checks the method name and that a password is present unless the method needs none. */
+function credentials(
+  method: string,
+  password: string | undefined,
+  where: string,
+): { method: string; password: string } {
+  const info = resolveMethod(method, where ? `${where}.method` : "method");
+  if (info.family === "none") return { method: info.name, password: password ?? "" };
+  if (!password) {
+    throw new ConfigError(
+      where
+        ? `Missing password for ${where}: set "password" in that entry or at the top level`
+        : `Missing password: set "password" in the config file or pass -k/--password or --url`,
+    );
+  }
+  return { method: info.name, password };
+}
+
+/** One `servers[]` item, or `undefined` when it is `disabled`. */
+function serverItem(
+  item: unknown,
+  where: string,
+  minPort: 0 | 1,
+  warnings: string[],
+): ListenerFields | undefined {
+  const obj = asObject(item, where);
+  for (const key of Object.keys(obj)) {
+    if (!ITEM_KEYS.has(key)) warnings.push(`Ignoring unknown config key "${where}.${key}"`);
+  }
+  const get = <T>(key: string, check: (value: unknown, name: string) => T) =>
+    optional(obj, key, check, `${where}.`);
+  if (get("disabled", asBoolean)) return undefined;
+  for (const key of ["plugin", "plugin_opts"]) {
+    if (get(key, asString) !== undefined) {
+      warnings.push(`Plugins are not supported yet: ignoring ${where}.${key}`);
+    }
+  }
+
+  const hostText = get("server", asString) ?? get("address", asString) ?? "0.0.0.0";
+  const { host, port: inlinePort } = splitHostPort(hostText, `${where}.server`);
+  const port = get("server_port", (v, n) => asPort(v, n, minPort)) ??
+    get("port", (v, n) => asPort(v, n, minPort)) ?? inlinePort;
+  if (port === undefined) {
+    throw new ConfigError(`Missing ${where}.server_port: each server needs a port`);
+  }
+  const fields: ListenerFields = {
+    address: host,
+    port,
+    password: get("password", (v, n) => asString(v, n, true)),
+    where,
+  };
+  const method = get("method", asString);
+  const mode = get("mode", asMode);
+  const timeout = get("timeout", asSeconds);
+  if (method !== undefined) fields.method = method;
+  if (mode !== undefined) fields.mode = mode;
+  if (timeout !== undefined) fields.timeout = timeout;
+  return fields;
+}
+
+/** Two listeners on one address and port would fail at bind time with a vaguer message. */
+function checkDuplicates(listeners: readonly ServerConfig[]): void {
+  const seen = new Set<string>();
+  for (const { address, port } of listeners) {
+    const key = `${address}|${port}`;
+    if (port !== 0 && seen.has(key)) {
+      throw new ConfigError(
+        `Duplicate listener "${address}" port ${port}: two config entries use the same one`,
+      );
+    }
+    seen.add(key);
+  }
+}
+
+/** libev's `"host:port"` server items; a bare IPv6 address (two or more colons) has no port. */
+function splitHostPort(text: string, name: string): { host: string; port?: number } {
+  const bracketed = /^\[([^\]]+)\](?::(.*))?$/.exec(text);
+  let host = text;
+  let portText: string | undefined;
+  if (bracketed) {
+    host = bracketed[1]!;
+    portText = bracketed[2];
+  } else if (text.indexOf(":") !== -1 && text.indexOf(":") === text.lastIndexOf(":")) {
+    host = text.slice(0, text.indexOf(":"));
+    portText = text.slice(text.indexOf(":") + 1);
+  }
+  if (!host) throw invalid(name, text, "a host name or IP address");
+  if (portText === undefined) return { host };
+  const port = /^[0-9]{1,5}$/.test(portText) ? Number(portText) : NaN;
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw invalid(name, text, `"host:port" with a port from 1 to 65535`);
+  }
+  return { host, port };
+}
+
+function unbracket(host: string): string {
+  return /^\[.*\]$/.test(host) ? host.slice(1, -1) : host;
+}
+
+/** Name of item `i` of a key that may be a string or a list. */
+function listName(key: string, value: unknown, i: number): string {
+  return Array.isArray(value) ? `${key}[${i}]` : key;
+}
+
+function optional<T>(
+  obj: RawConfig,
+  key: string,
+  check: (value: unknown, name: string) => T,
+  prefix = "",
+): T | undefined {
+  const value = obj[key];
+  // null is "not set", as shadowsocks-rust reads it.
+  return value === undefined || value === null ? undefined : check(value, prefix + key);
+}
+
+function asString(value: unknown, name: string, secret = false): string {
+  if (typeof value !== "string") throw invalid(name, value, "a string", secret);
+  return value;
+}
+
+function asBoolean(value: unknown, name: string): boolean {
+  if (typeof value !== "boolean") throw invalid(name, value, "true or false");
+  return value;
+}
+
+function asList(value: unknown, name: string): unknown[] {
+  if (!Array.isArray(value)) throw invalid(name, value, "a list");
+  return value;
+}
+
+function asObject(value: unknown, name: string): RawConfig {
+  if (!isObject(value)) throw invalid(name, value, "an object");
+  return value;
+}
+
+/** A string or a non-empty list of non-empty strings, always returned as a list. */
+function asStringList(value: unknown, name: string): string[] {
+  const list = Array.isArray(value) ? value : [value];
+  if (list.length === 0 || !list.every((item) => typeof item === "string" && item !== "")) {
+    throw invalid(name, value, "a string or a list of strings");
+  }
+  return list as string[];
+}
+
+function asInteger(value: unknown, name: string, min: number, max: number, what: string): number {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
+    throw invalid(name, value, what);
+  }
+  return value;
+}
+
+/** Ports from 1; listening ports may also be 0, which asks the OS for a free one. */
+function asPort(value: unknown, name: string, min: 0 | 1): number {
+  return asInteger(value, name, min, 65535, `an integer from ${min} to 65535`);
+}
+
+function asSeconds(value: unknown, name: string): number {
+  if (typeof value !== "number" || !(value > 0) || value > MAX_SECONDS) {
+    throw invalid(name, value, `a number of seconds above 0 and at most ${MAX_SECONDS}`);
+  }
+  return value;
+}
+
+function asMode(value: unknown, name: string): Mode {
+  const mode = MODES.find((m) => m === value);
+  if (mode === undefined) throw invalid(name, value, `one of ${MODES.join(", ")}`);
+  return mode;
+}
+
+/** The method table entry for `name`; an unknown name lists the valid ones. */
+export function resolveMethod(name: string, key = "method"): MethodInfo {
+  const info = findMethod(name);
+  if (info === undefined) throw invalid(key, name, `one of ${METHOD_NAMES.join(", ")}`);
+  return info;
+}
+
+function booleanNotice(value: unknown, name: string, notice: string): string | undefined {
+  return asBoolean(value, name) ? `${notice}: ignoring ${name}` : undefined;
+}
+
+/** `Invalid <name> <value>: expected <what>`; secrets show only their type. */
+function invalid(name: string, value: unknown, what: string, secret = false): ConfigError {
+  const shown = secret || (typeof value !== "string" && typeof value !== "number" &&
+      typeof value !== "boolean")
+    ? `(${kind(value)})`
+    : JSON.stringify(value);
+  return new ConfigError(`Invalid ${name} ${shown}: expected ${what}`);
+}
+
+function kind(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "a list";
+  if (typeof value === "object") return "an object";
+  if (typeof value === "number") return "a number";
+  if (typeof value === "boolean") return "a boolean";
+  return "a string";
+}
+
+function isObject(value: unknown): value is RawConfig {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** The offset V8 put in its message, when it did. */
+function v8Offset(message: string): number | undefined {
+  const match = /at position (\d+)/.exec(message);
+  return match ? Number(match[1]) : undefined;
+}
+
+/** V8's reason without its own position and without the quoted text, which may hold secrets. */
+function jsonReason(message: string): string {
+  return message
+    .replace(/ in JSON at position \d+.*$/s, "")
+    .replace(/, ".*" is not valid JSON$/s, "")
+    .replace(/^Unexpected end of JSON input$/, "Unexpected end of file");
+}

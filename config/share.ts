@@ -1,0 +1,74 @@
+/**
+ * What `ssdeno url` and the zero-config first run print: one `ss://` URI and QR code per
+ * listener, with the host clients should dial in place of a wildcard listen address.
+ * @module
+ */
+
+import { encodeSip002 } from "../protocol/sip002.ts";
+import { isForbiddenIp } from "../relay/target_policy.ts";
+import { renderQr } from "./qr.ts";
+import type { ServerConfig } from "./types.ts";
+
+/** Options of {@linkcode shareText}. */
+export interface ShareTextOptions {
+  /** Host to put in URIs of wildcard listeners. Default: {@linkcode guessHostAddress}. */
+  host?: string;
+  /** Colour the QR codes (for terminals). Default true. */
+  color?: boolean;
+}
+
+/** The URI a client needs to reach `config` at `host`. */
+export function serverUri(config: ServerConfig, host: string): string {
+  return encodeSip002({
+    method: config.method,
+    password: config.password,
+    host,
+    port: config.port,
+  });
+}
+
+/**
+ * URIs and QR codes for every listener. A listener on `0.0.0.0`/`::` has no address a client
+ * could use, so this machine's address stands in, with a note that it may need replacing.
+ */
+export async function shareText(
+  configs: readonly ServerConfig[],
+  options: ShareTextOptions = {},
+): Promise<string> {
+  const lines: string[] = [];
+  let guessed: string | undefined;
+  for (const config of configs) {
+    let host = config.address;
+    if (isWildcard(host)) {
+      guessed = options.host ?? guessHostAddress();
+      host = guessed;
+    }
+    const uri = serverUri(config, host);
+    lines.push(uri, await renderQr(uri, { color: options.color ?? true }));
+  }
+  if (guessed !== undefined) {
+    lines.push(
+      `The URI uses ${guessed}, an address of this machine: replace it with the server's ` +
+        `public address if clients reach it by another one`,
+    );
+  }
+  return lines.join("\n");
+}
+
+/**
+ * A non-loopback IPv4 address of this machine (public ones first), else `127.0.0.1`. Needs
+ * `--allow-sys=networkInterfaces`; without it this quietly falls back instead of prompting.
+ */
+export function guessHostAddress(): string {
+  const permission = Deno.permissions.querySync({ name: "sys", kind: "networkInterfaces" });
+  if (permission.state !== "granted") return "127.0.0.1";
+  const candidates = Deno.networkInterfaces()
+    .filter((net) => net.family === "IPv4")
+    .map((net) => net.address)
+    .filter((address) => !address.startsWith("127.") && !address.startsWith("169.254."));
+  return candidates.find((address) => !isForbiddenIp(address)) ?? candidates[0] ?? "127.0.0.1";
+}
+
+function isWildcard(address: string): boolean {
+  return address === "0.0.0.0" || address === "::" || address === "";
+}

@@ -1,0 +1,211 @@
+/**
+ * The `ssdeno` command: parse the arguments, load the config, start the service, and map
+ * failures to exit codes (2 for a user mistake, 1 for anything else). Nothing here speaks a
+ * protocol; `server.ts` and `local.ts` do.
+ * @module
+ */
+
+import { type CliCommand, parseCli, USAGE, VERSION } from "./config/cli.ts";
+import { ConfigError } from "./config/errors.ts";
+import {
+  buildLocalConfig,
+  buildServerConfigs,
+  type RawConfig,
+  resolveMethod,
+} from "./config/load.ts";
+import { generatePassword } from "./config/password.ts";
+import { shareText } from "./config/share.ts";
+import type { ServerConfig } from "./config/types.ts";
+import { loadOrCreateZeroConfig, readZeroConfig, ZERO_CONFIG_PATH } from "./config/zero_config.ts";
+import { startLocal } from "./local.ts";
+import { createLogger, type Logger } from "./relay/log.ts";
+import type { RunningService, ServiceOptions } from "./relay/service.ts";
+import { startServer } from "./server.ts";
+
+type RunCommand = Extract<CliCommand, { flags: unknown }>;
+
+/** Runs `ssdeno` with `args` and returns the exit code; failures are thrown for `report`. */
+export async function main(args: readonly string[]): Promise<number> {
+  const command = await parseCli(args);
+  switch (command.name) {
+    case "help":
+      console.log(USAGE);
+      return 0;
+    case "version":
+      console.log(`ssdeno ${VERSION}`);
+      return 0;
+    case "genkey":
+      return genkey(command);
+    case "url":
+      return await url(command);
+    case "local":
+      return await local(command);
+    case "server":
+      return await server(command);
+  }
+}
+
+/** A new random password; a 2022 method gets a PSK of its exact key size. */
+function genkey(command: RunCommand): number {
+  const method = command.flags["method"];
+  const info = typeof method === "string" ? resolveMethod(method) : undefined;
+  console.log(generatePassword(info?.family === "aead2022" ? info.keySize : 32));
+  return 0;
+}
+
+/** Prints the URI and QR code of each listener; falls back to ./ssdeno.json like the server. */
+async function url(command: RunCommand): Promise<number> {
+  const logger = createLogger(command.logLevel);
+  const file = command.file ?? (usesZeroConfig(command) ? await readZeroConfig() : undefined);
+  const { configs, warnings } = buildServerConfigs(file ?? {}, command.flags);
+  warnings.forEach((warning) => logger.warn(warning));
+  console.log(await shareText(configs, { color: colorOutput() }));
+  return 0;
+}
+
+async function local(command: RunCommand): Promise<number> {
+  const logger = createLogger(command.logLevel);
+  const { config, warnings } = buildLocalConfig(command.file ?? {}, command.flags);
+  warnings.forEach((warning) => logger.warn(warning));
+  return await runServices(
+    [{ label: `${config.localAddress}:${config.localPort}`, start: (o) => startLocal(config, o) }],
+    logger,
+  );
+}
+
+/**
+ * Serves every listener. With no config file and no password this is the zero-config run: it
+ * uses (or creates) ./ssdeno.json and prints the URI and QR code once the listeners are up.
+ */
+async function server(command: RunCommand): Promise<number> {
+  const logger = createLogger(command.logLevel);
+  const zeroConfig = usesZeroConfig(command);
+  const build = (file: RawConfig) => buildServerConfigs(file, command.flags);
+  const loaded = zeroConfig
+    ? await loadOrCreateZeroConfig(build)
+    : { value: build(command.file ?? {}), created: false };
+  if (zeroConfig) {
+    logger.info(
+      loaded.created
+        ? `Created ${ZERO_CONFIG_PATH} with a new random password`
+        : `Using ${ZERO_CONFIG_PATH}`,
+    );
+  }
+  const { configs, warnings } = loaded.value;
+  warnings.forEach((warning) => logger.warn(warning));
+
+  return await runServices(
+    configs.map((config) => ({
+      label: `${config.address}:${config.port}`,
+      start: (options) => startServer(config, options),
+      config,
+    })),
+    logger,
+    async (started) => {
+      if (!zeroConfig) return;
+      // The bound port, which differs from the configured one when that was 0.
+      const live = started.map(({ config, service }) => ({ ...config, port: service.addr.port }));
+      console.log(await shareText(live, { color: colorOutput() }));
+    },
+  );
+}
+
+/** No `-c` and no password from the flags: settings come from ./ssdeno.json. */
+function usesZeroConfig(command: RunCommand): boolean {
+  return command.configPath === undefined && command.flags["password"] === undefined;
+}
+
+function colorOutput(): boolean {
+  return Deno.stdout.isTerminal() && !Deno.noColor;
+}
+
+interface Launch {
+  label: string;
+  start(options: ServiceOptions): Promise<RunningService>;
+  config?: ServerConfig;
+}
+
+interface Started {
+  config: ServerConfig;
+  service: RunningService;
+}
+
+/** A listener that could not start: the message names the address it wanted. */
+class StartupError extends Error {
+  constructor(label: string, cause: unknown) {
+    super(`Cannot start on ${label}: ${cause instanceof Error ? cause.message : cause}`, {
+      cause,
+    });
+    this.name = "StartupError";
+  }
+}
+
+/**
+ * Starts every service under one `AbortController` that SIGINT and SIGTERM abort, and returns
+ * 0 once all have closed. If one fails to start, the started ones are shut down first.
+ */
+async function runServices(
+  launches: readonly Launch[],
+  logger: Logger,
+  onStarted?: (started: Started[]) => Promise<void>,
+): Promise<number> {
+  const controller = new AbortController();
+  const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
+  const onSignal = () => {
+    if (controller.signal.aborted) {
+      logger.warn("Second signal: exiting without waiting for sessions");
+      Deno.exit(1);
+    }
+    logger.info("Shutting down");
+    controller.abort();
+  };
+  signals.forEach((signal) => Deno.addSignalListener(signal, onSignal));
+
+  const services: RunningService[] = [];
+  try {
+    const started: Started[] = [];
+    for (const launch of launches) {
+      let service: RunningService;
+      try {
+        service = await launch.start({ signal: controller.signal, logger });
+      } catch (error) {
+        if (error instanceof ConfigError) throw error;
+        throw new StartupError(launch.label, error);
+      }
+      services.push(service);
+      if (launch.config) started.push({ config: launch.config, service });
+    }
+    await onStarted?.(started);
+    await Promise.all(services.map((service) => service.closed));
+    return 0;
+  } finally {
+    controller.abort();
+    await Promise.allSettled(services.map((service) => service.closed));
+    signals.forEach((signal) => Deno.removeSignalListener(signal, onSignal));
+  }
+}
+
+/** Maps an escaped error to one line on stderr and the exit code. */
+function report(error: unknown): number {
+  if (error instanceof ConfigError) {
+    console.error(`ssdeno: ${error.message}`);
+    return 2;
+  }
+  // Expected runtime failures (bind, permissions, I/O) are one line; anything else is a bug,
+  // and its stack is what a bug report needs.
+  const expected = error instanceof StartupError ||
+    Object.values(Deno.errors).some((type) => error instanceof type);
+  const text = error instanceof Error ? (expected ? error.message : error.stack) : String(error);
+  console.error(`ssdeno: ${text}`);
+  return 1;
+}
+
+if (import.meta.main) {
+  let code: number;
+  try {
+    code = await main(Deno.args);
+  } catch (error) {
+    code = report(error);
+  }
+  Deno.exit(code);
+}

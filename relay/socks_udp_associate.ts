@@ -1,0 +1,319 @@
+/**
+ * SOCKS5 UDP ASSOCIATE on the local side (RFC 1928 §7). One association per control connection:
+ *
+ * ```
+ *   uplink:   app ─SOCKS5 UDP─▶ relay socket ─strip RSV FRAG, seal─▶ outbound socket ═▶ server
+ *   downlink: server ═▶ outbound socket ─open, prefix 00 00 00─▶ relay socket ─▶ app
+ * ```
+ *
+ * The relay socket is bound on the address the app reached us on, port 0, and announced in the
+ * reply. It accepts datagrams only from the control connection's IP, and only from one port:
+ * the one the request named, or else the first one a valid datagram comes from. Fragments
+ * (FRAG ≠ 0) are dropped. The association ends when the control connection closes, on
+ * shutdown, or when the association table evicts it (full: least recently used first; idle for
+ * `udp_timeout`), and then closes both sockets and the control connection.
+ *
+ * Per association: two sockets and three 64 KiB buffers (two receive, one for sealing).
+ * @module
+ */
+import type { MethodInfo } from "../crypto/methods.ts";
+import { type Address, addressFromHost } from "../protocol/address.ts";
+import { ProtocolError, type SessionStatus } from "../protocol/errors.ts";
+import { encodeReply, Reply } from "../protocol/socks5.ts";
+import {
+  decodeSocksUdpHeader,
+  decodeUdpPlaintext,
+  openUdpPacket,
+  sealUdpPacket,
+  SOCKS_UDP_PREFIX_LENGTH,
+  udpPacketOverhead,
+} from "../protocol/udp_packet.ts";
+import { sweepInterval } from "./datagram_service.ts";
+import { resolveTarget } from "./direct.ts";
+import { closeQuietly, type Duplex, writeAll } from "./io.ts";
+import type { Logger } from "./log.ts";
+import { NatTable, type RemovalReason } from "./nat_table.ts";
+import { formatEndpoint, UDP_BUFFER_SIZE, UdpSocket, unmapIpv4 } from "./udp_socket.ts";
+import type { UdpStats } from "./udp_stats.ts";
+
+/** What every association of one local service shares. */
+export interface UdpAssociateContext {
+  method: MethodInfo;
+  masterKey: Uint8Array;
+  /** The Shadowsocks server (name or IP literal) and its UDP port. */
+  server: string;
+  serverPort: number;
+  associations: NatTable<SocksUdpAssociation>;
+  stats: UdpStats;
+  logger: Logger;
+}
+
+/** One live association as the table sees it: closing it ends the whole session. */
+export class SocksUdpAssociation {
+  readonly #resources: { close(): void }[];
+  /** Set by the table when it removes the association. */
+  removedFor: RemovalReason | undefined;
+
+  constructor(resources: { close(): void }[]) {
+    this.#resources = resources;
+  }
+
+  close(): void {
+    for (const resource of this.#resources) closeQuietly(resource);
+  }
+}
+
+/**
+ * The association table of a local service: at most `capacity` associations (least recently
+ * used evicted first), each closed after `idleMs` without a datagram either way.
+ */
+export function createAssociationTable(
+  options: { capacity: number; idleMs: number; stats: UdpStats; now?: () => number },
+): NatTable<SocksUdpAssociation> {
+  const { stats } = options;
+  return new NatTable<SocksUdpAssociation>({
+    capacity: options.capacity,
+    idleMs: options.idleMs,
+    sweepIntervalMs: sweepInterval(options.idleMs),
+    ...(options.now ? { now: options.now } : {}),
+    onRemove: (_key, association, reason) => {
+      association.removedFor = reason;
+      stats.associations--;
+      if (reason === "lru") stats.associationsEvicted++;
+      if (reason === "idle") stats.associationsExpired++;
+    },
+  });
+}
+
+let nextAssociationId = 0;
+
+/**
+ * Serves one UDP ASSOCIATE whose request has been read: binds the sockets, sends the reply, and
+ * relays until the association ends. `control` is the connection to reply on and watch;
+ * `reader` reads it (it may hold bytes read ahead). Returns the session status: `OK` when the
+ * app closed the control connection (or the association was evicted or shut down),
+ * `ERR_TIMEOUT` when it was idle too long, `ERR_CONNECT` when the sockets could not be set up.
+ */
+export async function serveUdpAssociate(
+  control: Deno.TcpConn,
+  reader: Pick<Duplex, "read">,
+  requested: Address,
+  context: UdpAssociateContext,
+): Promise<SessionStatus> {
+  const { stats, logger } = context;
+  let serverIp: string;
+  try {
+    [serverIp] = await resolveTarget(addressFromHost(context.server, context.serverPort)) as [
+      string,
+    ];
+  } catch (error) {
+    await sendReply(control, Reply.hostUnreachable);
+    logger.debug(`local udp: cannot resolve the server: ${errorMessage(error)}`);
+    return "ERR_CONNECT";
+  }
+  const opened: UdpSocket[] = [];
+  try {
+    opened.push(UdpSocket.bind(unmapIpv4(control.localAddr.hostname), 0));
+    opened.push(UdpSocket.bind(serverIp.includes(":") ? "::" : "0.0.0.0", 0));
+  } catch (error) {
+    for (const socket of opened) socket.close();
+    await sendReply(control, Reply.generalFailure);
+    logger.info(`local udp: cannot open a UDP socket: ${errorMessage(error)}`);
+    return "ERR_CONNECT";
+  }
+  const [relaySocket, outbound] = opened as [UdpSocket, UdpSocket];
+  const association = new SocksUdpAssociation([relaySocket, outbound, control]);
+  const key = `${formatEndpoint(control.remoteAddr)}#${nextAssociationId++}`;
+  context.associations.set(key, association);
+  stats.associations++;
+  stats.associationsOpened++;
+
+  try {
+    const bound = relaySocket.addr;
+    await writeAll(
+      control,
+      encodeReply(Reply.succeeded, addressFromHost(bound.hostname, bound.port)),
+    );
+  } catch (error) {
+    context.associations.delete(key, association);
+    logger.debug(`local udp ${key}: reply failed: ${errorMessage(error)}`);
+    return "ERR_RELAY_CLIENT";
+  }
+
+  const client: ClientFilter = {
+    ip: unmapIpv4(control.remoteAddr.hostname),
+    port: requested.port !== 0 ? requested.port : undefined,
+  };
+  const server = { hostname: serverIp, port: context.serverPort };
+  const touch = () => context.associations.touch(key, association);
+  const loops = [
+    uplink(relaySocket, outbound, server, client, context, touch),
+    downlink(outbound, relaySocket, server, client, context, touch),
+  ];
+  try {
+    await watchControl(reader);
+  } finally {
+    // Whoever ended it (the app, the table, shutdown), both sockets close and both loops end.
+    context.associations.delete(key, association);
+    association.close();
+    await Promise.all(loops);
+  }
+  logger.debug(`local udp ${key} ended (${association.removedFor ?? "deleted"})`);
+  return association.removedFor === "idle" ? "ERR_TIMEOUT" : "OK";
+}
+
+/** Who may use the relay socket: the control connection's IP, and one port once known. */
+interface ClientFilter {
+  readonly ip: string;
+  port: number | undefined;
+}
+
+/** App → server: check the source, strip RSV FRAG, seal, send. Ends when the socket closes. */
+async function uplink(
+  relaySocket: UdpSocket,
+  outbound: UdpSocket,
+  server: { hostname: string; port: number },
+  client: ClientFilter,
+  context: UdpAssociateContext,
+  touch: () => void,
+): Promise<void> {
+  const { stats, method, masterKey } = context;
+  const buffer = new Uint8Array(UDP_BUFFER_SIZE);
+  const sealed = new Uint8Array(UDP_BUFFER_SIZE + udpPacketOverhead(method));
+  for (;;) {
+    const datagram = await receiveOrEnd(relaySocket, buffer, context.logger);
+    if (!datagram) return;
+    const { data, from } = datagram;
+    if (
+      unmapIpv4(from.hostname) !== client.ip ||
+      (client.port !== undefined && from.port !== client.port)
+    ) {
+      stats.foreignDropped++;
+      continue;
+    }
+    let fragment: number;
+    try {
+      fragment = decodeSocksUdpHeader(data).fragment;
+    } catch (error) {
+      stats.statuses[error instanceof ProtocolError ? error.code : "ERR_READ_ADDRESS"]++;
+      continue;
+    }
+    if (fragment !== 0) {
+      stats.fragmentsDropped++;
+      continue;
+    }
+    client.port ??= from.port;
+    touch();
+    const packet = sealUdpPacket(method, masterKey, data.subarray(SOCKS_UDP_PREFIX_LENGTH), sealed);
+    try {
+      await outbound.send(packet, server);
+      stats.statuses.OK++;
+      stats.bytesUplink += packet.length;
+    } catch (error) {
+      stats.statuses.ERR_RELAY_TARGET++;
+      context.logger.debug(`local udp: send to the server failed: ${errorMessage(error)}`);
+    }
+  }
+}
+
+/** Server → app: check the source, open, prefix `00 00 00`, send to the app. */
+async function downlink(
+  outbound: UdpSocket,
+  relaySocket: UdpSocket,
+  server: { hostname: string; port: number },
+  client: ClientFilter,
+  context: UdpAssociateContext,
+  touch: () => void,
+): Promise<void> {
+  const { stats, method, masterKey } = context;
+  // Room for the SOCKS5 prefix in front of the plaintext even with the `none` method.
+  const buffer = new Uint8Array(SOCKS_UDP_PREFIX_LENGTH + UDP_BUFFER_SIZE);
+  const into = buffer.subarray(SOCKS_UDP_PREFIX_LENGTH);
+  for (;;) {
+    const datagram = await receiveOrEnd(outbound, into, context.logger);
+    if (!datagram) return;
+    const { data, from } = datagram;
+    if (unmapIpv4(from.hostname) !== server.hostname || from.port !== server.port) {
+      stats.foreignDropped++;
+      continue;
+    }
+    stats.bytesDownlink += data.length;
+    let plain: Uint8Array;
+    try {
+      plain = openUdpPacket(method, masterKey, data);
+      decodeUdpPlaintext(plain);
+    } catch (error) {
+      stats.repliesDropped++;
+      context.logger.debug(`local udp: reply dropped: ${errorMessage(error)}`);
+      continue;
+    }
+    if (client.port === undefined) {
+      stats.repliesDropped++;
+      continue;
+    }
+    touch();
+    // The packet in `buffer` is no longer needed and is longer than its plaintext: reuse it.
+    buffer.fill(0, 0, SOCKS_UDP_PREFIX_LENGTH);
+    buffer.set(plain, SOCKS_UDP_PREFIX_LENGTH);
+    try {
+      await relaySocket.send(buffer.subarray(0, SOCKS_UDP_PREFIX_LENGTH + plain.length), {
+        hostname: client.ip,
+        port: client.port,
+      });
+      stats.repliesRelayed++;
+    } catch (error) {
+      stats.repliesDropped++;
+      context.logger.debug(`local udp: send to the app failed: ${errorMessage(error)}`);
+    }
+  }
+}
+
+/** Reads and discards the control connection until it ends, fails or is closed under us. */
+async function watchControl(reader: Pick<Duplex, "read">): Promise<void> {
+  const sink = new Uint8Array(512);
+  try {
+    while ((await reader.read(sink)) !== null) {
+      // RFC 1928 gives the control connection no further messages: ignore anything sent.
+    }
+  } catch (error) {
+    // Closing the association (eviction, expiry, shutdown) closes the connection, which ends
+    // the read; so does a reset by the app. Both simply end the association.
+    if (
+      !(error instanceof Deno.errors.BadResource || error instanceof Deno.errors.Interrupted ||
+        error instanceof Deno.errors.ConnectionReset)
+    ) throw error;
+  }
+}
+
+/** One datagram, or null once the socket is closed (or keeps failing). */
+async function receiveOrEnd(
+  socket: UdpSocket,
+  buffer: Uint8Array,
+  logger: Logger,
+): Promise<{ data: Uint8Array; from: Deno.NetAddr } | null> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    try {
+      return await socket.receive(buffer);
+    } catch (error) {
+      logger.debug(`local udp: receive failed: ${errorMessage(error)}`);
+    }
+  }
+  socket.close();
+  return null;
+}
+
+/** Sends a failure reply; the app may already be gone, which changes nothing. */
+async function sendReply(control: Deno.TcpConn, reply: number): Promise<void> {
+  try {
+    await writeAll(control, encodeReply(reply));
+  } catch (error) {
+    if (
+      !(error instanceof Deno.errors.BadResource || error instanceof Deno.errors.BrokenPipe ||
+        error instanceof Deno.errors.ConnectionReset)
+    ) throw error;
+  }
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,91 @@
+/**
+ * A UDP socket with an idempotent `close` and `using` support, which `Deno.DatagramConn` lacks,
+ * and a `receive` that reports closure as `null` instead of an error, so receive loops end
+ * cleanly when the socket is closed under them (shutdown, eviction).
+ * @module
+ */
+
+/**
+ * Receive buffer size that holds any UDP datagram whole (65 535 − 8 bytes of UDP header at
+ * most). Deno truncates silently to the buffer it is given (1024 bytes by default).
+ */
+export const UDP_BUFFER_SIZE = 65_536;
+
+/** Where a datagram goes or came from: an IP literal (no brackets) and a port. */
+export interface UdpEndpoint {
+  readonly hostname: string;
+  readonly port: number;
+}
+
+/** One received datagram. */
+export interface Datagram {
+  /** A view of the buffer given to `receive`. */
+  readonly data: Uint8Array;
+  readonly from: Deno.NetAddr;
+}
+
+export class UdpSocket implements Disposable {
+  readonly #conn: Deno.DatagramConn;
+  #closed = false;
+
+  private constructor(conn: Deno.DatagramConn) {
+    this.#conn = conn;
+  }
+
+  /** Binds a UDP socket; port 0 picks a free one. */
+  static bind(hostname: string, port: number): UdpSocket {
+    return new UdpSocket(Deno.listenDatagram({ transport: "udp", hostname, port }));
+  }
+
+  get addr(): Deno.NetAddr {
+    return this.#conn.addr as Deno.NetAddr;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Waits for one datagram and reads it into `buffer` (give it `UDP_BUFFER_SIZE` bytes).
+   * Resolves to null once the socket is closed, before or during the wait.
+   */
+  async receive(buffer: Uint8Array): Promise<Datagram | null> {
+    if (this.#closed) return null;
+    try {
+      const [data, from] = await this.#conn.receive(buffer);
+      return { data, from: from as Deno.NetAddr };
+    } catch (error) {
+      if (this.#closed) return null;
+      throw error;
+    }
+  }
+
+  /** Sends `data` as one datagram; throws what the OS reports (e.g. message too long). */
+  async send(data: Uint8Array, to: UdpEndpoint): Promise<void> {
+    await this.#conn.send(data, { transport: "udp", hostname: to.hostname, port: to.port });
+  }
+
+  /** Closes the socket; a pending `receive` resolves to null. Safe to call more than once. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#conn.close();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+/** `host:port` for an endpoint, with IPv6 in brackets: the key of an association. */
+export function formatEndpoint(endpoint: UdpEndpoint): string {
+  return endpoint.hostname.includes(":")
+    ? `[${endpoint.hostname}]:${endpoint.port}`
+    : `${endpoint.hostname}:${endpoint.port}`;
+}
+
+/** `::ffff:a.b.c.d` → `a.b.c.d`: dual-stack sockets report IPv4 peers in the mapped form. */
+export function unmapIpv4(hostname: string): string {
+  const match = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(hostname);
+  return match ? match[1]! : hostname;
+}

@@ -1,0 +1,53 @@
+/**
+ * Counters of one UDP relay (server, local SOCKS5 UDP ASSOCIATE, or tunnel). Datagrams have no
+ * session to end, so each client datagram gets the status a session would: `OK` when relayed,
+ * otherwise the reason it was dropped. Read by tests and by the stats log.
+ * @module
+ */
+import type { SessionStatus } from "../protocol/errors.ts";
+import { createStatusCounts } from "./service.ts";
+
+export interface UdpStats {
+  /**
+   * Client datagrams by outcome: `OK` sent toward the target; `ERR_CIPHER` too short or bad tag;
+   * `ERR_READ_ADDRESS` bad address header; `ERR_TARGET_FORBIDDEN` refused by the target policy;
+   * `ERR_CONNECT` name not resolved or no socket; `ERR_RELAY_TARGET` the send failed or the
+   * association's queue was full.
+   */
+  readonly statuses: Record<SessionStatus, number>;
+  /** Datagrams dropped because they came from an address the association does not serve. */
+  foreignDropped: number;
+  /** SOCKS5 datagrams dropped because FRAG was not 0 (reassembly is not supported). */
+  fragmentsDropped: number;
+  /** Replies delivered to clients. */
+  repliesRelayed: number;
+  /** Replies dropped: they did not authenticate or parse, or the send to the client failed. */
+  repliesDropped: number;
+  /** Associations open now; never above the NAT table's capacity. */
+  associations: number;
+  /** Associations opened since start. */
+  associationsOpened: number;
+  /** Associations closed to make room for a new one (least recently used first). */
+  associationsEvicted: number;
+  /** Associations closed after `udp_timeout` without traffic. */
+  associationsExpired: number;
+  /** Datagram bytes sent on the target side, and received from it. */
+  bytesUplink: number;
+  bytesDownlink: number;
+}
+
+export function createUdpStats(): UdpStats {
+  return {
+    statuses: createStatusCounts(),
+    foreignDropped: 0,
+    fragmentsDropped: 0,
+    repliesRelayed: 0,
+    repliesDropped: 0,
+    associations: 0,
+    associationsOpened: 0,
+    associationsEvicted: 0,
+    associationsExpired: 0,
+    bytesUplink: 0,
+    bytesDownlink: 0,
+  };
+}

@@ -1,0 +1,320 @@
+/**
+ * Peers for interop tests: finding shadowsocks-libev binaries (and curl) on PATH, deciding per
+ * test whether to run, skip or fail, and running libev processes on free loopback ports.
+ *
+ * Missing binaries: with `CI=true` the test fails and names the package to install; elsewhere it
+ * is registered as ignored and a line on stdout says why.
+ *
+ * ```ts
+ * peerTest({
+ *   name: "libev ss-server answers",
+ *   peers: ["ss-server"],
+ *   async fn() {
+ *     await using server = await startSsServer({ method: "aes-128-gcm", password: "pw" });
+ *     // connect to server.port ...
+ *   },
+ * });
+ * ```
+ * @module
+ */
+
+/** Binaries the interop tests may need. */
+export type PeerName = "ss-server" | "ss-local" | "ss-tunnel" | "curl";
+
+/** The Debian package that provides each binary. */
+const PACKAGE_OF: Record<PeerName, string> = {
+  "ss-server": "shadowsocks-libev",
+  "ss-local": "shadowsocks-libev",
+  "ss-tunnel": "shadowsocks-libev",
+  "curl": "curl",
+};
+
+/** Bytes of process output kept for failure messages (the most recent ones). */
+const OUTPUT_LIMIT = 64 * 1024;
+/** Port readiness: this many TCP connection attempts, this far apart. */
+const READY_ATTEMPTS = 100;
+const READY_INTERVAL_MS = 50;
+/** Tries with a fresh port when a process loses the race for the one picked. */
+const START_ATTEMPTS = 3;
+/** How long a process gets to exit after SIGTERM before SIGKILL. */
+const STOP_GRACE_MS = 5000;
+
+/**
+ * Looks `name` up in the directories of `searchPath` (default: the PATH environment variable)
+ * and returns the first executable file found, or `undefined`.
+ */
+export function findPeer(
+  name: string,
+  searchPath: string = Deno.env.get("PATH") ?? "",
+): string | undefined {
+  for (const dir of searchPath.split(":")) {
+    if (dir === "") continue;
+    const candidate = `${dir.replace(/\/+$/, "")}/${name}`;
+    let info: Deno.FileInfo;
+    try {
+      info = Deno.statSync(candidate);
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotADirectory) {
+        continue;
+      }
+      throw error;
+    }
+    if (info.isFile && ((info.mode ?? 0o111) & 0o111) !== 0) return candidate;
+  }
+  return undefined;
+}
+
+/** True when the environment says this is a CI run (`CI=true`). */
+export function isCi(): boolean {
+  return Deno.env.get("CI") === "true";
+}
+
+/** The message for binaries that are missing, with the command that installs them. */
+export function missingPeersMessage(missing: readonly PeerName[]): string {
+  const packages = [...new Set(missing.map((name) => PACKAGE_OF[name]))].join(" ");
+  return `Missing ${missing.map((name) => `"${name}"`).join(", ")} on PATH: ` +
+    `install with \`apt-get install -y ${packages}\``;
+}
+
+/** The paths of the peers a test asked for. */
+export type PeerPaths = Readonly<Record<PeerName, string>>;
+
+/** A test that needs external binaries; see `peerTest`. */
+export interface PeerTestDefinition {
+  name: string;
+  /** Binaries the test runs; each is looked up on PATH when the test is registered. */
+  peers: readonly PeerName[];
+  fn: (t: Deno.TestContext, paths: PeerPaths) => void | Promise<void>;
+}
+
+/**
+ * Registers a `Deno.test` that runs only when its peers are installed. When any is missing:
+ * under `CI=true` the test runs and fails with the install hint; otherwise it is ignored and a
+ * "skipped" line is printed. Sanitizers stay on.
+ */
+export function peerTest(definition: PeerTestDefinition): void {
+  const paths: Partial<Record<PeerName, string>> = {};
+  const missing: PeerName[] = [];
+  for (const name of definition.peers) {
+    const found = findPeer(name);
+    if (found === undefined) missing.push(name);
+    else paths[name] = found;
+  }
+  const ci = isCi();
+  if (missing.length > 0 && !ci) {
+    console.log(
+      `skipped "${definition.name}": ${missingPeersMessage(missing)} (set CI=true to fail instead)`,
+    );
+  }
+  Deno.test({
+    name: definition.name,
+    ignore: missing.length > 0 && !ci,
+    async fn(t) {
+      if (missing.length > 0) throw new Error(missingPeersMessage(missing));
+      await definition.fn(t, paths as PeerPaths);
+    },
+  });
+}
+
+/** Returns a TCP port on 127.0.0.1 that was free a moment ago (listen on 0, read, close). */
+export function freePort(hostname = "127.0.0.1"): number {
+  using listener = Deno.listen({ hostname, port: 0 });
+  return listener.addr.port;
+}
+
+/**
+ * Resolves once `hostname:port` accepts a TCP connection; throws after `attempts` tries
+ * `intervalMs` apart, or as soon as `exited` resolves (the process died).
+ */
+export async function waitForTcpPort(
+  port: number,
+  options: {
+    hostname?: string;
+    attempts?: number;
+    intervalMs?: number;
+    exited?: Promise<unknown>;
+  } = {},
+): Promise<void> {
+  const hostname = options.hostname ?? "127.0.0.1";
+  const attempts = options.attempts ?? READY_ATTEMPTS;
+  const intervalMs = options.intervalMs ?? READY_INTERVAL_MS;
+  let exited = false;
+  options.exited?.then(() => exited = true, () => exited = true);
+  let lastError: unknown;
+  for (let attempt = 0; attempt < attempts; attempt++) {
+    if (exited) throw new Error(`Process exited before ${hostname}:${port} accepted connections`);
+    try {
+      const conn = await Deno.connect({ hostname, port });
+      conn.close();
+      return;
+    } catch (error) {
+      if (!(error instanceof Deno.errors.ConnectionRefused)) throw error;
+      lastError = error;
+    }
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+  throw new Error(
+    `${hostname}:${port} did not accept connections after ${attempts} tries ${intervalMs} ms apart`,
+    { cause: lastError },
+  );
+}
+
+/** A running libev process. `await using` stops it. */
+export interface PeerProcess extends AsyncDisposable {
+  readonly binary: string;
+  /** The arguments it runs with, password included (`output()` hides it). */
+  readonly args: readonly string[];
+  readonly pid: number;
+  /** The TCP (and, with `udp`, UDP) port it listens on, on 127.0.0.1. */
+  readonly port: number;
+  /** Its stdout and stderr so far (the last 64 KiB), for failure messages. */
+  output(): string;
+  /** Sends SIGTERM (SIGKILL after 5 s) and waits for the exit. Idempotent. */
+  stop(): Promise<Deno.CommandStatus>;
+}
+
+/** Options every libev process takes. */
+export interface LibevOptions {
+  method: string;
+  password: string;
+  /** Also relay UDP (`-u`). Default false. */
+  udp?: boolean;
+  /** Idle timeout in seconds (`-t`). Default 60. */
+  timeout?: number;
+  /** Log every connection (`-v`). Default false. */
+  verbose?: boolean;
+  /** Binary path; default: looked up on PATH. */
+  binary?: string;
+}
+
+/** Starts `ss-server -s 127.0.0.1 -p PORT -k PASSWORD -m METHOD` on a free port. */
+export function startSsServer(options: LibevOptions): Promise<PeerProcess> {
+  return startPeer("ss-server", options, (port) => ["-s", "127.0.0.1", "-p", String(port)]);
+}
+
+/** Starts `ss-local -s 127.0.0.1 -p SERVER_PORT -b 127.0.0.1 -l PORT ...` on a free port. */
+export function startSsLocal(
+  serverPort: number,
+  options: LibevOptions & { server?: string },
+): Promise<PeerProcess> {
+  return startPeer("ss-local", options, (port) => [
+    ...["-s", options.server ?? "127.0.0.1", "-p", String(serverPort)],
+    ...["-b", "127.0.0.1", "-l", String(port)],
+  ]);
+}
+
+/**
+ * Starts `ss-tunnel ... -L TARGET` (TARGET is `host:port`) on a free port. The readiness probe
+ * makes ss-tunnel open one session to the server (and TARGET) before this resolves: count it.
+ */
+export function startSsTunnel(
+  serverPort: number,
+  options: LibevOptions & { target: string; server?: string },
+): Promise<PeerProcess> {
+  return startPeer("ss-tunnel", options, (port) => [
+    ...["-s", options.server ?? "127.0.0.1", "-p", String(serverPort)],
+    ...["-b", "127.0.0.1", "-l", String(port), "-L", options.target],
+  ]);
+}
+
+/**
+ * Starts a libev binary with `addressArgs(port)` plus the shared flags on a free port, and waits
+ * until the port accepts TCP. A process that exits early (the port was taken meanwhile) is
+ * retried on a new port, up to 3 times; then the error carries its output.
+ */
+async function startPeer(
+  name: PeerName,
+  options: LibevOptions,
+  addressArgs: (port: number) => string[],
+): Promise<PeerProcess> {
+  const binary = options.binary ?? findPeer(name);
+  if (binary === undefined) throw new Error(missingPeersMessage([name]));
+  let lastError: unknown;
+  for (let attempt = 0; attempt < START_ATTEMPTS; attempt++) {
+    const port = freePort();
+    const args = [
+      ...addressArgs(port),
+      ...["-k", options.password, "-m", options.method, "-t", String(options.timeout ?? 60)],
+      ...(options.udp ? ["-u"] : []),
+      ...(options.verbose ? ["-v"] : []),
+    ];
+    const peer = spawnPeer(binary, args, port);
+    try {
+      await waitForTcpPort(port, { exited: peer.exited });
+      return peer;
+    } catch (error) {
+      await peer.stop();
+      lastError = new Error(
+        `${name} did not start: ${(error as Error).message}\n${peer.output()}`,
+        {
+          cause: error,
+        },
+      );
+    }
+  }
+  throw lastError;
+}
+
+function spawnPeer(
+  binary: string,
+  args: string[],
+  port: number,
+): PeerProcess & { exited: Promise<Deno.CommandStatus> } {
+  const child = new Deno.Command(binary, {
+    args,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let log = "";
+  const collect = async (stream: ReadableStream<Uint8Array>) => {
+    const decoder = new TextDecoder();
+    for await (const bytes of stream) {
+      log += decoder.decode(bytes, { stream: true });
+      if (log.length > OUTPUT_LIMIT) log = log.slice(-OUTPUT_LIMIT);
+    }
+  };
+  const collecting = Promise.all([collect(child.stdout), collect(child.stderr)]);
+  const exited = child.status;
+  let stopping: Promise<Deno.CommandStatus> | undefined;
+  const stop = () =>
+    stopping ??= (async () => {
+      let killTimer: ReturnType<typeof setTimeout> | undefined;
+      try {
+        child.kill("SIGTERM");
+        killTimer = setTimeout(() => sendKill(child), STOP_GRACE_MS);
+      } catch (error) {
+        // Already exited: kill throws a TypeError ("Child process has already terminated").
+        if (!(error instanceof TypeError)) throw error;
+      }
+      const status = await exited;
+      clearTimeout(killTimer);
+      await collecting;
+      return status;
+    })();
+  return {
+    binary,
+    args,
+    pid: child.pid,
+    port,
+    exited,
+    output: () => `--- ${binary} ${redact(args).join(" ")} (pid ${child.pid}) ---\n${log}`,
+    stop,
+    [Symbol.asyncDispose]: async () => {
+      await stop();
+    },
+  };
+}
+
+function sendKill(child: Deno.ChildProcess): void {
+  try {
+    child.kill("SIGKILL");
+  } catch (error) {
+    if (!(error instanceof TypeError)) throw error;
+  }
+}
+
+/** The argument list with the password after `-k` hidden. */
+function redact(args: readonly string[]): string[] {
+  return args.map((arg, i) => (i > 0 && args[i - 1] === "-k" ? "***" : arg));
+}

@@ -1,0 +1,184 @@
+/**
+ * UDP interop with shadowsocks-libev, both directions, for every AEAD method:
+ *
+ * ```
+ *   UDP client ─▶ libev ss-tunnel -u ══▶ ssdeno server ─▶ UDP echo
+ *   SOCKS5 UDP client ─▶ libev ss-local -u ══▶ ssdeno server ─▶ UDP echo
+ *   SOCKS5 UDP client ─▶ ssdeno local ══▶ libev ss-server -u ─▶ UDP echo
+ *   UDP client ─▶ ssdeno tunnel ══▶ libev ss-server -u ─▶ UDP echo
+ * ```
+ *
+ * Every datagram is checked byte for byte, from 1 to 2000 bytes: libev 3.3.5 sizes its UDP
+ * buffers for a 1397-byte MTU (twice that) and drops bigger packets as "suspicious", so large
+ * datagrams are left to the ssdeno-only tests.
+ * @module
+ */
+import assert from "node:assert/strict";
+import type { LocalConfig, ServerConfig, TunnelConfig } from "../../config/types.ts";
+import { startLocal } from "../../local.ts";
+import { startServer } from "../../server.ts";
+import { startTunnel } from "../../tunnel.ts";
+import { waitUntil } from "../_fixtures.ts";
+import { datagramBytes, loopback, SocksUdpClient, UdpEcho, UdpPeer } from "../e2e/_udp_harness.ts";
+import { peerTest, startSsLocal, startSsServer, startSsTunnel } from "./_peers.ts";
+
+const METHODS = ["aes-128-gcm", "aes-256-gcm", "chacha20-ietf-poly1305"] as const;
+const PASSWORD = "udp-interop-password";
+const SIZES = [1, 64, 512, 1400, 2000];
+/** Tries per datagram: UDP on loopback does not lose packets, but a peer may start slowly. */
+const ATTEMPTS = 3;
+
+const COMMON = {
+  password: PASSWORD,
+  timeout: 300,
+  handshakeTimeout: 10,
+  mode: "tcp_and_udp",
+  noDelay: true,
+  udpTimeout: 300,
+  udpMaxAssociations: 256,
+} as const;
+
+function serverConfig(method: string): ServerConfig {
+  return {
+    ...COMMON,
+    method,
+    address: "127.0.0.1",
+    port: 0,
+    allowPrivateTargets: true,
+    ipv6First: false,
+  };
+}
+
+function localConfig(method: string, serverPort: number): LocalConfig {
+  return {
+    ...COMMON,
+    method,
+    server: "127.0.0.1",
+    serverPort,
+    localAddress: "127.0.0.1",
+    localPort: 0,
+  };
+}
+
+/** Sends `payload` and returns the first reply, retrying a lost datagram a few times. */
+async function exchange(
+  send: () => Promise<void>,
+  receive: (timeoutMs: number) => Promise<Uint8Array>,
+): Promise<Uint8Array> {
+  let lastError: unknown;
+  for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+    await send();
+    try {
+      return await receive(2000);
+    } catch (error) {
+      lastError = error;
+    }
+  }
+  throw lastError;
+}
+
+function assertBytes(actual: Uint8Array, expected: Uint8Array, what: string): void {
+  assert.equal(actual.length, expected.length, `${what}: length`);
+  const at = actual.findIndex((byte, i) => byte !== expected[i]);
+  assert.equal(at, -1, `${what}: first differing byte at ${at}`);
+}
+
+/** Plain datagrams to a tunnel on `port`, each echoed back unchanged. */
+async function checkTunnel(port: number, what: string): Promise<void> {
+  const peer = new UdpPeer();
+  try {
+    for (const [index, size] of SIZES.entries()) {
+      const payload = datagramBytes(size, index);
+      const reply = await exchange(
+        () => peer.send(payload, port),
+        async (timeoutMs) => (await peer.next(timeoutMs)).data,
+      );
+      assertBytes(reply, payload, `${what}, ${size} bytes`);
+    }
+  } finally {
+    await peer.close();
+  }
+}
+
+/** SOCKS5 UDP datagrams through the proxy on `port` to `echoPort`, each echoed back. */
+async function checkSocks(port: number, echoPort: number, what: string): Promise<void> {
+  const client = await SocksUdpClient.open(port);
+  try {
+    for (const [index, size] of SIZES.entries()) {
+      const payload = datagramBytes(size, 100 + index);
+      let from;
+      const reply = await exchange(
+        () => client.send(loopback(echoPort), payload),
+        async (timeoutMs) => {
+          const next = await client.next(timeoutMs);
+          from = next.address;
+          return next.payload;
+        },
+      );
+      assert.deepEqual(from, loopback(echoPort));
+      assertBytes(reply, payload, `${what}, ${size} bytes`);
+    }
+  } finally {
+    await client.close();
+  }
+}
+
+for (const method of METHODS) {
+  peerTest({
+    name: `libev ss-tunnel -u and ss-local -u carry UDP through ssdeno server with ${method}`,
+    peers: ["ss-tunnel", "ss-local"],
+    async fn() {
+      const echo = new UdpEcho();
+      const server = await startServer(serverConfig(method), { graceMs: 0 });
+      try {
+        const options = { method, password: PASSWORD, udp: true };
+        {
+          await using tunnel = await startSsTunnel(server.addr.port, {
+            ...options,
+            target: `127.0.0.1:${echo.port}`,
+          });
+          await checkTunnel(tunnel.port, `ss-tunnel → ssdeno (${tunnel.output()})`);
+        }
+        {
+          await using local = await startSsLocal(server.addr.port, options);
+          await checkSocks(local.port, echo.port, `ss-local → ssdeno (${local.output()})`);
+        }
+        const stats = server.udpStats!;
+        assert.equal(stats.statuses.ERR_CIPHER, 0);
+        assert.equal(stats.statuses.ERR_READ_ADDRESS, 0);
+        assert.ok(stats.statuses.OK >= 2 * SIZES.length);
+        await waitUntil(() => stats.repliesRelayed >= 2 * SIZES.length);
+      } finally {
+        await server.close();
+        await echo.close();
+      }
+    },
+  });
+
+  peerTest({
+    name: `ssdeno local and tunnel carry UDP through libev ss-server -u with ${method}`,
+    peers: ["ss-server"],
+    async fn() {
+      const echo = new UdpEcho();
+      await using peer = await startSsServer({ method, password: PASSWORD, udp: true });
+      const local = await startLocal(localConfig(method, peer.port), { graceMs: 0 });
+      const tunnelConfig: TunnelConfig = {
+        ...localConfig(method, peer.port),
+        mode: "udp_only",
+        tunnelHost: "127.0.0.1",
+        tunnelPort: echo.port,
+      };
+      const tunnel = await startTunnel(tunnelConfig, { graceMs: 0 });
+      try {
+        await checkSocks(local.addr.port, echo.port, `ssdeno local → ss-server (${peer.output()})`);
+        await checkTunnel(tunnel.addr.port, `ssdeno tunnel → ss-server (${peer.output()})`);
+        assert.equal(local.udpStats?.repliesDropped, 0);
+        assert.equal(tunnel.udpStats?.repliesDropped, 0);
+      } finally {
+        await tunnel.close();
+        await local.close();
+        await echo.close();
+      }
+    },
+  });
+}

@@ -1,0 +1,171 @@
+/**
+ * The tunnel role, like `ss-tunnel`: a local port forwarded to one fixed target through the
+ * Shadowsocks server, over TCP, UDP or both by `mode` (UDP on the same port number). The usual
+ * way to carry DNS: `ssdeno tunnel -u -l 5353 -L 1.1.1.1:53 ...`.
+ *
+ * Stages of one TCP session:
+ *   1. accept; connect to the Shadowsocks server (handshake deadline)
+ *   2. first write to the server: salt + fixed target address + the app's first bytes
+ *   3. relay: uplink = app → server (encrypting), downlink = server → app (decrypting)
+ *
+ * UDP: each app address gets its own association (relay/datagram_service.ts); its datagrams are
+ * sealed with the fixed target address and sent to the server's UDP port, and the payload of
+ * the server's replies goes back to the app.
+ * @module
+ */
+import type { TunnelConfig } from "./config/types.ts";
+import { evpBytesToKey } from "./crypto/kdf.ts";
+import { findMethod, type MethodInfo } from "./crypto/methods.ts";
+import { type Address, addressFromHost, encodeAddress, formatAddress } from "./protocol/address.ts";
+import type { SessionStatus } from "./protocol/errors.ts";
+import { assertUdpMethod } from "./protocol/udp_packet.ts";
+import { BufferedConn } from "./relay/buffered_conn.ts";
+import { serveDatagrams } from "./relay/datagram_service.ts";
+import { concatBytes } from "./relay/io.ts";
+import { type Logger, silentLogger } from "./relay/log.ts";
+import { relay } from "./relay/pipe.ts";
+import {
+  type ByteCounter,
+  combineServices,
+  type RunningService,
+  serveConnections,
+  type ServiceOptions,
+  type UdpService,
+} from "./relay/service.ts";
+import { ShadowsocksStream } from "./relay/shadowsocks_stream.ts";
+import { tunnelUdpCodec } from "./relay/shadowsocks_udp.ts";
+import { UdpSocket } from "./relay/udp_socket.ts";
+
+export type { RunningService, ServiceOptions };
+
+/** How long to wait for the app's first bytes so they share a packet with the salt and address. */
+const FIRST_PAYLOAD_WAIT_MS = 20;
+
+interface TunnelContext {
+  config: TunnelConfig;
+  method: MethodInfo;
+  masterKey: Uint8Array;
+  target: Address;
+  /** The target's address header, sent first on every TCP session. */
+  targetHeader: Uint8Array;
+  logger: Logger;
+}
+
+/**
+ * Starts the tunnel on `config.localAddress:config.localPort`, forwarding to
+ * `config.tunnelHost:config.tunnelPort`. With TCP and UDP on port 0, UDP binds the port number
+ * TCP got. Rejects when that UDP port is taken.
+ */
+export function startTunnel(
+  config: TunnelConfig,
+  options: ServiceOptions = {},
+): Promise<RunningService> {
+  const method = findMethod(config.method);
+  if (!method) throw new RangeError(`Invalid method "${config.method}"`);
+  if (config.mode !== "tcp_only") assertUdpMethod(method);
+  const logger = options.logger ?? silentLogger;
+  const target = addressFromHost(config.tunnelHost, config.tunnelPort);
+  const context: TunnelContext = {
+    config,
+    method,
+    masterKey: evpBytesToKey(config.password, method.keySize),
+    target,
+    targetHeader: encodeAddress(target),
+    logger,
+  };
+  let tcp: RunningService | undefined;
+  if (config.mode !== "udp_only") {
+    const listener = Deno.listen({ hostname: config.localAddress, port: config.localPort });
+    tcp = serveConnections(
+      listener,
+      (conn, signal, countBytes) => serveTunnelSession(conn, context, signal, countBytes),
+      { ...options, logger, name: "tunnel" },
+    );
+  }
+  let udp: UdpService | undefined;
+  if (config.mode !== "tcp_only") {
+    let socket: UdpSocket;
+    try {
+      socket = UdpSocket.bind(config.localAddress, tcp?.addr.port ?? config.localPort);
+    } catch (error) {
+      if (!tcp) throw error;
+      return tcp.close().then(() => Promise.reject(error));
+    }
+    const server = addressFromHost(config.server, config.serverPort);
+    udp = serveDatagrams(socket, tunnelUdpCodec(method, context.masterKey, target, server), {
+      name: "tunnel",
+      logger,
+      maxAssociations: config.udpMaxAssociations,
+      idleTimeoutMs: config.udpTimeout * 1000,
+      // The only destination is our own Shadowsocks server, which may well be on loopback.
+      allowPrivateTargets: true,
+      ipv6First: false,
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+  }
+  const service = combineServices(tcp, udp);
+  const transports = [tcp && "tcp", udp && "udp"].filter(Boolean).join(" and ");
+  logger.info(
+    `tunnel listening on ${service.addr.hostname}:${service.addr.port} (${transports}) to ${
+      formatAddress(target)
+    }, server ${formatAddress(addressFromHost(config.server, config.serverPort))} (${method.name})`,
+  );
+  return Promise.resolve(service);
+}
+
+async function serveTunnelSession(
+  conn: Deno.TcpConn,
+  context: TunnelContext,
+  signal: AbortSignal,
+  countBytes: ByteCounter,
+): Promise<SessionStatus> {
+  const { config, logger } = context;
+  const started = Date.now();
+  const finish = (status: SessionStatus, detail: string) => {
+    const line = `tunnel ${conn.remoteAddr.hostname}:${conn.remoteAddr.port} ${status} ${detail} (${
+      Date.now() - started
+    } ms)`;
+    if (status === "ERR_CONNECT") logger.info(line);
+    else logger.debug(line);
+    return status;
+  };
+
+  let serverConn: Deno.TcpConn;
+  try {
+    serverConn = await Deno.connect({
+      hostname: config.server,
+      port: config.serverPort,
+      signal: AbortSignal.any([signal, AbortSignal.timeout(config.handshakeTimeout * 1000)]),
+    });
+  } catch (error) {
+    return finish("ERR_CONNECT", `cannot reach server: ${errorMessage(error)}`);
+  }
+  serverConn.setNoDelay(config.noDelay);
+  conn.setNoDelay(config.noDelay);
+
+  const client = new BufferedConn(conn);
+  const stream = new ShadowsocksStream(serverConn, context.method, context.masterKey);
+  let firstPayload: Uint8Array;
+  try {
+    firstPayload = await client.takeBuffered(FIRST_PAYLOAD_WAIT_MS);
+  } catch (error) {
+    stream.close();
+    return finish("ERR_RELAY_CLIENT", errorMessage(error));
+  }
+  try {
+    await stream.write(concatBytes(context.targetHeader, firstPayload));
+  } catch (error) {
+    stream.close();
+    return finish("ERR_RELAY_TARGET", `cannot write to server: ${errorMessage(error)}`);
+  }
+  const status = await relay(client, stream, {
+    idleTimeoutMs: config.timeout * 1000,
+    signal,
+    onBytes: countBytes,
+  });
+  return finish(status, formatAddress(context.target));
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
