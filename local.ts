@@ -8,15 +8,17 @@
  *      REP 0x07 for other commands and for CONNECT in `udp_only`, 0x08 for unknown address types
  *   3. connect to the Shadowsocks server (REP 0x05/0x04/0x03/0x06/0x01 on failure)
  *   4. reply success with the local address of that server connection
- *   5. first write to the server: salt + address header + the app's first bytes, in one write
+ *   5. first write to the server: salt + request header + the app's first bytes, in one write
+ *      (2022: random padding instead when the app has said nothing within 20 ms)
  *   6. relay: uplink = app → server (encrypting), downlink = server → app (decrypting)
  * @module
  */
 import type { LocalConfig } from "./config/types.ts";
-import { evpBytesToKey } from "./crypto/kdf.ts";
-import { findMethod, type MethodInfo } from "./crypto/methods.ts";
-import { addressFromHost, encodeAddress, formatAddress } from "./protocol/address.ts";
+import { findMethod } from "./crypto/methods.ts";
+import { addressFromHost, formatAddress } from "./protocol/address.ts";
+import { MAX_TIMESTAMP_SKEW } from "./protocol/aead2022_time.ts";
 import { ProtocolError, type SessionStatus } from "./protocol/errors.ts";
+import { type ClientFramings, clientFramings } from "./protocol/session_framings.ts";
 import {
   CMD_CONNECT,
   CMD_UDP_ASSOCIATE,
@@ -29,10 +31,9 @@ import {
   SOCKS_VERSION,
   SocksRequestError,
 } from "./protocol/socks5.ts";
-import { assertUdpMethod } from "./protocol/udp_packet.ts";
 import { BufferedConn } from "./relay/buffered_conn.ts";
 import { Deadline } from "./relay/deadline.ts";
-import { closeQuietly, concatBytes, writeAll } from "./relay/io.ts";
+import { closeQuietly, writeAll } from "./relay/io.ts";
 import { type Logger, silentLogger } from "./relay/log.ts";
 import { relay } from "./relay/pipe.ts";
 import {
@@ -42,6 +43,7 @@ import {
   type ServiceOptions,
 } from "./relay/service.ts";
 import { ShadowsocksStream } from "./relay/shadowsocks_stream.ts";
+import { createUdpClientCipher } from "./relay/shadowsocks_udp.ts";
 import {
   createAssociationTable,
   serveUdpAssociate,
@@ -57,11 +59,13 @@ export type { RunningService, ServiceOptions };
  * this; server-first ones (SMTP, SSH banners) pay it once per connection.
  */
 const FIRST_PAYLOAD_WAIT_MS = 20;
+/** A 2022 server clock this far off (seconds) still passes but earns a debug line. */
+const NOTABLE_SKEW_S = 10;
 
 interface LocalContext {
   config: LocalConfig;
-  method: MethodInfo;
-  masterKey: Uint8Array;
+  /** The server's keys: one framing per session. */
+  framings: ClientFramings;
   logger: Logger;
   /** Present when `mode` includes UDP. */
   udp?: UdpAssociateContext;
@@ -74,16 +78,16 @@ export function startLocal(
 ): Promise<RunningService> {
   const method = findMethod(config.method);
   if (!method) throw new RangeError(`Invalid method "${config.method}"`);
-  if (config.mode !== "tcp_only") assertUdpMethod(method);
+  // Keys are parsed before anything is bound: a bad one fails the start (InvalidPskError).
+  const framings = clientFramings(method, config.password);
+  // Built first: a method without UDP or a bad key fails before anything is bound.
+  const udpCipher = config.mode === "tcp_only"
+    ? undefined
+    : createUdpClientCipher(method, config.password);
   const logger = options.logger ?? silentLogger;
-  const context: LocalContext = {
-    config,
-    method,
-    masterKey: evpBytesToKey(config.password, method.keySize),
-    logger,
-  };
+  const context: LocalContext = { config, framings, logger };
   const listener = Deno.listen({ hostname: config.localAddress, port: config.localPort });
-  if (config.mode !== "tcp_only") {
+  if (udpCipher) {
     const stats = createUdpStats();
     const associations = createAssociationTable({
       capacity: config.udpMaxAssociations,
@@ -91,8 +95,7 @@ export function startLocal(
       stats,
     });
     context.udp = {
-      method,
-      masterKey: context.masterKey,
+      cipher: udpCipher,
       server: config.server,
       serverPort: config.serverPort,
       associations,
@@ -184,7 +187,12 @@ async function serveSocksSession(
   serverConn.setNoDelay(config.noDelay);
   conn.setNoDelay(config.noDelay);
 
-  const stream = new ShadowsocksStream(serverConn, context.method, context.masterKey);
+  const stream = new ShadowsocksStream(
+    serverConn,
+    context.framings.session(request.address, {
+      onServerSkew: (skew) => logServerSkew(logger, "local", skew),
+    }),
+  );
   let firstPayload: Uint8Array;
   try {
     const bound = serverConn.localAddr;
@@ -197,7 +205,7 @@ async function serveSocksSession(
     return finish("ERR_RELAY_CLIENT", errorMessage(error));
   }
   try {
-    await stream.write(concatBytes(encodeAddress(request.address), firstPayload));
+    await stream.start(firstPayload);
   } catch (error) {
     stream.close();
     return finish("ERR_RELAY_TARGET", `cannot write to server: ${errorMessage(error)}`);
@@ -209,6 +217,15 @@ async function serveSocksSession(
     onBytes: countBytes,
   });
   return finish(status, formatAddress(request.address));
+}
+
+/** Says so when a 2022 server's clock is off: refused beyond ±30 s, worth a look from 10 s. */
+export function logServerSkew(logger: Logger, role: string, skew: number): void {
+  if (Math.abs(skew) > MAX_TIMESTAMP_SKEW) {
+    logger.info(`${role}: server clock skew of ${skew} s exceeds ±${MAX_TIMESTAMP_SKEW} s`);
+  } else if (Math.abs(skew) >= NOTABLE_SKEW_S) {
+    logger.debug(`${role}: server clock skew of ${skew} s`);
+  }
 }
 
 function finishHandshakeError(

@@ -10,6 +10,7 @@ import { ConfigError } from "./config/errors.ts";
 import {
   buildLocalConfig,
   buildServerConfigs,
+  buildTunnelConfig,
   type RawConfig,
   resolveMethod,
 } from "./config/load.ts";
@@ -21,6 +22,7 @@ import { startLocal } from "./local.ts";
 import { createLogger, type Logger } from "./relay/log.ts";
 import type { RunningService, ServiceOptions } from "./relay/service.ts";
 import { startServer } from "./server.ts";
+import { startTunnel } from "./tunnel.ts";
 
 type RunCommand = Extract<CliCommand, { flags: unknown }>;
 
@@ -42,6 +44,8 @@ export async function main(args: readonly string[]): Promise<number> {
       return await local(command);
     case "server":
       return await server(command);
+    case "tunnel":
+      return await tunnel(command);
   }
 }
 
@@ -69,6 +73,16 @@ async function local(command: RunCommand): Promise<number> {
   warnings.forEach((warning) => logger.warn(warning));
   return await runServices(
     [{ label: `${config.localAddress}:${config.localPort}`, start: (o) => startLocal(config, o) }],
+    logger,
+  );
+}
+
+async function tunnel(command: RunCommand): Promise<number> {
+  const logger = createLogger(command.logLevel);
+  const { config, warnings } = buildTunnelConfig(command.file ?? {}, command.flags);
+  warnings.forEach((warning) => logger.warn(warning));
+  return await runServices(
+    [{ label: `${config.localAddress}:${config.localPort}`, start: (o) => startTunnel(config, o) }],
     logger,
   );
 }

@@ -1,61 +1,69 @@
 /**
- * The server role: accept Shadowsocks connections, authenticate the first chunk, read the
- * target address, connect to it directly and relay.
+ * The server role: accept Shadowsocks connections, authenticate the request header, connect to
+ * its target directly and relay. AEAD-2017 and the 2022 edition differ only in the framing the
+ * stream runs (protocol/session_framings.ts); the session below is the same for both.
  *
  * Stages of one session:
- *   1. read salt + first chunk (handshake deadline running) — bad tag → probe handling
- *   2. replay check on the salt (only once the chunk authenticated)
- *   3. decode the target address from the decrypted stream (may span chunks)
- *   4. policy check, resolve, connect
- *   5. relay: uplink = client → target (decrypting), downlink = target → client (encrypting)
+ *   1. read the request header (handshake deadline running): salt, then
+ *      AEAD-2017: first chunk → replay check on the salt → address (may span chunks);
+ *      2022: [EIH → user] → fixed header → timestamp ±30 s → salt pool → variable header.
+ *      Anything that fails → probe handling
+ *   2. policy check, resolve, connect; write the initial payload
+ *   3. relay: uplink = client → target (decrypting), downlink = target → client (encrypting;
+ *      2022: the response header goes with the target's first bytes, so a target that closes
+ *      without a word gets a bare FIN)
  *
  * Probe handling: after an authentication or parse failure the server sends nothing and does not
  * close early; it reads and discards until the client closes or the handshake deadline passes.
+ * A 2022 client refused for its clock gets an info line "clock skew of N s" instead of silence.
+ * Multi-user (SIP023): sessions and bytes are also counted per user in `stats.users`.
  *
  * UDP (`mode` `tcp_and_udp` or `udp_only`) listens on the same port number; each datagram is
- * opened, its target checked against the same policy and relayed through a per-client NAT
- * association (relay/datagram_service.ts). Invalid datagrams are dropped and counted, never
- * answered.
+ * opened, its target checked against the same policy and relayed through a per-session NAT
+ * association (relay/datagram_service.ts): per client address for AEAD-2017, per session ID
+ * (and user) for 2022 (relay/shadowsocks_udp2022.ts). Invalid and replayed datagrams are
+ * dropped and counted, never answered.
  * @module
  */
 import type { ServerConfig } from "./config/types.ts";
-import { evpBytesToKey } from "./crypto/kdf.ts";
-import { findMethod, type MethodInfo } from "./crypto/methods.ts";
-import { type Address, decodeAddress, formatAddress } from "./protocol/address.ts";
+import { findMethod } from "./crypto/methods.ts";
+import { formatAddress } from "./protocol/address.ts";
 import { ProtocolError, type SessionStatus } from "./protocol/errors.ts";
-import { ReplayFilter } from "./protocol/replay_filter.ts";
-import { assertUdpMethod } from "./protocol/udp_packet.ts";
+import { type ServerFramings, serverFramings } from "./protocol/session_framings.ts";
 import { serveDatagrams } from "./relay/datagram_service.ts";
 import { Deadline } from "./relay/deadline.ts";
 import { connectDirect } from "./relay/direct.ts";
-import { closeQuietly, concatBytes, writeAll } from "./relay/io.ts";
+import { closeQuietly, writeAll } from "./relay/io.ts";
 import { type Logger, silentLogger } from "./relay/log.ts";
 import { relay } from "./relay/pipe.ts";
 import {
   type ByteCounter,
   combineServices,
+  createUserStats,
   type RunningService,
   serveConnections,
   type ServiceOptions,
   type UdpService,
+  type UserStats,
 } from "./relay/service.ts";
-import { ShadowsocksStream } from "./relay/shadowsocks_stream.ts";
-import { serverUdpCodec } from "./relay/shadowsocks_udp.ts";
+import { type InboundRequest, ShadowsocksStream } from "./relay/shadowsocks_stream.ts";
+import { createServerUdpCodec } from "./relay/shadowsocks_udp.ts";
 import { UdpSocket } from "./relay/udp_socket.ts";
 
 export type { RunningService, ServiceOptions };
 
-/** Longest address header: ATYP + length + 255-byte name + port. */
-const MAX_ADDRESS_LENGTH = 1 + 1 + 255 + 2;
 /** Bytes discarded per read while draining a failed handshake. */
 const DRAIN_BUFFER_SIZE = 4096;
+/** A 2022 client clock this far off (seconds) still passes but earns a debug line. */
+const NOTABLE_SKEW_S = 10;
 
 /** What a server session needs, fixed for the listener's lifetime. */
 interface ServerContext {
   config: ServerConfig;
-  method: MethodInfo;
-  masterKey: Uint8Array;
-  replayFilter: ReplayFilter;
+  /** Keys and replay state: one framing per session. */
+  framings: ServerFramings;
+  /** Per-user counters (multi-user 2022), the same object as the service's `stats.users`. */
+  userStats: Record<string, UserStats>;
   logger: Logger;
 }
 
@@ -69,13 +77,17 @@ export function startServer(
 ): Promise<RunningService> {
   const method = findMethod(config.method);
   if (!method) throw new RangeError(`Invalid method "${config.method}"`);
-  if (config.mode !== "tcp_only") assertUdpMethod(method);
+  // Keys are parsed before anything is bound: a bad one fails the start (InvalidPskError).
+  const framings = serverFramings(method, config.password, { users: config.users });
+  // Built first: a method without UDP or a bad key fails before anything is bound.
+  const udpCodec = config.mode === "tcp_only"
+    ? undefined
+    : createServerUdpCodec(method, config.password, config.users);
   const logger = options.logger ?? silentLogger;
   const context: ServerContext = {
     config,
-    method,
-    masterKey: evpBytesToKey(config.password, method.keySize),
-    replayFilter: new ReplayFilter(),
+    framings,
+    userStats: createUserStats(framings.userNames),
     logger,
   };
   let tcp: RunningService | undefined;
@@ -84,11 +96,11 @@ export function startServer(
     tcp = serveConnections(
       listener,
       (conn, signal, countBytes) => serveSession(conn, context, signal, countBytes),
-      { ...options, logger, name: "server" },
+      { ...options, logger, name: "server", userStats: context.userStats },
     );
   }
   let udp: UdpService | undefined;
-  if (config.mode !== "tcp_only") {
+  if (udpCodec) {
     let socket: UdpSocket;
     try {
       socket = UdpSocket.bind(config.address, tcp?.addr.port ?? config.port);
@@ -96,7 +108,7 @@ export function startServer(
       if (!tcp) throw error;
       return tcp.close().then(() => Promise.reject(error));
     }
-    udp = serveDatagrams(socket, serverUdpCodec(method, context.masterKey), {
+    udp = serveDatagrams(socket, udpCodec, {
       name: "server",
       logger,
       maxAssociations: config.udpMaxAssociations,
@@ -124,17 +136,11 @@ async function serveSession(
   const peer = formatHostPort(conn.remoteAddr);
   const started = Date.now();
   const deadline = new Deadline(config.handshakeTimeout * 1000, () => closeQuietly(conn));
-  const stream = new ShadowsocksStream(conn, context.method, context.masterKey, {
-    onPeerSalt: (salt) => {
-      if (context.replayFilter.checkAndAdd(salt)) {
-        throw new ProtocolError("ERR_REPLAY", "Salt seen before: replayed connection");
-      }
-    },
-    onOwnSalt: (salt) => context.replayFilter.addOwn(salt),
-  });
+  const stream = new ShadowsocksStream(conn, context.framings.session());
+  let who = peer;
 
   const finish = (status: SessionStatus, detail: string) => {
-    const line = `server ${peer} ${status} ${detail} (${Date.now() - started} ms)`;
+    const line = `server ${who} ${status} ${detail} (${Date.now() - started} ms)`;
     if (status === "OK" || status === "ERR_TIMEOUT" || status.startsWith("ERR_RELAY")) {
       logger.debug(line);
     } else {
@@ -143,20 +149,28 @@ async function serveSession(
     return status;
   };
 
-  let address: Address;
-  let initialPayload: Uint8Array;
+  let request: InboundRequest;
   try {
-    ({ address, initialPayload } = await readTargetAddress(stream));
+    request = await stream.readRequest();
   } catch (error) {
     if (deadline.expired) return finish("ERR_TIMEOUT", "handshake deadline passed");
     if (!(error instanceof ProtocolError)) {
       deadline.clear();
       return finish("ERR_RELAY_CLIENT", `handshake read failed: ${errorMessage(error)}`);
     }
+    // A TimestampError's message names the skew: "... clock skew of 31 s exceeds ±30 s".
     await drainUntilClosed(conn);
     deadline.clear();
     return finish(error.code, error.message);
   }
+  const { address, payload: initialPayload } = request;
+  if (request.skew !== undefined && Math.abs(request.skew) >= NOTABLE_SKEW_S) {
+    logger.debug(`server ${peer} client clock skew of ${request.skew} s (accepted up to ±30 s)`);
+  }
+  const userStats = request.user === undefined ? undefined : context.userStats[request.user];
+  if (userStats !== undefined) userStats.sessions++;
+  if (request.user !== undefined) who = `${peer} user "${request.user}"`;
+  const countSession = withUserCounts(countBytes, userStats);
 
   let target: Deno.TcpConn;
   try {
@@ -180,34 +194,23 @@ async function serveSession(
     closeQuietly(target);
     return finish("ERR_RELAY_TARGET", errorMessage(error));
   }
-  countBytes("uplink", initialPayload.length);
+  countSession("uplink", initialPayload.length);
   const status = await relay(stream, target, {
     idleTimeoutMs: config.timeout * 1000,
     signal,
-    onBytes: countBytes,
+    onBytes: countSession,
   });
   return finish(status, formatAddress(address));
 }
 
-/** Reads decrypted chunks until the address header is complete. */
-async function readTargetAddress(
-  stream: ShadowsocksStream,
-): Promise<{ address: Address; initialPayload: Uint8Array }> {
-  let buffered: Uint8Array = new Uint8Array(0);
-  for (;;) {
-    const chunk = await stream.readChunk();
-    if (chunk === null) {
-      throw new ProtocolError("ERR_READ_ADDRESS", "Stream ended before the target address");
-    }
-    buffered = buffered.length === 0 ? chunk : concatBytes(buffered, chunk);
-    const decoded = decodeAddress(buffered);
-    if (decoded) {
-      return { address: decoded.address, initialPayload: buffered.subarray(decoded.length) };
-    }
-    if (buffered.length >= MAX_ADDRESS_LENGTH) {
-      throw new ProtocolError("ERR_READ_ADDRESS", "Address header too long");
-    }
-  }
+/** The byte counter of one session: the service totals, and the user's when there is one. */
+function withUserCounts(countBytes: ByteCounter, stats: UserStats | undefined): ByteCounter {
+  if (stats === undefined) return countBytes;
+  return (direction, count) => {
+    countBytes(direction, count);
+    if (direction === "uplink") stats.bytesUplink += count;
+    else stats.bytesDownlink += count;
+  };
 }
 
 /** Reads and discards until the client closes or the connection is closed under us. */

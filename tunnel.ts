@@ -5,23 +5,23 @@
  *
  * Stages of one TCP session:
  *   1. accept; connect to the Shadowsocks server (handshake deadline)
- *   2. first write to the server: salt + fixed target address + the app's first bytes
+ *   2. first write to the server: salt + request header (the fixed target) + the app's first
+ *      bytes, in one write (2022: random padding instead when the app is silent for 20 ms)
  *   3. relay: uplink = app → server (encrypting), downlink = server → app (decrypting)
  *
- * UDP: each app address gets its own association (relay/datagram_service.ts); its datagrams are
- * sealed with the fixed target address and sent to the server's UDP port, and the payload of
- * the server's replies goes back to the app.
+ * UDP: each app address gets its own association (relay/datagram_service.ts) and its own client
+ * session (2022: its own session ID); its datagrams are sealed with the fixed target address
+ * and sent to the server's UDP port, and the payload of the server's replies goes back to it.
  * @module
  */
 import type { TunnelConfig } from "./config/types.ts";
-import { evpBytesToKey } from "./crypto/kdf.ts";
-import { findMethod, type MethodInfo } from "./crypto/methods.ts";
-import { type Address, addressFromHost, encodeAddress, formatAddress } from "./protocol/address.ts";
+import { findMethod } from "./crypto/methods.ts";
+import { logServerSkew } from "./local.ts";
+import { type Address, addressFromHost, formatAddress } from "./protocol/address.ts";
 import type { SessionStatus } from "./protocol/errors.ts";
-import { assertUdpMethod } from "./protocol/udp_packet.ts";
+import { type ClientFramings, clientFramings } from "./protocol/session_framings.ts";
 import { BufferedConn } from "./relay/buffered_conn.ts";
 import { serveDatagrams } from "./relay/datagram_service.ts";
-import { concatBytes } from "./relay/io.ts";
 import { type Logger, silentLogger } from "./relay/log.ts";
 import { relay } from "./relay/pipe.ts";
 import {
@@ -33,7 +33,7 @@ import {
   type UdpService,
 } from "./relay/service.ts";
 import { ShadowsocksStream } from "./relay/shadowsocks_stream.ts";
-import { tunnelUdpCodec } from "./relay/shadowsocks_udp.ts";
+import { createUdpClientCipher, tunnelUdpCodec } from "./relay/shadowsocks_udp.ts";
 import { UdpSocket } from "./relay/udp_socket.ts";
 
 export type { RunningService, ServiceOptions };
@@ -43,11 +43,9 @@ const FIRST_PAYLOAD_WAIT_MS = 20;
 
 interface TunnelContext {
   config: TunnelConfig;
-  method: MethodInfo;
-  masterKey: Uint8Array;
+  /** The server's keys: one framing per session, always asking for `target`. */
+  framings: ClientFramings;
   target: Address;
-  /** The target's address header, sent first on every TCP session. */
-  targetHeader: Uint8Array;
   logger: Logger;
 }
 
@@ -62,17 +60,15 @@ export function startTunnel(
 ): Promise<RunningService> {
   const method = findMethod(config.method);
   if (!method) throw new RangeError(`Invalid method "${config.method}"`);
-  if (config.mode !== "tcp_only") assertUdpMethod(method);
+  // Keys are parsed before anything is bound: a bad one fails the start (InvalidPskError).
+  const framings = clientFramings(method, config.password);
+  // Built first: a method without UDP or a bad key fails before anything is bound.
+  const udpCipher = config.mode === "tcp_only"
+    ? undefined
+    : createUdpClientCipher(method, config.password);
   const logger = options.logger ?? silentLogger;
   const target = addressFromHost(config.tunnelHost, config.tunnelPort);
-  const context: TunnelContext = {
-    config,
-    method,
-    masterKey: evpBytesToKey(config.password, method.keySize),
-    target,
-    targetHeader: encodeAddress(target),
-    logger,
-  };
+  const context: TunnelContext = { config, framings, target, logger };
   let tcp: RunningService | undefined;
   if (config.mode !== "udp_only") {
     const listener = Deno.listen({ hostname: config.localAddress, port: config.localPort });
@@ -83,7 +79,7 @@ export function startTunnel(
     );
   }
   let udp: UdpService | undefined;
-  if (config.mode !== "tcp_only") {
+  if (udpCipher) {
     let socket: UdpSocket;
     try {
       socket = UdpSocket.bind(config.localAddress, tcp?.addr.port ?? config.localPort);
@@ -92,7 +88,7 @@ export function startTunnel(
       return tcp.close().then(() => Promise.reject(error));
     }
     const server = addressFromHost(config.server, config.serverPort);
-    udp = serveDatagrams(socket, tunnelUdpCodec(method, context.masterKey, target, server), {
+    udp = serveDatagrams(socket, tunnelUdpCodec(udpCipher, target, server), {
       name: "tunnel",
       logger,
       maxAssociations: config.udpMaxAssociations,
@@ -144,7 +140,12 @@ async function serveTunnelSession(
   conn.setNoDelay(config.noDelay);
 
   const client = new BufferedConn(conn);
-  const stream = new ShadowsocksStream(serverConn, context.method, context.masterKey);
+  const stream = new ShadowsocksStream(
+    serverConn,
+    context.framings.session(context.target, {
+      onServerSkew: (skew) => logServerSkew(logger, "tunnel", skew),
+    }),
+  );
   let firstPayload: Uint8Array;
   try {
     firstPayload = await client.takeBuffered(FIRST_PAYLOAD_WAIT_MS);
@@ -153,11 +154,12 @@ async function serveTunnelSession(
     return finish("ERR_RELAY_CLIENT", errorMessage(error));
   }
   try {
-    await stream.write(concatBytes(context.targetHeader, firstPayload));
+    await stream.start(firstPayload);
   } catch (error) {
     stream.close();
     return finish("ERR_RELAY_TARGET", `cannot write to server: ${errorMessage(error)}`);
   }
+  countBytes("uplink", firstPayload.length);
   const status = await relay(client, stream, {
     idleTimeoutMs: config.timeout * 1000,
     signal,

@@ -2,7 +2,7 @@
  * Side-by-side network benchmark: ssdeno against shadowsocks-libev, in one run, on loopback.
  *
  * ```
- * iperf3 -c ─▶ tunnel (ss-tunnel | ssdeno tunnel) ══AEAD══▶ server (ss-server | ssdeno server) ─▶ iperf3 -s
+ * iperf3 -c ─▶ tunnel (ss-tunnel | ssdeno) ══AEAD══▶ server (ss-server | ssdeno) ─▶ iperf3 -s
  * ```
  *
  * Three measurements per AEAD method, each repeated and reported as a median (with min–max):
@@ -183,6 +183,8 @@ interface Child {
 }
 
 const children = new Map<number, Child>();
+/** iperf3 runs whose every try failed; reported under the tables. */
+let failures = 0;
 
 function spawn(
   name: string,
@@ -384,6 +386,28 @@ async function stopChain(chain: RunningChain): Promise<void> {
 
 // ---------------------------------------------------------------------------------------------
 // Measurements.
+
+/**
+ * `iperf`, tried up to three times: the iperf3 server refuses a new test ("busy") while the
+ * previous one is still closing through the chain. Undefined when every try failed.
+ */
+async function iperfWithRetry(
+  port: number,
+  streams: number,
+  reverse: boolean,
+  options: Options,
+): Promise<{ gbps: number; bytes: number } | undefined> {
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    try {
+      return await iperf(port, streams, reverse, options);
+    } catch (error) {
+      console.log(`  try ${attempt} failed: ${error instanceof Error ? error.message : error}`);
+      await delay(1000 * attempt);
+    }
+  }
+  failures++;
+  return undefined;
+}
 
 /** One iperf3 client run through `port`: Gbit/s and bytes received. */
 async function iperf(
@@ -669,7 +693,9 @@ async function main(args: string[]): Promise<number> {
                 for (const chain of chains) {
                   const serverCpu = await readCpuSeconds(chain.server.pid);
                   const tunnelCpu = await readCpuSeconds(chain.tunnel.pid);
-                  const { gbps, bytes } = await iperf(chain.port, streams, reverse, options);
+                  const run = await iperfWithRetry(chain.port, streams, reverse, options);
+                  if (!run) continue;
+                  const { gbps, bytes } = run;
                   // CPU seconds per GB relayed (= ns per byte): how hard each side worked,
                   // which still shows a lever when the other side is the bottleneck.
                   const gb = bytes / 1e9;
@@ -872,6 +898,9 @@ function renderMarkdown(
       );
     }
     lines.push("");
+  }
+  if (failures > 0) {
+    lines.push(`${failures} iperf3 run(s) failed three times and are left out.`, "");
   }
   lines.push("Regenerate with `deno task bench:net` (see bench/throughput.ts for flags).", "");
   return lines.join("\n");

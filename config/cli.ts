@@ -16,9 +16,9 @@ import { type RawConfig, readConfigFile } from "./load.ts";
 export const VERSION: string = denoConfig.version;
 
 /** Subcommands that do work (as opposed to `--help` and `--version`). */
-export type CommandName = "server" | "local" | "url" | "genkey";
+export type CommandName = "server" | "local" | "tunnel" | "url" | "genkey";
 
-const COMMANDS: readonly CommandName[] = ["server", "local", "url", "genkey"];
+const COMMANDS: readonly CommandName[] = ["server", "local", "tunnel", "url", "genkey"];
 
 /** What the command line asks for. */
 export type CliCommand =
@@ -43,6 +43,7 @@ Usage: ssdeno <command> [flags]
 Commands:
   server    Run a Shadowsocks server (with no password given: use or create ./ssdeno.json)
   local     Run a SOCKS5 proxy that forwards through a Shadowsocks server
+  tunnel    Forward a local port to a fixed target (-L) through a Shadowsocks server
   url       Print the ss:// URI and QR code of a config, then exit
   genkey    Print a new random password, then exit
 
@@ -56,6 +57,7 @@ Flags (flags override the config file):
   -m, --method METHOD        Cipher method (default chacha20-ietf-poly1305)
   -t, --timeout SECONDS      Idle timeout of a TCP session (default 300)
       --handshake-timeout S  Deadline for a session's handshake (default 10)
+  -L, --tunnel-address H:P   Target of the tunnel command, e.g. 1.1.1.1:53
   -u                         Relay TCP and UDP
   -U                         Relay UDP only
       --url ss://...         Take method, password, host and port from a SIP002 URI
@@ -80,6 +82,7 @@ const OPTIONS = {
   method: { type: "string", short: "m" },
   timeout: { type: "string", short: "t" },
   "handshake-timeout": { type: "string" },
+  "tunnel-address": { type: "string", short: "L" },
   "tcp-and-udp": { type: "boolean", short: "u" },
   "udp-only": { type: "boolean", short: "U" },
   url: { type: "string" },
@@ -133,6 +136,7 @@ export function parseCommandLine(args: readonly string[]): CliCommand {
   set("method", values.method);
   set("timeout", seconds(values.timeout, "-t/--timeout"));
   set("handshake_timeout", seconds(values["handshake-timeout"], "--handshake-timeout"));
+  set("tunnel_address", values["tunnel-address"]);
   set("mode", values["tcp-and-udp"] ? "tcp_and_udp" : values["udp-only"] ? "udp_only" : undefined);
   set("plugin", values.plugin);
   set("plugin_opts", values["plugin-opts"]);
@@ -180,14 +184,17 @@ function translateParseError(error: unknown): unknown {
   if (error.code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") {
     return new ConfigError(`Unknown flag "${flag}": see ssdeno --help for the flags`);
   }
-  if (error.code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") {
+  if (error.code !== "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") return error;
+  if (error.message.includes("does not take an argument")) {
+    return new ConfigError(`Flag ${flag} does not take a value`);
+  }
+  if (error.message.includes("ambiguous")) {
+    const long = /'(--[^=']+)=/.exec(error.message)?.[1] ?? flag;
     return new ConfigError(
-      error.message.includes("does not take an argument")
-        ? `Flag ${flag} does not take a value`
-        : `Missing value for flag ${flag}`,
+      `Missing value for flag ${flag}: write a value that starts with "-" as ${long}=VALUE`,
     );
   }
-  return error;
+  return new ConfigError(`Missing value for flag ${flag}`);
 }
 
 /** `--url`: the URI's fields under config keys; the individual flags may still override. */

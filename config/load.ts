@@ -9,7 +9,17 @@
 import { findMethod, METHOD_NAMES, type MethodInfo } from "../crypto/methods.ts";
 import { ConfigError } from "./errors.ts";
 import { jsonErrorOffset, lineAndColumn } from "./_json_error_offset.ts";
-import type { CommonConfig, LocalConfig, Mode, ServerConfig } from "./types.ts";
+import { parseHostPort } from "../protocol/host_port.ts";
+import { InvalidPskError } from "../crypto/kdf2022.ts";
+import { clientKeys2022, serverKeys2022 } from "../protocol/aead2022_identity.ts";
+import type {
+  CommonConfig,
+  LocalConfig,
+  Mode,
+  ServerConfig,
+  ServerUser,
+  TunnelConfig,
+} from "./types.ts";
 
 /** A parsed but unchecked JSON config object, keyed as in the file (`server_port`, ...). */
 export type RawConfig = Record<string, unknown>;
@@ -53,6 +63,8 @@ const USED_KEYS = new Set([
   "udp_timeout",
   "udp_max_associations",
   "allow_private_targets",
+  "tunnel_address",
+  "users",
 ]);
 
 /** Keys accepted for compatibility but not acted on; each gets a warning when it has effect. */
@@ -102,6 +114,7 @@ const ITEM_KEYS = new Set([
   "name",
   "plugin",
   "plugin_opts",
+  "users",
 ]);
 
 /** Keys that, given as flags, describe one endpoint and so replace the file's lists. */
@@ -169,28 +182,36 @@ export function buildServerConfigs(file: RawConfig, flags: RawConfig = {}): Serv
     splitHostPort(item, listName("server", raw["server"], i))
   );
 
+  const password = optional(raw, "password", (v, n) => asString(v, n, true));
+  const users = optional(raw, "users", asUsers);
   const listeners: ServerConfig[] = [];
-  const listener = (fields: ListenerFields): ServerConfig => ({
-    ...base,
-    ...server,
-    ...credentials(fields.method ?? base.method, fields.password, fields.where),
-    address: fields.address,
-    port: fields.port,
-    mode: fields.mode ?? base.mode,
-    timeout: fields.timeout ?? base.timeout,
-  });
+  const listener = (fields: ListenerFields): ServerConfig => {
+    const config: ServerConfig = {
+      ...base,
+      ...server,
+      ...credentials(fields.method ?? base.method, fields.password ?? password, fields.where),
+      address: fields.address,
+      port: fields.port,
+      mode: fields.mode ?? base.mode,
+      timeout: fields.timeout ?? base.timeout,
+    };
+    const listenerUsers = fields.users ?? users;
+    if (listenerUsers !== undefined) config.users = listenerUsers;
+    checkServerKeys(config, fields.where);
+    return config;
+  };
 
   if (portPassword !== undefined) {
     for (const key of ENDPOINT_KEYS) {
       if (raw[key] !== undefined) warnings.push(`Ignoring ${key}: port_password is set`);
     }
-    for (const [portText, password] of Object.entries(portPassword)) {
+    for (const [portText, entryPassword] of Object.entries(portPassword)) {
       const name = `port_password["${portText}"]`;
       const port = /^[0-9]{1,5}$/.test(portText) ? Number(portText) : 0;
       if (port < 1 || port > 65535) {
         throw invalid("port_password key", portText, "a port number from 1 to 65535");
       }
-      const pass = asString(password, name, true);
+      const pass = asString(entryPassword, name, true);
       for (const { host } of addresses) {
         listeners.push(listener({ address: host, port, password: pass, where: name }));
       }
@@ -201,7 +222,7 @@ export function buildServerConfigs(file: RawConfig, flags: RawConfig = {}): Serv
       listeners.push(listener({
         address: host,
         port: itemPort ?? port ?? DEFAULT_SERVER_PORT,
-        password: optional(raw, "password", (v, n) => asString(v, n, true)),
+        password,
         where: "",
       }));
     }
@@ -226,6 +247,7 @@ export function buildLocalConfig(file: RawConfig, flags: RawConfig = {}): LocalC
   const warnings: string[] = [];
   const raw = overlay(file, flags, warnings);
   const base = commonSettings(raw);
+  const password = optional(raw, "password", (v, n) => asString(v, n, true));
 
   let fields: ListenerFields;
   const hosts = optional(raw, "server", asStringList);
@@ -236,7 +258,7 @@ export function buildLocalConfig(file: RawConfig, flags: RawConfig = {}): LocalC
       address: host,
       port: port ?? optional(raw, "server_port", (v, n) => asPort(v, n, 1)) ??
         DEFAULT_SERVER_PORT,
-      password: optional(raw, "password", (v, n) => asString(v, n, true)),
+      password,
       where: "",
     };
   } else {
@@ -254,19 +276,50 @@ export function buildLocalConfig(file: RawConfig, flags: RawConfig = {}): LocalC
     fields = enabled[0];
   }
 
-  return {
-    config: {
-      ...base,
-      ...credentials(fields.method ?? base.method, fields.password, fields.where),
-      mode: fields.mode ?? base.mode,
-      timeout: fields.timeout ?? base.timeout,
-      server: fields.address,
-      serverPort: fields.port,
-      localAddress: unbracket(optional(raw, "local_address", asString) ?? "127.0.0.1"),
-      localPort: optional(raw, "local_port", (v, n) => asPort(v, n, 0)) ?? 1080,
-    },
-    warnings,
+  const config: LocalConfig = {
+    ...base,
+    ...credentials(fields.method ?? base.method, fields.password ?? password, fields.where),
+    mode: fields.mode ?? base.mode,
+    timeout: fields.timeout ?? base.timeout,
+    server: fields.address,
+    serverPort: fields.port,
+    localAddress: unbracket(optional(raw, "local_address", asString) ?? "127.0.0.1"),
+    localPort: optional(raw, "local_port", (v, n) => asPort(v, n, 0)) ?? 1080,
   };
+  checkClientKeys(config, fields.where);
+  return { config, warnings };
+}
+
+/** The validated `ssdeno tunnel` config: a local config plus its fixed target. */
+export function buildTunnelConfig(
+  file: RawConfig,
+  flags: RawConfig = {},
+): { config: TunnelConfig; warnings: string[] } {
+  const { config, warnings } = buildLocalConfig(file, flags);
+  const text = optional({ ...file, ...definedOnly(flags) }, "tunnel_address", asString);
+  if (text === undefined) {
+    throw new ConfigError(
+      `Missing tunnel target: pass -L host:port or set "tunnel_address" in the config file`,
+    );
+  }
+  let target;
+  try {
+    target = parseHostPort(text);
+  } catch (error) {
+    throw new ConfigError(`Invalid tunnel_address: ${(error as Error).message}`);
+  }
+  return { config: { ...config, tunnelHost: target.host, tunnelPort: target.port }, warnings };
+}
+
+function definedOnly(raw: RawConfig): RawConfig {
+  return Object.fromEntries(Object.entries(raw).filter(([, value]) => value !== undefined));
+}
+
+/** The method table entry for `name`; an unknown name lists the valid ones. */
+export function resolveMethod(name: string, key = "method"): MethodInfo {
+  const info = findMethod(name);
+  if (info === undefined) throw invalid(key, name, `one of ${METHOD_NAMES.join(", ")}`);
+  return info;
 }
 
 /** What one listener or one remote server may set for itself. */
@@ -277,6 +330,7 @@ interface ListenerFields {
   method?: string;
   mode?: Mode;
   timeout?: number;
+  users?: ServerUser[];
   /** Prefix for error messages, e.g. `servers[1]`; empty for top-level keys. */
   where: string;
 }
@@ -383,10 +437,68 @@ function serverItem(
   const method = get("method", asString);
   const mode = get("mode", asMode);
   const timeout = get("timeout", asSeconds);
+  const users = get("users", asUsers);
+  if (users !== undefined) fields.users = users;
   if (method !== undefined) fields.method = method;
   if (mode !== undefined) fields.mode = mode;
   if (timeout !== undefined) fields.timeout = timeout;
   return fields;
+}
+
+/**
+ * `users` (SIP023 multi-user, as shadowsocks-rust reads it): a non-empty list of
+ * `{ "name": "...", "password": "<base64 uPSK>" }` with distinct names.
+ */
+function asUsers(value: unknown, name: string): ServerUser[] {
+  const list = asList(value, name);
+  if (list.length === 0) {
+    throw new ConfigError(`Invalid ${name}: the list is empty, so nobody could connect`);
+  }
+  const seen = new Set<string>();
+  return list.map((item, i) => {
+    const obj = asObject(item, `${name}[${i}]`);
+    const userName = asString(obj["name"], `${name}[${i}].name`);
+    if (userName === "") throw new ConfigError(`Invalid ${name}[${i}].name: it is empty`);
+    if (seen.has(userName)) {
+      throw new ConfigError(`Invalid ${name}[${i}].name "${userName}": used twice`);
+    }
+    seen.add(userName);
+    return { name: userName, password: asString(obj["password"], `${name}[${i}].password`, true) };
+  });
+}
+
+/**
+ * 2022 keys are checked here, where a mistake is a user error that names the key; the services
+ * parse the same keys again at start. The messages never contain key material.
+ */
+function checkServerKeys(config: ServerConfig, where: string): void {
+  const info = resolveMethod(config.method);
+  if (info.family !== "aead2022") {
+    if (config.users !== undefined) {
+      throw new ConfigError(
+        `Invalid ${where ? `${where}.` : ""}users: multi-user needs a 2022-blake3-aes-* method, ` +
+          `not "${config.method}"`,
+      );
+    }
+    return;
+  }
+  keyError(where, () => serverKeys2022(info, config.password, config.users));
+}
+
+function checkClientKeys(config: LocalConfig, where: string): void {
+  const info = resolveMethod(config.method);
+  if (info.family === "aead2022") keyError(where, () => clientKeys2022(info, config.password));
+}
+
+function keyError(where: string, check: () => unknown): void {
+  try {
+    check();
+  } catch (error) {
+    if (error instanceof InvalidPskError || error instanceof RangeError) {
+      throw new ConfigError(`${where ? `${where}: ` : ""}${error.message}`);
+    }
+    throw error;
+  }
 }
 
 /** Two listeners on one address and port would fail at bind time with a vaguer message. */
@@ -498,13 +610,6 @@ function asMode(value: unknown, name: string): Mode {
   return mode;
 }
 
-/** The method table entry for `name`; an unknown name lists the valid ones. */
-export function resolveMethod(name: string, key = "method"): MethodInfo {
-  const info = findMethod(name);
-  if (info === undefined) throw invalid(key, name, `one of ${METHOD_NAMES.join(", ")}`);
-  return info;
-}
-
 function booleanNotice(value: unknown, name: string, notice: string): string | undefined {
   return asBoolean(value, name) ? `${notice}: ignoring ${name}` : undefined;
 }
@@ -541,6 +646,6 @@ function v8Offset(message: string): number | undefined {
 function jsonReason(message: string): string {
   return message
     .replace(/ in JSON at position \d+.*$/s, "")
-    .replace(/, ".*" is not valid JSON$/s, "")
+    .replace(/, .* is not valid JSON$/s, "")
     .replace(/^Unexpected end of JSON input$/, "Unexpected end of file");
 }

@@ -36,6 +36,20 @@ export interface ServerConfig extends CommonConfig {
   allowPrivateTargets: boolean;
   /** Try IPv6 addresses of a resolved target before IPv4 ones. Default false. */
   ipv6First: boolean;
+  /**
+   * Multi-user on one port (SIP023, `2022-blake3-aes-*-gcm` only): then `password` is the
+   * server's identity PSK (iPSK) and each user's client password is `iPSK:uPSK`. Absent: one
+   * user, whose key is `password`.
+   */
+  users?: ServerUser[];
+}
+
+/** One user of a multi-user server (`users` in the JSON config, as ss-rust reads it). */
+export interface ServerUser {
+  /** Shown in logs and in per-user stats. */
+  name: string;
+  /** The user's PSK (uPSK): base64 of exactly the method's key size. Never logged. */
+  password: string;
 }
 
 /** `ssdeno local`: a SOCKS5 listener that forwards through one server. */

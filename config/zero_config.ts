@@ -6,19 +6,25 @@
  */
 
 import { ConfigError } from "./errors.ts";
-import { DEFAULT_METHOD, DEFAULT_SERVER_PORT, type RawConfig, readConfigFile } from "./load.ts";
+import { DEFAULT_SERVER_PORT, type RawConfig, readConfigFile } from "./load.ts";
 import { generatePassword } from "./password.ts";
 
 /** Where the zero-config run keeps its settings, relative to the working directory. */
 export const ZERO_CONFIG_PATH = "ssdeno.json";
+
+/**
+ * The method of a first run: the 2022 edition (SIP022) is replay-proof by design and keys need no
+ * password stretching; its 32-byte key is what `generatePassword()` makes.
+ */
+export const ZERO_CONFIG_METHOD = "2022-blake3-aes-256-gcm";
 
 /** The settings a first run writes: every listener setting spelled out for the user to edit. */
 export function newZeroConfig(): RawConfig {
   return {
     server: "0.0.0.0",
     server_port: DEFAULT_SERVER_PORT,
-    password: generatePassword(),
-    method: DEFAULT_METHOD,
+    password: generatePassword(32),
+    method: ZERO_CONFIG_METHOD,
     mode: "tcp_only",
     timeout: 300,
   };

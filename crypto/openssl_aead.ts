@@ -103,7 +103,7 @@ const FFI_NOT_GRANTED = " --allow-ffi is not granted";
 let loaded: OpenSslBackend | null | undefined;
 let unavailableReason: string | undefined;
 
-/** Why the last `loadOpenSslAead()` returned undefined; undefined when it loaded (or was not tried). */
+/** Why `loadOpenSslAead()` returned undefined; undefined when it loaded or was not tried. */
 export function openSslUnavailableReason(): string | undefined {
   return unavailableReason;
 }

@@ -41,7 +41,7 @@ export const SOCKS_UDP_PREFIX_LENGTH = 3;
 
 /**
  * True when this module can frame UDP for `method`: AEAD-2017 and `none`. The 2022 edition
- * (SIP022) frames UDP differently and is not implemented here yet.
+ * (SIP022) frames UDP differently: see aead2022_udp.ts.
  */
 export function supportsUdp(method: MethodInfo): boolean {
   return method.family === "aead" || method.family === "none";

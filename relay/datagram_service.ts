@@ -1,15 +1,19 @@
 /**
- * The UDP counterpart of `serveConnections`, for relays that give every client address its own
+ * The UDP counterpart of `serveConnections`, for relays that give every client session its own
  * outbound socket (a full-cone NAT): the server (clients → any target) and the tunnel
  * (clients → the Shadowsocks server).
  *
  * ```
  *   uplink:   client ─▶ inbound socket ─unwrap─▶ association queue ─resolve, policy─▶ outbound ─▶ target
- *   downlink: target ─▶ outbound socket ─wrap─▶ inbound socket ─▶ client
+ *   downlink: target ─▶ outbound socket ─session.wrap─▶ inbound socket ─▶ session.client
  * ```
  *
+ * The codec decides what a session is: one client address (AEAD-2017, the tunnel) or one 2022
+ * session ID, whose replies follow the client when its address changes. The relay only keeps
+ * one association per session key and never sees a salt, nonce, tag or packet ID.
+ *
  * Bounds: the NAT table holds at most `maxAssociations` associations (least recently used
- * evicted first, idle ones expire after `idleTimeoutMs`). Each association holds at most two
+ * evicted first, idle ones expire after `idleTimeoutMs`, or the codec's `minIdleMs` if longer). Each association holds at most two
  * sockets (one per IP family, opened on first use), one 64 KiB receive buffer per socket (pages
  * are only touched by datagrams that large), at most `MAX_QUEUED` datagrams waiting for a send
  * and at most `MAX_NAMES` resolved names. Invalid datagrams are dropped and counted, never
@@ -17,13 +21,14 @@
  * @module
  */
 import type { Address } from "../protocol/address.ts";
+import { TimestampError } from "../protocol/aead2022_time.ts";
 import { ProtocolError, type SessionStatus } from "../protocol/errors.ts";
 import { allowedTargets, resolveTarget } from "./direct.ts";
 import type { Logger } from "./log.ts";
 import { NatTable, type RemovalReason } from "./nat_table.ts";
 import type { UdpService } from "./service.ts";
 import { formatEndpoint, UDP_BUFFER_SIZE, UdpSocket } from "./udp_socket.ts";
-import { createUdpStats, type UdpStats } from "./udp_stats.ts";
+import { createUdpStats, type UdpStats, type UdpUserStats, udpUserStats } from "./udp_stats.ts";
 
 /** Datagrams one association may have waiting (for a name lookup or a send) before drops. */
 const MAX_QUEUED = 64;
@@ -31,6 +36,8 @@ const MAX_QUEUED = 64;
 const MAX_NAMES = 16;
 /** Consecutive receive errors after which a receive loop gives up (the socket is broken). */
 const MAX_RECEIVE_ERRORS = 100;
+/** At most one "clock skew" line per this many milliseconds (junk must not flood the log). */
+const SKEW_LOG_INTERVAL_MS = 10_000;
 
 /** Where a client datagram goes, and the bytes to send there. */
 export interface DatagramRequest {
@@ -39,22 +46,49 @@ export interface DatagramRequest {
   readonly payload: Uint8Array;
 }
 
-/** What turns client datagrams into target datagrams and replies back (server, tunnel). */
-export interface DatagramCodec {
-  /** Free bytes in front of each client datagram that `unwrap` may write into. */
-  readonly requestHeadroom: number;
-  /** Free bytes in front of each reply that `wrap` may write into. */
-  readonly replyHeadroom: number;
-  /**
-   * `view` is `requestHeadroom` free bytes followed by one client datagram. Throws
-   * `ProtocolError` to drop the datagram (counted under its code).
-   */
-  unwrap(view: Uint8Array): DatagramRequest;
+/**
+ * One client as its codec sees it (a client address, or a 2022 session), with what its replies
+ * need. The relay gives each session one association: its own outbound sockets.
+ */
+export interface DatagramSession {
+  /** The association's key in the NAT table; appears in debug lines, so never a secret. */
+  readonly key: string;
+  /** Where replies go. The codec may move it (2022 client address migration). */
+  readonly client: Deno.NetAddr;
+  /** The user of a multi-user server, counted under `UdpStats.users`. */
+  readonly user?: string | undefined;
   /**
    * `view` is `replyHeadroom` free bytes followed by one reply from `source`; returns the
    * datagram for the client (it may be a view of `view`). Throws `ProtocolError` to drop it.
    */
   wrap(view: Uint8Array, source: Deno.NetAddr): Uint8Array;
+}
+
+/** A client datagram, unwrapped: where it goes and the session it belongs to. */
+export interface Unwrapped<S extends DatagramSession> {
+  readonly session: S;
+  readonly request: DatagramRequest;
+}
+
+/** What turns client datagrams into target datagrams and replies back (server, tunnel). */
+export interface DatagramCodec<S extends DatagramSession = DatagramSession> {
+  /** Free bytes in front of each client datagram that `unwrap` may write into. */
+  readonly requestHeadroom: number;
+  /** Free bytes in front of each reply that `wrap` may write into. */
+  readonly replyHeadroom: number;
+  /**
+   * Sessions stay at least this long after their last datagram, whatever `idleTimeoutMs` says
+   * (2022: a replayed packet must still meet its session's window). Default 0.
+   */
+  readonly minIdleMs?: number;
+  /** User names to count from the start (multi-user servers). Default none. */
+  readonly users?: readonly string[];
+  /**
+   * `view` is `requestHeadroom` free bytes followed by one datagram from `from`. Returns where
+   * it goes and its session: the live one `find(key)` gave, or a new one, which the relay then
+   * stores under its key. Throws `ProtocolError` to drop the datagram (counted under its code).
+   */
+  unwrap(view: Uint8Array, from: Deno.NetAddr, find: (key: string) => S | undefined): Unwrapped<S>;
 }
 
 export interface DatagramServiceOptions {
@@ -74,24 +108,24 @@ export interface DatagramServiceOptions {
 }
 
 /** Shared by every association of one service. */
-interface Relay {
+interface Relay<S extends DatagramSession> {
   readonly inbound: UdpSocket;
-  readonly codec: DatagramCodec;
+  readonly codec: DatagramCodec<S>;
   readonly stats: UdpStats;
   readonly options: DatagramServiceOptions;
-  readonly table: NatTable<Association>;
+  readonly table: NatTable<Association<S>>;
 }
 
 /** Relays datagrams arriving on `inbound` until shutdown; `inbound` is closed by `close()`. */
-export function serveDatagrams(
+export function serveDatagrams<S extends DatagramSession>(
   inbound: UdpSocket,
-  codec: DatagramCodec,
+  codec: DatagramCodec<S>,
   options: DatagramServiceOptions,
 ): UdpService {
-  const stats = createUdpStats();
+  const stats = createUdpStats(codec.users);
   const { logger, name } = options;
   const finishing = new Set<Promise<void>>();
-  const onRemove = (_key: string, association: Association, reason: RemovalReason) => {
+  const onRemove = (_key: string, association: Association<S>, reason: RemovalReason) => {
     stats.associations--;
     if (reason === "lru") stats.associationsEvicted++;
     if (reason === "idle") stats.associationsExpired++;
@@ -99,32 +133,44 @@ export function serveDatagrams(
     const done = association.done().finally(() => finishing.delete(done));
     finishing.add(done);
   };
-  const table = new NatTable<Association>({
+  const idleMs = Math.max(options.idleTimeoutMs, codec.minIdleMs ?? 0);
+  const table = new NatTable<Association<S>>({
     capacity: options.maxAssociations,
-    idleMs: options.idleTimeoutMs,
-    sweepIntervalMs: sweepInterval(options.idleTimeoutMs),
+    idleMs,
+    sweepIntervalMs: sweepInterval(idleMs),
     onRemove,
     ...(options.now ? { now: options.now } : {}),
   });
-  const relay: Relay = { inbound, codec, stats, options, table };
+  const relay: Relay<S> = { inbound, codec, stats, options, table };
+  const find = (key: string) => table.peek(key)?.session;
+  let lastSkewLog = -Infinity;
 
   const onDatagram = (view: Uint8Array, from: Deno.NetAddr) => {
-    let request: DatagramRequest;
+    let unwrapped: Unwrapped<S>;
     try {
-      request = codec.unwrap(view);
+      unwrapped = codec.unwrap(view, from, find);
     } catch (error) {
       const status = dropStatus(error, logger, name);
       stats.statuses[status]++;
-      logger.debug(`${name} udp ${formatEndpoint(from)} ${status} ${errorMessage(error)}`);
+      const line = `${name} udp ${formatEndpoint(from)} ${status} ${errorMessage(error)}`;
+      const now = Date.now();
+      if (error instanceof TimestampError && now - lastSkewLog >= SKEW_LOG_INTERVAL_MS) {
+        // A client with a wrong clock deserves a human's eye, not a silent drop.
+        lastSkewLog = now;
+        logger.info(line);
+      } else {
+        logger.debug(line);
+      }
       return;
     }
-    const key = formatEndpoint(from);
-    let association = table.get(key);
-    if (!association) {
-      association = new Association(key, from, relay);
-      table.set(key, association);
+    const { session, request } = unwrapped;
+    let association = table.get(session.key);
+    if (association?.session !== session) {
+      association = new Association(session, relay);
+      table.set(session.key, association);
       stats.associations++;
       stats.associationsOpened++;
+      if (association.user) association.user.sessions++;
     }
     association.enqueue(request);
   };
@@ -171,11 +217,13 @@ export function sweepInterval(idleTimeoutMs: number): number {
   return Math.min(5000, Math.max(50, Math.floor(idleTimeoutMs / 10)));
 }
 
-/** One client address: its outbound sockets, their reply loops and its send queue. */
-class Association {
+/** One client session: its outbound sockets, their reply loops and its send queue. */
+class Association<S extends DatagramSession> {
   readonly key: string;
-  readonly #client: Deno.NetAddr;
-  readonly #relay: Relay;
+  readonly session: S;
+  /** The session's user counters (multi-user servers). */
+  readonly user: UdpUserStats | undefined;
+  readonly #relay: Relay<S>;
   readonly #sockets: { v4?: UdpSocket; v6?: UdpSocket } = {};
   readonly #loops: Promise<void>[] = [];
   readonly #names = new Map<string, string[]>();
@@ -183,9 +231,10 @@ class Association {
   #queued = 0;
   #closed = false;
 
-  constructor(key: string, client: Deno.NetAddr, relay: Relay) {
-    this.key = key;
-    this.#client = client;
+  constructor(session: S, relay: Relay<S>) {
+    this.key = session.key;
+    this.session = session;
+    this.user = session.user === undefined ? undefined : udpUserStats(relay.stats, session.user);
     this.#relay = relay;
   }
 
@@ -227,6 +276,10 @@ class Association {
       await socket.send(request.payload, { hostname: ip, port: request.target.port });
       stats.statuses.OK++;
       stats.bytesUplink += request.payload.length;
+      if (this.user) {
+        this.user.datagramsRelayed++;
+        this.user.bytesUplink += request.payload.length;
+      }
     } catch (error) {
       // Anything but a ProtocolError here is the OS refusing the send (too long, unreachable,
       // socket closed by eviction): the target side failed.
@@ -273,6 +326,7 @@ class Association {
   /** Wraps every reply arriving on `socket` and sends it to the client, until it closes. */
   async #replyLoop(socket: UdpSocket): Promise<void> {
     const { inbound, codec, stats, options, table } = this.#relay;
+    const { session, user } = this;
     const buffer = new Uint8Array(codec.replyHeadroom + UDP_BUFFER_SIZE);
     const into = buffer.subarray(codec.replyHeadroom);
     let errors = 0;
@@ -292,9 +346,10 @@ class Association {
       errors = 0;
       table.touch(this.key, this);
       stats.bytesDownlink += datagram.data.length;
+      if (user) user.bytesDownlink += datagram.data.length;
       let reply: Uint8Array;
       try {
-        reply = codec.wrap(
+        reply = session.wrap(
           buffer.subarray(0, codec.replyHeadroom + datagram.data.length),
           datagram.from,
         );
@@ -307,8 +362,9 @@ class Association {
         continue;
       }
       try {
-        await inbound.send(reply, this.#client);
+        await inbound.send(reply, session.client);
         stats.repliesRelayed++;
+        if (user) user.repliesRelayed++;
       } catch (error) {
         stats.repliesDropped++;
         options.logger.debug(

@@ -94,6 +94,14 @@ export class NatTable<T extends NatEntry> implements Disposable {
     return slot.entry;
   }
 
+  /** The live entry for `key` without marking it used (codecs look sessions up with it). */
+  peek(key: string): T | undefined {
+    const slot = this.#slots.get(key);
+    return slot !== undefined && this.#now() - slot.lastUsed < this.#idleMs
+      ? slot.entry
+      : undefined;
+  }
+
   /** True when `key` holds a live entry; does not count as a use. */
   has(key: string): boolean {
     const slot = this.#slots.get(key);

@@ -17,6 +17,24 @@ export interface ServiceStats {
   /** Plaintext bytes client → target and target → client. */
   bytesUplink: number;
   bytesDownlink: number;
+  /** Per-user counters of a multi-user (SIP023) server, by user name; empty otherwise. */
+  readonly users: Record<string, UserStats>;
+}
+
+/** Counters of one user of a multi-user server; its sessions also count in the totals. */
+export interface UserStats {
+  /** Sessions whose request header named this user. */
+  sessions: number;
+  /** Plaintext bytes of this user's sessions, client → target and target → client. */
+  bytesUplink: number;
+  bytesDownlink: number;
+}
+
+/** Zero counters for each user name; null-prototype, so any user name is a safe key. */
+export function createUserStats(names: readonly string[]): Record<string, UserStats> {
+  const users: Record<string, UserStats> = Object.create(null);
+  for (const name of names) users[name] = { sessions: 0, bytesUplink: 0, bytesDownlink: 0 };
+  return users;
 }
 
 /** A zero counter for every status. */
@@ -34,12 +52,15 @@ export function createStatusCounts(): Record<SessionStatus, number> {
   };
 }
 
-export function createStats(): ServiceStats {
+export function createStats(
+  users: Record<string, UserStats> = createUserStats([]),
+): ServiceStats {
   return {
     statuses: createStatusCounts(),
     active: 0,
     bytesUplink: 0,
     bytesDownlink: 0,
+    users,
   };
 }
 
@@ -83,9 +104,14 @@ export type SessionHandler = (
 export function serveConnections(
   listener: Deno.TcpListener,
   handler: SessionHandler,
-  options: ServiceOptions & { name: string; logger: Logger },
+  options: ServiceOptions & {
+    name: string;
+    logger: Logger;
+    /** Per-user counters the handler fills, exposed as `stats.users`. Default: none. */
+    userStats?: Record<string, UserStats>;
+  },
 ): RunningService {
-  const stats = createStats();
+  const stats = createStats(options.userStats);
   const sessions = new Set<Promise<void>>();
   const shutdown = new AbortController();
   const { logger, name } = options;

@@ -1,90 +1,79 @@
 /**
- * A Shadowsocks TCP connection seen as a plain byte stream. Each direction starts with that
- * side's random salt, then AEAD chunks (see protocol/aead_chunk.ts). The relay reads and writes
- * plaintext through this class and never sees a salt, nonce or tag.
+ * A Shadowsocks TCP connection seen as a plain byte stream. The wire format is a
+ * {@linkcode StreamFraming} (AEAD-2017, `none` or the 2022 edition: protocol/stream_framing.ts);
+ * this class only does the I/O around it, so the relay reads and writes plaintext and never sees
+ * a salt, nonce or tag.
  *
- * Reading: `salt` (first read only) → chunks → plaintext.
- * Writing: first write sends our salt in front of the first chunks, in one write call.
+ * Reading: buffer ciphertext until the framing's `wanted` bytes are in, let it open a unit,
+ * repeat. A peer that sent nothing at all ends cleanly (a target that closed without a word);
+ * otherwise the stream may end only where the framing says so (between chunks).
+ * Writing: the framing seals each write into one buffer (salt and headers in front of the first
+ * one), written with one `writeAll`.
  * @module
  */
-import { AeadCipher } from "../crypto/aead_cipher.ts";
-import { deriveSessionSubkey } from "../crypto/kdf.ts";
-import type { MethodInfo } from "../crypto/methods.ts";
-import { ChunkDecoder, MAX_AEAD_PAYLOAD, sealChunks } from "../protocol/aead_chunk.ts";
 import { ProtocolError } from "../protocol/errors.ts";
-import { closeQuietly, concatBytes, type Duplex, writeAll } from "./io.ts";
+import type { FramingStep, StreamFraming, StreamRequest } from "../protocol/stream_framing.ts";
+import { closeQuietly, type Duplex, writeAll } from "./io.ts";
 
-/** Bytes of ciphertext buffered per read: a little over two full chunks. */
-const READ_BUFFER_SIZE = 2 * (MAX_AEAD_PAYLOAD + 2 + 2 * 16) + 64;
+/**
+ * Bytes of ciphertext buffered per read at first: a little over two full AEAD-2017 chunks. It
+ * grows (once, to twice the unit) for a peer that sends larger 2022 chunks (up to 0xFFFF).
+ */
+const READ_BUFFER_SIZE = 2 * (0x3fff + 2 + 2 * 16) + 64;
 
-export interface ShadowsocksStreamOptions {
-  /** Called with the peer's salt once its first chunk has authenticated (replay check). */
-  onPeerSalt?: (salt: Uint8Array) => void;
-  /** Called with our salt when it is generated (so the server can remember its own salts). */
-  onOwnSalt?: (salt: Uint8Array) => void;
+/** A request header and the payload that came with it. */
+export interface InboundRequest extends StreamRequest {
+  /** The initial payload: bytes for the target that arrived with the header (maybe none). */
+  readonly payload: Uint8Array;
 }
 
 /** A plaintext `Duplex` over an encrypted connection. */
 export class ShadowsocksStream implements Duplex {
   readonly #conn: Duplex;
-  readonly #method: MethodInfo;
-  readonly #masterKey: Uint8Array;
-  readonly #options: ShadowsocksStreamOptions;
+  readonly #framing: StreamFraming;
 
-  #encoder: AeadCipher | undefined;
-  #decoder: ChunkDecoder | undefined;
-  #peerSaltReported = false;
-  #peerSalt: Uint8Array | undefined;
-
-  readonly #inbox = new Uint8Array(READ_BUFFER_SIZE);
+  #inbox = new Uint8Array(READ_BUFFER_SIZE);
   #inStart = 0;
   #inEnd = 0;
   #plain: Uint8Array = new Uint8Array(0);
   #eof = false;
+  #receivedAny = false;
 
-  constructor(
-    conn: Duplex,
-    method: MethodInfo,
-    masterKey: Uint8Array,
-    options: ShadowsocksStreamOptions = {},
-  ) {
+  constructor(conn: Duplex, framing: StreamFraming) {
     this.#conn = conn;
-    this.#method = method;
-    this.#masterKey = masterKey;
-    this.#options = options;
+    this.#framing = framing;
   }
 
   /**
-   * Returns the next decrypted chunk payload, or null at a clean end of stream (between
-   * chunks). Throws `ProtocolError` for a bad tag, an oversized length, or an end of stream in
-   * the middle of a chunk.
+   * Server side: reads until the client's request header is complete. Throws `ProtocolError`
+   * for anything that fails to authenticate or parse, and `ERR_READ_ADDRESS` when the stream
+   * ends cleanly before the target address.
+   */
+  async readRequest(): Promise<InboundRequest> {
+    const step = await this.#nextPayload();
+    if (step === null) {
+      throw new ProtocolError("ERR_READ_ADDRESS", "Stream ended before the target address");
+    }
+    if (step.request === undefined) throw new Error("Framing gave payload before the request");
+    return { ...step.request, payload: step.payload! };
+  }
+
+  /**
+   * Client side: sends the first flight now, even with no payload yet: salt, headers and
+   * `payload` in one write (a 2022 request pads itself when `payload` is empty).
+   */
+  async start(payload: Uint8Array): Promise<void> {
+    const bytes = this.#framing.seal(payload);
+    if (bytes.length > 0) await writeAll(this.#conn, bytes);
+  }
+
+  /**
+   * Returns the next decrypted payload, or null at a clean end of stream. Throws
+   * `ProtocolError` for a bad tag, an oversized length, a failed header check, or an end of
+   * stream in the middle of a unit.
    */
   async readChunk(): Promise<Uint8Array | null> {
-    if (this.#method.family === "none") return this.#readPlain();
-    if (!this.#decoder) {
-      const salt = await this.#readSalt();
-      if (!salt) return null;
-      const subkey = deriveSessionSubkey(this.#masterKey, salt);
-      this.#decoder = new ChunkDecoder(new AeadCipher(this.#method.algorithm!, subkey));
-    }
-    for (;;) {
-      const step = this.#decoder.next(this.#inbox.subarray(this.#inStart, this.#inEnd));
-      this.#inStart += step.consumed;
-      if (step.consumed > 0 && !this.#peerSaltReported) {
-        // The length block authenticated: only now is the salt worth a replay check.
-        this.#peerSaltReported = true;
-        this.#options.onPeerSalt?.(this.#peerSalt!);
-      }
-      if (step.payload) return step.payload;
-      if (!(await this.#fill(this.#decoder.wanted))) {
-        if (this.#decoder.atChunkBoundary && this.#inStart === this.#inEnd) {
-          if (this.#peerSaltReported) return null;
-          // A salt and nothing after it: nothing ever authenticated.
-          throw new ProtocolError("ERR_CIPHER", "Stream ended before the first chunk");
-        }
-        throw new ProtocolError("ERR_CIPHER", "Stream ended in the middle of a chunk");
-      }
-    }
+    return (await this.#nextPayload())?.payload ?? null;
   }
 
   async read(p: Uint8Array): Promise<number | null> {
@@ -99,24 +88,11 @@ export class ShadowsocksStream implements Duplex {
     return n;
   }
 
-  /** Encrypts and writes all of `p` (our salt goes in front of the first write). */
+  /** Seals and writes all of `p` (headers go in front of the first write). */
   async write(p: Uint8Array): Promise<number> {
     if (p.length === 0) return 0;
-    if (this.#method.family === "none") {
-      await writeAll(this.#conn, p);
-      return p.length;
-    }
-    if (!this.#encoder) {
-      const salt = crypto.getRandomValues(new Uint8Array(this.#method.saltSize));
-      this.#options.onOwnSalt?.(salt);
-      this.#encoder = new AeadCipher(
-        this.#method.algorithm!,
-        deriveSessionSubkey(this.#masterKey, salt),
-      );
-      await writeAll(this.#conn, concatBytes(salt, sealChunks(this.#encoder, p, MAX_AEAD_PAYLOAD)));
-      return p.length;
-    }
-    await writeAll(this.#conn, sealChunks(this.#encoder, p, MAX_AEAD_PAYLOAD));
+    const bytes = this.#framing.seal(p);
+    if (bytes.length > 0) await writeAll(this.#conn, bytes);
     return p.length;
   }
 
@@ -128,32 +104,32 @@ export class ShadowsocksStream implements Duplex {
     closeQuietly(this.#conn);
   }
 
-  /** Reads the peer's salt through the buffer, so salt and first chunk arrive in one read. */
-  async #readSalt(): Promise<Uint8Array | null> {
-    const size = this.#method.saltSize;
-    if (!(await this.#fill(size))) {
-      if (this.#inEnd === this.#inStart) return null;
-      throw new ProtocolError(
-        "ERR_CIPHER",
-        `Stream ended inside the salt: expected ${size} bytes, got ${this.#inEnd - this.#inStart}`,
-      );
+  /** The next step that carries a payload, or null at a clean end of stream. */
+  async #nextPayload(): Promise<FramingStep | null> {
+    for (;;) {
+      const step = this.#framing.open(this.#inbox.subarray(this.#inStart, this.#inEnd));
+      this.#inStart += step.consumed;
+      if (step.payload !== null) return step;
+      if (!(await this.#fill(this.#framing.wanted))) {
+        const empty = this.#inStart === this.#inEnd;
+        if (empty && (!this.#receivedAny || this.#framing.atChunkBoundary)) return null;
+        throw new ProtocolError("ERR_CIPHER", "Stream ended in the middle of a header or chunk");
+      }
     }
-    const salt = this.#inbox.slice(this.#inStart, this.#inStart + size);
-    this.#inStart += size;
-    this.#peerSalt = salt;
-    return salt;
-  }
-
-  async #readPlain(): Promise<Uint8Array | null> {
-    const n = await this.#conn.read(this.#inbox);
-    return n === null ? null : this.#inbox.slice(0, n);
   }
 
   /** Reads until `wanted` unconsumed bytes are buffered; false at end of stream. */
   async #fill(wanted: number): Promise<boolean> {
     if (this.#eof) return false;
-    if (this.#inStart > 0 && this.#inStart + wanted > this.#inbox.length) {
-      this.#inbox.copyWithin(0, this.#inStart, this.#inEnd);
+    if (this.#inStart + wanted > this.#inbox.length) {
+      const buffered = this.#inbox.subarray(this.#inStart, this.#inEnd);
+      if (wanted > this.#inbox.length) {
+        const grown = new Uint8Array(2 * wanted + 64);
+        grown.set(buffered);
+        this.#inbox = grown;
+      } else {
+        this.#inbox.copyWithin(0, this.#inStart, this.#inEnd);
+      }
       this.#inEnd -= this.#inStart;
       this.#inStart = 0;
     }
@@ -163,6 +139,7 @@ export class ShadowsocksStream implements Duplex {
         this.#eof = true;
         return false;
       }
+      if (n > 0) this.#receivedAny = true;
       this.#inEnd += n;
     }
     return true;

@@ -1,65 +1,168 @@
 /**
- * Shadowsocks UDP seen from `serveDatagrams`: codecs that hide salts, nonces and tags from the
- * datagram relay, the way `ShadowsocksStream` does for TCP.
+ * Shadowsocks UDP seen from the relays: codecs and client sessions that hide salts, nonces,
+ * tags and packet IDs from the datagram code, the way `ShadowsocksStream` does for TCP. Every
+ * method family goes through the same two seams:
  *
- * - server: client packets are opened to (target, payload); replies from a target are sealed
- *   with the reply's source address.
- * - tunnel (client side): plain datagrams from applications are sealed with the fixed target
- *   and sent to the server; the server's packets are opened and their payload passed on.
+ * - server (`createServerUdpCodec`): a `DatagramCodec` for `serveDatagrams`. Client packets are
+ *   opened to (target, payload); replies from a target are sealed with their source address.
+ *   AEAD-2017 keys a session by client address; 2022 by session ID (relay/shadowsocks_udp2022.ts).
+ * - client (`createUdpClientCipher`): one `UdpClientSession` per association (SOCKS5 UDP
+ *   ASSOCIATE, each tunnel client), sealing `address || payload` for the server and opening
+ *   its replies. AEAD-2017 sessions are stateless; 2022 ones carry IDs, counters and windows.
+ *   `tunnelUdpCodec` puts such sessions behind `serveDatagrams` for the tunnel.
  * @module
  */
+import { evpBytesToKey } from "../crypto/kdf.ts";
 import type { MethodInfo } from "../crypto/methods.ts";
+import { clientKeys2022, serverKeys2022 } from "../protocol/aead2022_identity.ts";
 import {
   type Address,
   addressFromHost,
   encodeAddress,
   encodedAddressLength,
 } from "../protocol/address.ts";
-import { decodeUdpPlaintext, openUdpPacket, sealUdpPacket } from "../protocol/udp_packet.ts";
-import type { DatagramCodec } from "./datagram_service.ts";
+import {
+  assertUdpMethod,
+  decodeUdpPlaintext,
+  openUdpPacket,
+  sealUdpPacket,
+  udpPacketOverhead,
+  type UdpPlaintext,
+} from "../protocol/udp_packet.ts";
+import type { DatagramCodec, DatagramSession } from "./datagram_service.ts";
+import {
+  serverUdpCodec2022,
+  udpClientSession2022,
+  udpPacketOverhead2022,
+} from "./shadowsocks_udp2022.ts";
+import { formatEndpoint } from "./udp_socket.ts";
 
 /** Longest address header of an IP literal: ATYP + 16 bytes + port. */
 const MAX_IP_ADDRESS_LENGTH = 19;
 
-/** The server side: Shadowsocks packets in from clients, plain datagrams out to targets. */
+/** One user of a multi-user 2022 server, as configured. */
+export interface UdpUserConfig {
+  readonly name: string;
+  /** The user's PSK (base64). */
+  readonly password: string;
+}
+
+/**
+ * The server codec for `method`: AEAD-2017 and `none` take any password; 2022 methods take a
+ * base64 PSK and, for multi-user (SIP023), `users`. Throws `RangeError` for a method without
+ * UDP and `InvalidPskError` for a bad key, so a service can fail before it binds anything.
+ */
+export function createServerUdpCodec(
+  method: MethodInfo,
+  password: string,
+  users?: readonly UdpUserConfig[],
+): DatagramCodec {
+  if (method.family === "aead2022") {
+    return serverUdpCodec2022(serverKeys2022(method, password, users));
+  }
+  if (users !== undefined) {
+    throw new RangeError(`Invalid users for ${method.name}: multiple users need a 2022 method`);
+  }
+  assertUdpMethod(method);
+  return serverUdpCodec(method, evpBytesToKey(password, method.keySize));
+}
+
+/** The AEAD-2017 server side: Shadowsocks packets in from clients, plain datagrams out. */
 export function serverUdpCodec(method: MethodInfo, masterKey: Uint8Array): DatagramCodec {
+  const wrap = (view: Uint8Array, source: Deno.NetAddr) => {
+    // The address goes into the headroom right before the payload: no copy of the payload.
+    const header = encodeAddress(addressFromHost(source.hostname, source.port));
+    const start = MAX_IP_ADDRESS_LENGTH - header.length;
+    view.set(header, start);
+    return sealUdpPacket(method, masterKey, view.subarray(start));
+  };
   return {
     requestHeadroom: 0,
     replyHeadroom: MAX_IP_ADDRESS_LENGTH,
-    unwrap(view) {
+    unwrap(view, from, find) {
       const { address, payload } = decodeUdpPlaintext(openUdpPacket(method, masterKey, view));
-      return { target: address, payload };
-    },
-    wrap(view, source) {
-      // The address goes into the headroom right before the payload: no copy of the payload.
-      const header = encodeAddress(addressFromHost(source.hostname, source.port));
-      const start = MAX_IP_ADDRESS_LENGTH - header.length;
-      view.set(header, start);
-      return sealUdpPacket(method, masterKey, view.subarray(start));
+      const key = formatEndpoint(from);
+      return {
+        session: find(key) ?? { key, client: from, wrap },
+        request: { target: address, payload },
+      };
     },
   };
 }
 
+/** The client side of one UDP association with the server. */
+export interface UdpClientSession {
+  /**
+   * Seals one Shadowsocks UDP plaintext (`address || payload`) into a packet for the server.
+   * With `out` (at least `plaintext.length + overhead` bytes, not overlapping `plaintext`) an
+   * AEAD-2017 packet is written there and a view returned; 2022 packets are always new arrays.
+   */
+  seal(plaintext: Uint8Array, out?: Uint8Array): Uint8Array;
+  /** Opens one packet from the server. Throws `ProtocolError` to drop it. */
+  open(packet: Uint8Array): UdpPlaintext;
+}
+
+/** What a UDP client of one server needs: a way to start sessions. */
+export interface UdpClientCipher {
+  readonly method: MethodInfo;
+  /** Most bytes a packet adds to its plaintext. */
+  readonly overhead: number;
+  /** A new session: one per association, so 2022 session IDs are never shared. */
+  newSession(): UdpClientSession;
+}
+
 /**
- * The tunnel side: plain datagrams from applications go to `target` through the server at
- * `server`; replies from the server are opened and their payload passed on.
+ * The client cipher for `method` and `password` (2022: `uPSK` or `iPSK:...:uPSK`). Throws
+ * `RangeError` for a method without UDP and `InvalidPskError` for a bad 2022 key.
+ */
+export function createUdpClientCipher(method: MethodInfo, password: string): UdpClientCipher {
+  if (method.family === "aead2022") {
+    const keys = clientKeys2022(method, password);
+    return {
+      method,
+      overhead: udpPacketOverhead2022(keys),
+      newSession: () => udpClientSession2022(keys),
+    };
+  }
+  assertUdpMethod(method);
+  const masterKey = evpBytesToKey(password, method.keySize);
+  const session: UdpClientSession = {
+    seal: (plaintext, out) => sealUdpPacket(method, masterKey, plaintext, out),
+    open: (packet) => decodeUdpPlaintext(openUdpPacket(method, masterKey, packet)),
+  };
+  return { method, overhead: udpPacketOverhead(method), newSession: () => session };
+}
+
+/**
+ * The tunnel side: plain datagrams from each application address go to `target` through the
+ * server at `server`, in that address's own client session; the payload of the server's
+ * replies goes back to it.
  */
 export function tunnelUdpCodec(
-  method: MethodInfo,
-  masterKey: Uint8Array,
+  cipher: UdpClientCipher,
   target: Address,
   server: Address,
-): DatagramCodec {
+): DatagramCodec<TunnelSession> {
   const header = encodeAddress(target);
   return {
     requestHeadroom: encodedAddressLength(target),
     replyHeadroom: 0,
-    unwrap(view) {
+    unwrap(view, from, find) {
       view.set(header, 0);
-      return { target: server, payload: sealUdpPacket(method, masterKey, view) };
-    },
-    wrap(view) {
-      return decodeUdpPlaintext(openUdpPacket(method, masterKey, view)).payload;
+      const key = formatEndpoint(from);
+      const session = find(key) ?? tunnelSession(key, from, cipher);
+      // No `out`: the packet waits in the association's queue.
+      return { session, request: { target: server, payload: session.udp.seal(view) } };
     },
   };
+}
+
+/** One application address of the tunnel and its client session. */
+export interface TunnelSession extends DatagramSession {
+  readonly udp: UdpClientSession;
+}
+
+function tunnelSession(key: string, client: Deno.NetAddr, cipher: UdpClientCipher): TunnelSession {
+  const udp = cipher.newSession();
+  return { key, client, udp, wrap: (view) => udp.open(view).payload };
 }

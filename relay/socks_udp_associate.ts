@@ -13,33 +13,29 @@
  * shutdown, or when the association table evicts it (full: least recently used first; idle for
  * `udp_timeout`), and then closes both sockets and the control connection.
  *
+ * Each association is one client session with the server (`UdpClientSession`): for the 2022
+ * edition its own session ID, packet counter and replay windows, so two apps never share one.
+ *
  * Per association: two sockets and three 64 KiB buffers (two receive, one for sealing).
  * @module
  */
-import type { MethodInfo } from "../crypto/methods.ts";
-import { type Address, addressFromHost } from "../protocol/address.ts";
+import { type Address, addressFromHost, encodeAddress } from "../protocol/address.ts";
 import { ProtocolError, type SessionStatus } from "../protocol/errors.ts";
 import { encodeReply, Reply } from "../protocol/socks5.ts";
-import {
-  decodeSocksUdpHeader,
-  decodeUdpPlaintext,
-  openUdpPacket,
-  sealUdpPacket,
-  SOCKS_UDP_PREFIX_LENGTH,
-  udpPacketOverhead,
-} from "../protocol/udp_packet.ts";
+import { decodeSocksUdpHeader, SOCKS_UDP_PREFIX_LENGTH } from "../protocol/udp_packet.ts";
 import { sweepInterval } from "./datagram_service.ts";
 import { resolveTarget } from "./direct.ts";
 import { closeQuietly, type Duplex, writeAll } from "./io.ts";
 import type { Logger } from "./log.ts";
 import { NatTable, type RemovalReason } from "./nat_table.ts";
+import type { UdpClientCipher, UdpClientSession } from "./shadowsocks_udp.ts";
 import { formatEndpoint, UDP_BUFFER_SIZE, UdpSocket, unmapIpv4 } from "./udp_socket.ts";
 import type { UdpStats } from "./udp_stats.ts";
 
 /** What every association of one local service shares. */
 export interface UdpAssociateContext {
-  method: MethodInfo;
-  masterKey: Uint8Array;
+  /** Starts one client session per association. */
+  cipher: UdpClientCipher;
   /** The Shadowsocks server (name or IP literal) and its UDP port. */
   server: string;
   serverPort: number;
@@ -146,9 +142,10 @@ export async function serveUdpAssociate(
   };
   const server = { hostname: serverIp, port: context.serverPort };
   const touch = () => context.associations.touch(key, association);
+  const session = context.cipher.newSession();
   const loops = [
-    uplink(relaySocket, outbound, server, client, context, touch),
-    downlink(outbound, relaySocket, server, client, context, touch),
+    uplink(relaySocket, outbound, server, client, session, context, touch),
+    downlink(outbound, relaySocket, server, client, session, context, touch),
   ];
   try {
     await watchControl(reader);
@@ -174,12 +171,13 @@ async function uplink(
   outbound: UdpSocket,
   server: { hostname: string; port: number },
   client: ClientFilter,
+  session: UdpClientSession,
   context: UdpAssociateContext,
   touch: () => void,
 ): Promise<void> {
-  const { stats, method, masterKey } = context;
+  const { stats } = context;
   const buffer = new Uint8Array(UDP_BUFFER_SIZE);
-  const sealed = new Uint8Array(UDP_BUFFER_SIZE + udpPacketOverhead(method));
+  const sealed = new Uint8Array(UDP_BUFFER_SIZE + context.cipher.overhead);
   for (;;) {
     const datagram = await receiveOrEnd(relaySocket, buffer, context.logger);
     if (!datagram) return;
@@ -204,7 +202,14 @@ async function uplink(
     }
     client.port ??= from.port;
     touch();
-    const packet = sealUdpPacket(method, masterKey, data.subarray(SOCKS_UDP_PREFIX_LENGTH), sealed);
+    let packet: Uint8Array;
+    try {
+      packet = session.seal(data.subarray(SOCKS_UDP_PREFIX_LENGTH), sealed);
+    } catch (error) {
+      stats.statuses[error instanceof ProtocolError ? error.code : "ERR_READ_ADDRESS"]++;
+      context.logger.debug(`local udp: cannot seal: ${errorMessage(error)}`);
+      continue;
+    }
     try {
       await outbound.send(packet, server);
       stats.statuses.OK++;
@@ -222,10 +227,11 @@ async function downlink(
   relaySocket: UdpSocket,
   server: { hostname: string; port: number },
   client: ClientFilter,
+  session: UdpClientSession,
   context: UdpAssociateContext,
   touch: () => void,
 ): Promise<void> {
-  const { stats, method, masterKey } = context;
+  const { stats } = context;
   // Room for the SOCKS5 prefix in front of the plaintext even with the `none` method.
   const buffer = new Uint8Array(SOCKS_UDP_PREFIX_LENGTH + UDP_BUFFER_SIZE);
   const into = buffer.subarray(SOCKS_UDP_PREFIX_LENGTH);
@@ -238,10 +244,10 @@ async function downlink(
       continue;
     }
     stats.bytesDownlink += data.length;
-    let plain: Uint8Array;
+    let address: Address;
+    let payload: Uint8Array;
     try {
-      plain = openUdpPacket(method, masterKey, data);
-      decodeUdpPlaintext(plain);
+      ({ address, payload } = session.open(data));
     } catch (error) {
       stats.repliesDropped++;
       context.logger.debug(`local udp: reply dropped: ${errorMessage(error)}`);
@@ -253,10 +259,14 @@ async function downlink(
     }
     touch();
     // The packet in `buffer` is no longer needed and is longer than its plaintext: reuse it.
+    // (`payload` is never a view of it: opening decrypts into a new array.)
+    const header = encodeAddress(address);
     buffer.fill(0, 0, SOCKS_UDP_PREFIX_LENGTH);
-    buffer.set(plain, SOCKS_UDP_PREFIX_LENGTH);
+    buffer.set(header, SOCKS_UDP_PREFIX_LENGTH);
+    buffer.set(payload, SOCKS_UDP_PREFIX_LENGTH + header.length);
+    const length = SOCKS_UDP_PREFIX_LENGTH + header.length + payload.length;
     try {
-      await relaySocket.send(buffer.subarray(0, SOCKS_UDP_PREFIX_LENGTH + plain.length), {
+      await relaySocket.send(buffer.subarray(0, length), {
         hostname: client.ip,
         port: client.port,
       });

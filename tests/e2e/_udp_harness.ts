@@ -1,7 +1,8 @@
 /**
  * UDP fixtures for end-to-end, probe and interop tests: a UDP peer with a bounded receive queue
- * and timeouts, a UDP echo target, a minimal SOCKS5 UDP ASSOCIATE client and a raw Shadowsocks
- * UDP client. Everything binds 127.0.0.1 on port 0 and is released by `close()`.
+ * and timeouts, a UDP echo target, a minimal SOCKS5 UDP ASSOCIATE client and raw Shadowsocks
+ * UDP clients (AEAD-2017 and 2022). Everything binds 127.0.0.1 on port 0 and is released by
+ * `close()`.
  */
 import { findMethod } from "../../crypto/methods.ts";
 import { evpBytesToKey } from "../../crypto/kdf.ts";
@@ -11,6 +12,13 @@ import {
   decodeAddress,
   encodeAddress,
 } from "../../protocol/address.ts";
+import { type ClientKeys2022, clientKeys2022 } from "../../protocol/aead2022_identity.ts";
+import {
+  type OpenedServerPacket,
+  openServerPacket,
+  randomSessionId,
+  sealClientPacket,
+} from "../../protocol/aead2022_udp.ts";
 import {
   decodeSocksUdpHeader,
   decodeUdpPlaintext,
@@ -284,6 +292,67 @@ export class ShadowsocksUdpClient {
   close(): Promise<void> {
     return this.peer.close();
   }
+}
+
+/**
+ * Speaks 2022 UDP straight to a server with full control of the session: its ID, packet IDs,
+ * clock and source port, and the raw bytes of every packet (to replay them).
+ */
+export class Shadowsocks2022UdpClient {
+  readonly peer: UdpPeer;
+  readonly keys: ClientKeys2022;
+  /** The session every packet is sealed in. */
+  sessionId: bigint = randomSessionId();
+  /** The packet ID the next `seal` uses unless told otherwise. */
+  nextPacketId = 0n;
+  readonly #serverPort: number;
+
+  /** `password` is a uPSK, or `iPSK:uPSK` for a multi-user server. */
+  constructor(method: string, password: string, serverPort: number) {
+    const info = findMethod(method);
+    if (!info) throw new RangeError(`Invalid method "${method}"`);
+    this.keys = clientKeys2022(info, password);
+    this.#serverPort = serverPort;
+    this.peer = new UdpPeer();
+  }
+
+  /** A sealed packet; `packetId` defaults to the next one, `now` to the wall clock. */
+  seal(
+    target: Address,
+    payload: Uint8Array,
+    options: { packetId?: bigint; now?: () => number } = {},
+  ): Uint8Array {
+    const packetId = options.packetId ?? this.nextPacketId++;
+    return sealClientPacket(
+      this.keys,
+      { sessionId: this.sessionId, packetId, address: target, payload },
+      options.now ? { now: options.now } : {},
+    );
+  }
+
+  /** Sends raw bytes to the server, from our own socket or from `from`. */
+  sendRaw(packet: Uint8Array, from: UdpPeer = this.peer): Promise<void> {
+    return from.send(packet, this.#serverPort);
+  }
+
+  send(target: Address, payload: Uint8Array): Promise<void> {
+    return this.sendRaw(this.seal(target, payload));
+  }
+
+  /** The next reply arriving at `at` (default our socket), opened for our session. */
+  async next(timeoutMs = 3000, at: UdpPeer = this.peer): Promise<OpenedServerPacket> {
+    const { data } = await at.next(timeoutMs);
+    return openServerPacket(this.keys, data, { clientSessionId: this.sessionId });
+  }
+
+  close(): Promise<void> {
+    return this.peer.close();
+  }
+}
+
+/** A fresh base64 key of `keySize` bytes (a 2022 PSK). */
+export function randomPsk(keySize: number): string {
+  return btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(keySize))));
 }
 
 /** `127.0.0.1:port` as an address. */

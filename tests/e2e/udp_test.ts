@@ -393,15 +393,6 @@ Deno.test("a server whose UDP port is taken fails to start and leaves no TCP lis
   );
 });
 
-Deno.test("UDP modes refuse a method whose UDP framing is not implemented", () => {
-  const config = serverConfig("2022-blake3-aes-128-gcm", UDP);
-  assert.throws(() => startServer(config), RangeError);
-  assert.throws(
-    () => startServer(serverConfig("2022-blake3-aes-128-gcm", { mode: "udp_only" })),
-    RangeError,
-  );
-});
-
 Deno.test("SOCKS5 UDP works end to end over IPv6 loopback", async () => {
   const echo = new UdpEcho({ hostname: "::1" });
   const v6 = { ...UDP, address: "::1" };

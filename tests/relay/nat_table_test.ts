@@ -125,3 +125,18 @@ Deno.test("NatTable's sweep timer expires entries and stops on close", async () 
   assert.ok(a.closed);
   nat.close();
 });
+
+Deno.test("NatTable.peek() returns a live entry without using it, and hides an expired one", () => {
+  const { nat, removed, advance } = table(2, 100);
+  const a = new Entry();
+  nat.set("a", a);
+  nat.set("b", new Entry());
+  advance(60);
+  assert.equal(nat.peek("a"), a);
+  assert.deepEqual(nat.keys(), ["a", "b"]); // peeking is not a use
+  advance(40);
+  assert.equal(nat.peek("a"), undefined);
+  assert.deepEqual(removed, []); // and does not remove either
+  assert.equal(nat.peek("missing"), undefined);
+  nat.close();
+});

@@ -1,0 +1,123 @@
+/**
+ * The 2022 edition (SIP022, SIP023) behind the {@linkcode StreamFraming} seam: thin adapters
+ * over the pure codecs of protocol/aead2022_tcp.ts, which draws the wire format.
+ *
+ * ```
+ * client seal #1:  salt | EIH × n | AEAD(fixed header) | AEAD(address, padding, payload)   one write
+ * client seal #k:  chunks (0xFFFF max)
+ * server open:     RequestDecoder: fixed read → checks (NOTES §7.4) → variable header → chunks
+ * server seal #1:  salt | AEAD(type 1, timestamp, request salt, length) | AEAD(payload)  first
+ *                  bytes of the target, never an empty chunk (so nothing before the target speaks)
+ * client open:     ResponseDecoder: salt + header → first payload → chunks
+ * ```
+ * @module
+ */
+import type { AeadCipher } from "../crypto/aead_cipher.ts";
+import type { Address } from "./address.ts";
+import { sealChunks } from "./aead_chunk.ts";
+import type { ClientKeys2022, ServerKeys2022 } from "./aead2022_identity.ts";
+import { TimestampError } from "./aead2022_time.ts";
+import {
+  MAX_CHUNK_PAYLOAD_2022,
+  type OpenRequestOptions,
+  RequestDecoder,
+  ResponseDecoder,
+  responseFixedReadLength,
+  sealRequest,
+  sealResponse,
+} from "./aead2022_tcp.ts";
+import type { FramingStep, StreamFraming } from "./stream_framing.ts";
+
+/**
+ * The server side of one connection: `RequestDecoder` for the client's stream (salt pool and
+ * timestamp checks included), `sealResponse` on the first non-empty write, then chunks.
+ */
+export function serverFraming2022(
+  keys: ServerKeys2022,
+  options: OpenRequestOptions,
+): StreamFraming {
+  const decoder = new RequestDecoder(keys, options);
+  let cipher: AeadCipher | undefined;
+  return {
+    get wanted() {
+      return decoder.wanted;
+    },
+    get atChunkBoundary() {
+      return decoder.atChunkBoundary;
+    },
+    open(input: Uint8Array): FramingStep {
+      const step = decoder.next(input);
+      const request = step.request;
+      if (request === undefined) return { consumed: step.consumed, payload: step.payload };
+      return {
+        consumed: step.consumed,
+        payload: step.payload,
+        request: {
+          address: request.address,
+          skew: request.skew,
+          ...(request.user === undefined ? {} : { user: request.user.name }),
+        },
+      };
+    },
+    seal(plain: Uint8Array): Uint8Array {
+      if (cipher !== undefined) return sealChunks(cipher, plain, MAX_CHUNK_PAYLOAD_2022);
+      // The response header travels with the first payload; until there is one, send nothing.
+      if (plain.length === 0) return new Uint8Array(0);
+      const request = decoder.request;
+      if (request === undefined) throw new Error("Cannot answer before the request header");
+      const response = sealResponse(request, plain);
+      cipher = response.cipher;
+      return response.bytes;
+    },
+  };
+}
+
+/** Options of {@linkcode clientFraming2022}. */
+export interface ClientFraming2022Options {
+  /**
+   * Called once with the server's clock minus ours, in seconds, when the response header
+   * opens, also when the skew is beyond ±30 s and the response is refused for it.
+   */
+  onServerSkew?: (skew: number) => void;
+}
+
+/**
+ * The client side of one connection to `target`: the first seal is the whole request
+ * (`sealRequest`: padding 1..900 when the payload is empty); the response is opened with
+ * `ResponseDecoder` against that request's salt.
+ */
+export function clientFraming2022(
+  keys: ClientKeys2022,
+  target: Address,
+  options: ClientFraming2022Options = {},
+): StreamFraming {
+  let cipher: AeadCipher | undefined;
+  let decoder: ResponseDecoder | undefined;
+  const onServerSkew = options.onServerSkew;
+  return {
+    get wanted() {
+      return decoder?.wanted ?? responseFixedReadLength(keys.method);
+    },
+    get atChunkBoundary() {
+      return decoder?.atChunkBoundary ?? false;
+    },
+    open(input: Uint8Array): FramingStep {
+      if (decoder === undefined) throw new Error("Cannot open a response before the request");
+      try {
+        const step = decoder.next(input);
+        if (step.header !== undefined) onServerSkew?.(step.header.skew);
+        return { consumed: step.consumed, payload: step.payload };
+      } catch (error) {
+        if (error instanceof TimestampError) onServerSkew?.(error.skew);
+        throw error;
+      }
+    },
+    seal(plain: Uint8Array): Uint8Array {
+      if (cipher !== undefined) return sealChunks(cipher, plain, MAX_CHUNK_PAYLOAD_2022);
+      const request = sealRequest(keys, target, { payload: plain });
+      cipher = request.cipher;
+      decoder = new ResponseDecoder(request.response);
+      return request.bytes;
+    },
+  };
+}

@@ -1,0 +1,111 @@
+/**
+ * Keys parsed once per listener, framings made once per connection. A service calls
+ * `serverFramings` or `clientFramings` at startup, so a bad key fails the start (2022 keys
+ * throw `InvalidPskError`, which the config layer reports), and then asks for one
+ * {@linkcode StreamFraming} per session without knowing which edition the method belongs to.
+ *
+ * The server's replay state lives here too, one per listener: the two-generation salt filter of
+ * AEAD-2017 (protocol/replay_filter.ts) or the exact 61 s salt pool of the 2022 edition
+ * (protocol/salt_pool.ts).
+ * @module
+ */
+import { InvalidPskError } from "../crypto/kdf2022.ts";
+import { evpBytesToKey } from "../crypto/kdf.ts";
+import type { MethodInfo } from "../crypto/methods.ts";
+import type { Address } from "./address.ts";
+import { aeadClientFraming, aeadServerFraming } from "./aead_framing.ts";
+import { clientFraming2022, serverFraming2022 } from "./aead2022_framing.ts";
+import { clientKeys2022, serverKeys2022 } from "./aead2022_identity.ts";
+import { ReplayFilter } from "./replay_filter.ts";
+import { SaltPool } from "./salt_pool.ts";
+import type { StreamFraming } from "./stream_framing.ts";
+
+/** One user of a multi-user 2022 server: a name for logs and stats, and a base64 uPSK. */
+export interface UserKey {
+  readonly name: string;
+  readonly password: string;
+}
+
+/** Options of {@linkcode serverFramings}. */
+export interface ServerFramingsOptions {
+  /** SIP023 users (AES 2022 methods only); `password` is then the server's identity PSK. */
+  users?: readonly UserKey[] | undefined;
+  /** The 2022 salt pool. Default: a new one (100 000 salts). */
+  saltPool?: SaltPool;
+  /** The AEAD-2017 replay filter. Default: a new one (2 × 20 000 salts). */
+  replayFilter?: ReplayFilter;
+}
+
+/** A server listener's keys and replay state. */
+export interface ServerFramings {
+  readonly method: MethodInfo;
+  /** Names of the configured users, in configuration order; empty without users. */
+  readonly userNames: readonly string[];
+  /** The framing of one accepted connection. */
+  session(): StreamFraming;
+}
+
+/**
+ * Parses the server's password (and users) for `method`. Throws `InvalidPskError` for a bad
+ * 2022 key or for users on a method without identity headers, `RangeError` for two users with
+ * one name or one key.
+ */
+export function serverFramings(
+  method: MethodInfo,
+  password: string,
+  options: ServerFramingsOptions = {},
+): ServerFramings {
+  const { users } = options;
+  if (method.family === "aead2022") {
+    const keys = serverKeys2022(method, password, users);
+    const saltPool = options.saltPool ?? new SaltPool();
+    return {
+      method,
+      userNames: users?.map((user) => user.name) ?? [],
+      session: () => serverFraming2022(keys, { saltPool }),
+    };
+  }
+  if (users !== undefined) {
+    throw new InvalidPskError(
+      method.name,
+      `Invalid users for ${method.name}: multiple users need ` +
+        `2022-blake3-aes-128-gcm or 2022-blake3-aes-256-gcm`,
+    );
+  }
+  const masterKey = evpBytesToKey(password, method.keySize);
+  const replayFilter = options.replayFilter ?? new ReplayFilter();
+  return {
+    method,
+    userNames: [],
+    session: () => aeadServerFraming(method, masterKey, { replayFilter }),
+  };
+}
+
+/** Options of one client session's framing. */
+export interface ClientSessionOptions {
+  /** 2022 only: the server's clock minus ours once its response header opens (see there). */
+  onServerSkew?: (skew: number) => void;
+}
+
+/** A client's keys for one server. */
+export interface ClientFramings {
+  readonly method: MethodInfo;
+  /** The framing of one connection to the server, asking it for `target`. */
+  session(target: Address, options?: ClientSessionOptions): StreamFraming;
+}
+
+/**
+ * Parses a client's password for `method`: for 2022 a base64 PSK, or `iPSK:...:uPSK` for a
+ * multi-user server (AES methods). Throws `InvalidPskError` for a bad 2022 key.
+ */
+export function clientFramings(method: MethodInfo, password: string): ClientFramings {
+  if (method.family === "aead2022") {
+    const keys = clientKeys2022(method, password);
+    return {
+      method,
+      session: (target, options = {}) => clientFraming2022(keys, target, options),
+    };
+  }
+  const masterKey = evpBytesToKey(password, method.keySize);
+  return { method, session: (target) => aeadClientFraming(method, masterKey, target) };
+}
