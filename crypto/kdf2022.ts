@@ -13,6 +13,7 @@
  */
 import { blake3DeriveKey, blake3Hash } from "./blake3.ts";
 import type { MethodInfo } from "./methods.ts";
+import { concatBytes } from "./bytes.ts";
 
 export const SESSION_SUBKEY_CONTEXT = "shadowsocks 2022 session subkey";
 export const IDENTITY_SUBKEY_CONTEXT = "shadowsocks 2022 identity subkey";
@@ -91,7 +92,7 @@ export function deriveSessionSubkey2022(
   saltOrSessionId: Uint8Array,
   keySize: number = psk.length,
 ): Uint8Array {
-  return blake3DeriveKey(SESSION_SUBKEY_CONTEXT, concat(psk, saltOrSessionId), keySize);
+  return blake3DeriveKey(SESSION_SUBKEY_CONTEXT, concatBytes(psk, saltOrSessionId), keySize);
 }
 
 /** The SIP023 TCP identity subkey from `iPSK || salt`: 16 bytes for AES-128, 32 for AES-256. */
@@ -100,7 +101,7 @@ export function deriveIdentitySubkey(
   salt: Uint8Array,
   keySize: number,
 ): Uint8Array {
-  return blake3DeriveKey(IDENTITY_SUBKEY_CONTEXT, concat(identityPsk, salt), keySize);
+  return blake3DeriveKey(IDENTITY_SUBKEY_CONTEXT, concatBytes(identityPsk, salt), keySize);
 }
 
 /** `blake3::hash(psk)[0..16]`: names a PSK inside identity headers and user tables. */
@@ -136,11 +137,4 @@ function decodeBase64(text: string): Uint8Array | undefined {
 
 function encodeBase64(bytes: Uint8Array): string {
   return btoa(String.fromCharCode(...bytes));
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a, 0);
-  out.set(b, a.length);
-  return out;
 }

@@ -64,6 +64,7 @@ import {
 import { checkTimestamp, unixSeconds } from "./aead2022_time.ts";
 import { ProtocolError } from "./errors.ts";
 import type { SaltPool } from "./salt_pool.ts";
+import { concatBytes, equalBytes } from "../crypto/bytes.ts";
 
 /** Header type of client-to-server streams and packets. */
 export const HEADER_TYPE_CLIENT = 0;
@@ -337,7 +338,7 @@ export function sealRequest(
     sealChunks(cipher, payload.subarray(inHeader.length), MAX_CHUNK_PAYLOAD_2022),
   ];
   return {
-    bytes: concat(parts),
+    bytes: concatBytes(...parts),
     salt: salt.slice(),
     cipher,
     response: { method, psk: keys.userPsk, requestSalt: salt.slice() },
@@ -658,12 +659,12 @@ export function sealResponse(
     length: first.length,
   });
   const cipher = createTcpCipher2022(method, context.psk, salt);
-  const bytes = concat([
+  const bytes = concatBytes(
     salt,
     cipher.seal(header),
     cipher.seal(first),
     sealChunks(cipher, payload.subarray(first.length), MAX_CHUNK_PAYLOAD_2022),
-  ]);
+  );
   return { bytes, salt: salt.slice(), cipher };
 }
 
@@ -701,23 +702,4 @@ function toU64(timestamp: number): bigint {
 /** A uniform-enough integer in 0..limit-1 for padding lengths (not for keys). */
 function randomBelow(limit: number): number {
   return crypto.getRandomValues(new Uint32Array(1))[0]! % limit;
-}
-
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  let diff = 0;
-  for (let i = 0; i < a.length; i++) diff |= a[i]! ^ b[i]!;
-  return diff === 0;
-}
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  let length = 0;
-  for (const part of parts) length += part.length;
-  const out = new Uint8Array(length);
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
 }

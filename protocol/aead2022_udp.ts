@@ -68,6 +68,7 @@ import {
 import { HEADER_TYPE_CLIENT, HEADER_TYPE_SERVER, MAX_PADDING_LENGTH } from "./aead2022_tcp.ts";
 import { checkTimestamp, unixSeconds } from "./aead2022_time.ts";
 import { ProtocolError } from "./errors.ts";
+import { concatBytes } from "../crypto/bytes.ts";
 
 /** Bytes of the separate header (session ID + packet ID). */
 export const SEPARATE_HEADER_LENGTH = 16;
@@ -335,11 +336,11 @@ export function sealClientPacket(
   const header = encodeSeparateHeader(packet);
   const aead = options.aead ?? createUdpSessionAead(method, keys.userPsk, packet.sessionId);
   const headerKey = keys.identityPsks[0] ?? keys.userPsk;
-  return concat([
+  return concatBytes(
     aesBlockCipherFor(headerKey).encrypt(header),
     sealUdpIdentityHeaders(keys, header),
     aead.seal(header.subarray(4), body),
-  ]);
+  );
 }
 
 /**
@@ -403,7 +404,7 @@ export function sealServerPacket(
   if (!isAesMethod(method)) return sealChaCha(psk, packet, body);
   const header = encodeSeparateHeader(packet);
   const aead = options.aead ?? createUdpSessionAead(method, psk, packet.sessionId);
-  return concat([aesBlockCipherFor(psk).encrypt(header), aead.seal(header.subarray(4), body)]);
+  return concatBytes(aesBlockCipherFor(psk).encrypt(header), aead.seal(header.subarray(4), body));
 }
 
 /**
@@ -455,8 +456,8 @@ function isAesMethod(method: MethodInfo): boolean {
 
 function sealChaCha(psk: Uint8Array, ids: SeparateHeader, body: Uint8Array): Uint8Array {
   const nonce = crypto.getRandomValues(new Uint8Array(XCHACHA_NONCE_SIZE));
-  const plain = concat([encodeSeparateHeader(ids), body]);
-  return concat([nonce, xchachaFor(psk).seal(nonce, plain)]);
+  const plain = concatBytes(encodeSeparateHeader(ids), body);
+  return concatBytes(nonce, xchachaFor(psk).seal(nonce, plain));
 }
 
 function openChaCha(
@@ -519,16 +520,4 @@ function checkU64(what: string, value: bigint): bigint {
     throw new RangeError(`Invalid ${what} ${value}: expected 0 to 2^64 - 1`);
   }
   return value;
-}
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  let length = 0;
-  for (const part of parts) length += part.length;
-  const out = new Uint8Array(length);
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
 }

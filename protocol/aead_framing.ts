@@ -26,6 +26,7 @@ import { ChunkDecoder, type ChunkStep, MAX_AEAD_PAYLOAD, sealChunks } from "./ae
 import { ProtocolError } from "./errors.ts";
 import type { ReplayFilter } from "./replay_filter.ts";
 import type { FramingStep, StreamFraming } from "./stream_framing.ts";
+import { concatBytes } from "../crypto/bytes.ts";
 
 /** Longest address header: ATYP + length + 255-byte name + port. */
 const MAX_ADDRESS_LENGTH = 1 + 1 + 255 + 2;
@@ -75,7 +76,7 @@ export function aeadClientFraming(
   let header: Uint8Array | undefined = encodeAddress(target);
   return framingOf(reader, (plain) => {
     if (header === undefined) return writer.seal(plain);
-    const first = concat(header, plain);
+    const first = concatBytes(header, plain);
     header = undefined;
     return writer.seal(first);
   });
@@ -183,7 +184,7 @@ class RequestReader implements Reader {
   next(input: Uint8Array): FramingStep {
     const step = this.#inner.next(input);
     if (this.#head === undefined || step.payload === null) return step;
-    const head = this.#head.length === 0 ? step.payload : concat(this.#head, step.payload);
+    const head = this.#head.length === 0 ? step.payload : concatBytes(this.#head, step.payload);
     const decoded = decodeAddress(head);
     if (decoded === undefined) {
       if (head.length >= MAX_ADDRESS_LENGTH) {
@@ -224,13 +225,6 @@ class ChunkWriter {
       this.#method.algorithm!,
       deriveSessionSubkey(this.#masterKey, salt),
     );
-    return concat(salt, sealChunks(this.#cipher, plain, MAX_AEAD_PAYLOAD));
+    return concatBytes(salt, sealChunks(this.#cipher, plain, MAX_AEAD_PAYLOAD));
   }
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a, 0);
-  out.set(b, a.length);
-  return out;
 }

@@ -60,15 +60,4 @@ export function closeQuietly(stream: Pick<Duplex, "close">): void {
   }
 }
 
-/** Joins byte arrays into one new array. */
-export function concatBytes(...parts: Uint8Array[]): Uint8Array {
-  let length = 0;
-  for (const part of parts) length += part.length;
-  const out = new Uint8Array(length);
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
-}
+export { concatBytes } from "../crypto/bytes.ts";
