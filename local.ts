@@ -17,7 +17,7 @@ import type { LocalConfig } from "./config/types.ts";
 import { findMethod } from "./crypto/methods.ts";
 import { addressFromHost, formatAddress } from "./protocol/address.ts";
 import { MAX_TIMESTAMP_SKEW } from "./protocol/aead2022_time.ts";
-import { ProtocolError, type SessionStatus } from "./protocol/errors.ts";
+import { errorMessage, ProtocolError, type SessionStatus } from "./protocol/errors.ts";
 import { type ClientFramings, clientFramings } from "./protocol/session_framings.ts";
 import {
   CMD_CONNECT,
@@ -35,7 +35,6 @@ import { BufferedConn } from "./relay/buffered_conn.ts";
 import { Deadline } from "./relay/deadline.ts";
 import { closeQuietly, writeAll } from "./relay/io.ts";
 import { type Logger, silentLogger } from "./relay/log.ts";
-import { relay } from "./relay/pipe.ts";
 import {
   type ByteCounter,
   type RunningService,
@@ -50,15 +49,10 @@ import {
   type UdpAssociateContext,
 } from "./relay/socks_udp_associate.ts";
 import { createUdpStats } from "./relay/udp_stats.ts";
+import { connectUpstream, relayUpstream } from "./relay/upstream.ts";
 
 export type { RunningService, ServiceOptions };
 
-/**
- * How long to wait for the application's first bytes after the SOCKS5 reply, so they travel in
- * the same packet as the salt and address header. Client-first protocols (HTTP, TLS) send within
- * this; server-first ones (SMTP, SSH banners) pay it once per connection.
- */
-const FIRST_PAYLOAD_WAIT_MS = 20;
 /** A 2022 server clock this far off (seconds) still passes but earns a debug line. */
 const NOTABLE_SKEW_S = 10;
 
@@ -174,17 +168,15 @@ async function serveSocksSession(
 
   let serverConn: Deno.TcpConn;
   try {
-    serverConn = await Deno.connect({
-      hostname: config.server,
-      port: config.serverPort,
-      signal: AbortSignal.any([signal, AbortSignal.timeout(deadline.remainingMs)]),
-    });
+    serverConn = await connectUpstream(
+      config,
+      AbortSignal.any([signal, AbortSignal.timeout(deadline.remainingMs)]),
+    );
   } catch (error) {
     deadline.clear();
     await sendReply(conn, replyForConnectError(error));
     return finish("ERR_CONNECT", `cannot reach server: ${errorMessage(error)}`);
   }
-  serverConn.setNoDelay(config.noDelay);
   conn.setNoDelay(config.noDelay);
 
   const stream = new ShadowsocksStream(
@@ -193,30 +185,21 @@ async function serveSocksSession(
       onServerSkew: (skew) => logServerSkew(logger, "local", skew),
     }),
   );
-  let firstPayload: Uint8Array;
   try {
     const bound = serverConn.localAddr;
     await writeAll(conn, encodeReply(Reply.succeeded, addressFromHost(bound.hostname, bound.port)));
-    deadline.clear();
-    firstPayload = await client.takeBuffered(FIRST_PAYLOAD_WAIT_MS);
   } catch (error) {
-    deadline.clear();
     stream.close();
     return finish("ERR_RELAY_CLIENT", errorMessage(error));
+  } finally {
+    deadline.clear();
   }
-  try {
-    await stream.start(firstPayload);
-  } catch (error) {
-    stream.close();
-    return finish("ERR_RELAY_TARGET", `cannot write to server: ${errorMessage(error)}`);
-  }
-  countBytes("uplink", firstPayload.length);
-  const status = await relay(client, stream, {
+  const { status, detail } = await relayUpstream(client, stream, {
     idleTimeoutMs: config.timeout * 1000,
     signal,
-    onBytes: countBytes,
+    countBytes,
   });
-  return finish(status, formatAddress(request.address));
+  return finish(status, detail ?? formatAddress(request.address));
 }
 
 /** Says so when a 2022 server's clock is off: refused beyond ±30 s, worth a look from 10 s. */
@@ -263,8 +246,4 @@ export function replyForConnectError(error: unknown): number {
     return Reply.hostUnreachable;
   }
   return Reply.generalFailure;
-}
-
-function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

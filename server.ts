@@ -28,7 +28,7 @@
 import type { ServerConfig } from "./config/types.ts";
 import { findMethod } from "./crypto/methods.ts";
 import { formatAddress } from "./protocol/address.ts";
-import { ProtocolError, type SessionStatus } from "./protocol/errors.ts";
+import { errorMessage, ProtocolError, type SessionStatus } from "./protocol/errors.ts";
 import { type ServerFramings, serverFramings } from "./protocol/session_framings.ts";
 import { serveDatagrams } from "./relay/datagram_service.ts";
 import { Deadline } from "./relay/deadline.ts";
@@ -234,8 +234,4 @@ function formatHostPort(addr: Deno.Addr): string {
   return net.hostname.includes(":")
     ? `[${net.hostname}]:${net.port}`
     : `${net.hostname}:${net.port}`;
-}
-
-function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

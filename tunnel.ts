@@ -18,12 +18,11 @@ import type { TunnelConfig } from "./config/types.ts";
 import { findMethod } from "./crypto/methods.ts";
 import { logServerSkew } from "./local.ts";
 import { type Address, addressFromHost, formatAddress } from "./protocol/address.ts";
-import type { SessionStatus } from "./protocol/errors.ts";
+import { errorMessage, type SessionStatus } from "./protocol/errors.ts";
 import { type ClientFramings, clientFramings } from "./protocol/session_framings.ts";
 import { BufferedConn } from "./relay/buffered_conn.ts";
 import { serveDatagrams } from "./relay/datagram_service.ts";
 import { type Logger, silentLogger } from "./relay/log.ts";
-import { relay } from "./relay/pipe.ts";
 import {
   type ByteCounter,
   combineServices,
@@ -35,11 +34,9 @@ import {
 import { ShadowsocksStream } from "./relay/shadowsocks_stream.ts";
 import { createUdpClientCipher, tunnelUdpCodec } from "./relay/shadowsocks_udp.ts";
 import { UdpSocket } from "./relay/udp_socket.ts";
+import { connectUpstream, relayUpstream } from "./relay/upstream.ts";
 
 export type { RunningService, ServiceOptions };
-
-/** How long to wait for the app's first bytes so they share a packet with the salt and address. */
-const FIRST_PAYLOAD_WAIT_MS = 20;
 
 interface TunnelContext {
   config: TunnelConfig;
@@ -128,15 +125,13 @@ async function serveTunnelSession(
 
   let serverConn: Deno.TcpConn;
   try {
-    serverConn = await Deno.connect({
-      hostname: config.server,
-      port: config.serverPort,
-      signal: AbortSignal.any([signal, AbortSignal.timeout(config.handshakeTimeout * 1000)]),
-    });
+    serverConn = await connectUpstream(
+      config,
+      AbortSignal.any([signal, AbortSignal.timeout(config.handshakeTimeout * 1000)]),
+    );
   } catch (error) {
     return finish("ERR_CONNECT", `cannot reach server: ${errorMessage(error)}`);
   }
-  serverConn.setNoDelay(config.noDelay);
   conn.setNoDelay(config.noDelay);
 
   const client = new BufferedConn(conn);
@@ -146,28 +141,10 @@ async function serveTunnelSession(
       onServerSkew: (skew) => logServerSkew(logger, "tunnel", skew),
     }),
   );
-  let firstPayload: Uint8Array;
-  try {
-    firstPayload = await client.takeBuffered(FIRST_PAYLOAD_WAIT_MS);
-  } catch (error) {
-    stream.close();
-    return finish("ERR_RELAY_CLIENT", errorMessage(error));
-  }
-  try {
-    await stream.start(firstPayload);
-  } catch (error) {
-    stream.close();
-    return finish("ERR_RELAY_TARGET", `cannot write to server: ${errorMessage(error)}`);
-  }
-  countBytes("uplink", firstPayload.length);
-  const status = await relay(client, stream, {
+  const { status, detail } = await relayUpstream(client, stream, {
     idleTimeoutMs: config.timeout * 1000,
     signal,
-    onBytes: countBytes,
+    countBytes,
   });
-  return finish(status, formatAddress(context.target));
-}
-
-function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+  return finish(status, detail ?? formatAddress(context.target));
 }

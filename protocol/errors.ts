@@ -29,3 +29,8 @@ export class ProtocolError extends Error {
     this.code = code;
   }
 }
+
+/** The message of anything thrown, for log lines. */
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -22,7 +22,7 @@
  */
 import type { Address } from "../protocol/address.ts";
 import { TimestampError } from "../protocol/aead2022_time.ts";
-import { ProtocolError, type SessionStatus } from "../protocol/errors.ts";
+import { errorMessage, ProtocolError, type SessionStatus } from "../protocol/errors.ts";
 import { allowedTargets, resolveTarget } from "./direct.ts";
 import type { Logger } from "./log.ts";
 import { NatTable, type RemovalReason } from "./nat_table.ts";
@@ -384,8 +384,4 @@ export function dropStatus(error: unknown, logger: Logger, name: string): Sessio
   if (error instanceof ProtocolError) return error.code;
   logger.error(`${name} udp: datagram failed unexpectedly: ${(error as Error)?.stack ?? error}`);
   return "ERR_READ_ADDRESS";
-}
-
-function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

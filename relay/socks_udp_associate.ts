@@ -20,7 +20,7 @@
  * @module
  */
 import { type Address, addressFromHost, encodeAddress } from "../protocol/address.ts";
-import { ProtocolError, type SessionStatus } from "../protocol/errors.ts";
+import { errorMessage, ProtocolError, type SessionStatus } from "../protocol/errors.ts";
 import { encodeReply, Reply } from "../protocol/socks5.ts";
 import { decodeSocksUdpHeader, SOCKS_UDP_PREFIX_LENGTH } from "../protocol/udp_packet.ts";
 import { sweepInterval } from "./datagram_service.ts";
@@ -322,8 +322,4 @@ async function sendReply(control: Deno.TcpConn, reply: number): Promise<void> {
         error instanceof Deno.errors.ConnectionReset)
     ) throw error;
   }
-}
-
-function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

@@ -1,0 +1,70 @@
+/**
+ * The half of a client-side session that the SOCKS5 local and the tunnel share: dial the
+ * Shadowsocks server, then send the first flight and relay. The first flight carries the
+ * application's first bytes when they arrive within `FIRST_PAYLOAD_WAIT_MS`, so salt, header and
+ * data leave in one packet.
+ * @module
+ */
+import { errorMessage, type SessionStatus } from "../protocol/errors.ts";
+import type { BufferedConn } from "./buffered_conn.ts";
+import { relay } from "./pipe.ts";
+import type { ByteCounter } from "./service.ts";
+import type { ShadowsocksStream } from "./shadowsocks_stream.ts";
+
+/**
+ * How long to wait for the application's first bytes before sending the header alone.
+ * Client-first protocols (HTTP, TLS) send within this; server-first ones (SMTP, SSH banners)
+ * pay it once per connection.
+ */
+export const FIRST_PAYLOAD_WAIT_MS = 20;
+
+/** Where the server is and how to dial it. */
+export interface UpstreamConfig {
+  server: string;
+  serverPort: number;
+  noDelay: boolean;
+}
+
+/** Connects to the Shadowsocks server; `signal` bounds the attempt. */
+export async function connectUpstream(
+  config: UpstreamConfig,
+  signal: AbortSignal,
+): Promise<Deno.TcpConn> {
+  const conn = await Deno.connect({ hostname: config.server, port: config.serverPort, signal });
+  conn.setNoDelay(config.noDelay);
+  return conn;
+}
+
+export interface UpstreamRelayOptions {
+  idleTimeoutMs: number;
+  signal: AbortSignal;
+  countBytes: ByteCounter;
+}
+
+/** Sends the first flight (with the app's first bytes, if any come) and relays until the end. */
+export async function relayUpstream(
+  client: BufferedConn,
+  stream: ShadowsocksStream,
+  options: UpstreamRelayOptions,
+): Promise<{ status: SessionStatus; detail?: string }> {
+  let firstPayload: Uint8Array;
+  try {
+    firstPayload = await client.takeBuffered(FIRST_PAYLOAD_WAIT_MS);
+  } catch (error) {
+    stream.close();
+    return { status: "ERR_RELAY_CLIENT", detail: errorMessage(error) };
+  }
+  try {
+    await stream.start(firstPayload);
+  } catch (error) {
+    stream.close();
+    return { status: "ERR_RELAY_TARGET", detail: `cannot write to server: ${errorMessage(error)}` };
+  }
+  options.countBytes("uplink", firstPayload.length);
+  const status = await relay(client, stream, {
+    idleTimeoutMs: options.idleTimeoutMs,
+    signal: options.signal,
+    onBytes: options.countBytes,
+  });
+  return { status };
+}
