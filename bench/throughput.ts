@@ -881,7 +881,8 @@ function renderMarkdown(
   }
   if (options.only.has("setup")) {
     lines.push(
-      `Connection setup: ${options.setup} sequential connections (connect, 1 byte, echo, close), ms:`,
+      `Connection setup: ${options.setup} sequential connections ` +
+        "(connect, 1 byte, echo, close), ms:",
       "",
       `| method | ${specs.map((s) => s.label).join(" | ")} | ${ratioHeads.join(" | ")} |`,
       `| --- | ${specs.map(() => "---").join(" | ")} | ${

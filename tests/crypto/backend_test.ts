@@ -169,7 +169,7 @@ async function runSnippet(flags: string[], env: Record<string, string> = {}): Pr
   return printed;
 }
 
-Deno.test("without --allow-ffi the backend falls back to node, with no prompt or crash", async () => {
+Deno.test("without --allow-ffi the backend falls back to node without a prompt", async () => {
   assertEquals(await runSnippet(["--allow-read"]), "node 42");
 });
 
