@@ -170,7 +170,7 @@ async function serveSocksSession(
   try {
     serverConn = await connectUpstream(
       config,
-      AbortSignal.any([signal, AbortSignal.timeout(deadline.remainingMs)]),
+      deadline.linkedSignal(signal),
     );
   } catch (error) {
     deadline.clear();

@@ -178,7 +178,7 @@ async function serveSession(
       allowPrivateTargets: config.allowPrivateTargets,
       ipv6First: config.ipv6First,
       noDelay: config.noDelay,
-      signal: AbortSignal.any([signal, AbortSignal.timeout(deadline.remainingMs)]),
+      signal: deadline.linkedSignal(signal),
     });
   } catch (error) {
     deadline.clear();

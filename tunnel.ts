@@ -35,6 +35,7 @@ import { ShadowsocksStream } from "./relay/shadowsocks_stream.ts";
 import { createUdpClientCipher, tunnelUdpCodec } from "./relay/shadowsocks_udp.ts";
 import { UdpSocket } from "./relay/udp_socket.ts";
 import { connectUpstream, relayUpstream } from "./relay/upstream.ts";
+import { Deadline } from "./relay/deadline.ts";
 
 export type { RunningService, ServiceOptions };
 
@@ -124,13 +125,13 @@ async function serveTunnelSession(
   };
 
   let serverConn: Deno.TcpConn;
+  const deadline = new Deadline(config.handshakeTimeout * 1000, () => {});
   try {
-    serverConn = await connectUpstream(
-      config,
-      AbortSignal.any([signal, AbortSignal.timeout(config.handshakeTimeout * 1000)]),
-    );
+    serverConn = await connectUpstream(config, deadline.linkedSignal(signal));
   } catch (error) {
     return finish("ERR_CONNECT", `cannot reach server: ${errorMessage(error)}`);
+  } finally {
+    deadline.clear();
   }
   conn.setNoDelay(config.noDelay);
 

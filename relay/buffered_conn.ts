@@ -10,7 +10,7 @@ import type { Duplex } from "./io.ts";
 /** Handshake messages never need more than this (a SOCKS5 request is at most 262 bytes). */
 const HANDSHAKE_BUFFER_SIZE = 1024;
 /** Buffer for the application's first bytes, read while deciding what to send first. */
-const FIRST_READ_SIZE = 0x3fff;
+const FIRST_READ_SIZE = 2048;
 
 export class BufferedConn implements Duplex {
   readonly #conn: Duplex;
