@@ -66,7 +66,7 @@ interface LocalContext {
 }
 
 /** Starts the SOCKS5 local listener on `config.localAddress:config.localPort`. */
-export function startLocal(
+export async function startLocal(
   config: LocalConfig,
   options: ServiceOptions = {},
 ): Promise<RunningService> {
@@ -117,7 +117,7 @@ export function startLocal(
       formatAddress(addressFromHost(config.server, config.serverPort))
     } (${method.name})`,
   );
-  return Promise.resolve(service);
+  return service;
 }
 
 async function serveSocksSession(

@@ -71,7 +71,7 @@ interface ServerContext {
  * Starts a Shadowsocks server on `config.address:config.port`: TCP, UDP or both by `mode`. With
  * both and port 0, UDP binds the port number TCP got. Rejects when that UDP port is taken.
  */
-export function startServer(
+export async function startServer(
   config: ServerConfig,
   options: ServiceOptions = {},
 ): Promise<RunningService> {
@@ -106,7 +106,8 @@ export function startServer(
       socket = UdpSocket.bind(config.address, tcp?.addr.port ?? config.port);
     } catch (error) {
       if (!tcp) throw error;
-      return tcp.close().then(() => Promise.reject(error));
+      await tcp.close();
+      throw error;
     }
     udp = serveDatagrams(socket, udpCodec, {
       name: "server",
@@ -123,7 +124,7 @@ export function startServer(
   logger.info(
     `server listening on ${formatHostPort(service.addr)} (${method.name}, ${transports})`,
   );
-  return Promise.resolve(service);
+  return service;
 }
 
 async function serveSession(

@@ -52,7 +52,7 @@ interface TunnelContext {
  * `config.tunnelHost:config.tunnelPort`. With TCP and UDP on port 0, UDP binds the port number
  * TCP got. Rejects when that UDP port is taken.
  */
-export function startTunnel(
+export async function startTunnel(
   config: TunnelConfig,
   options: ServiceOptions = {},
 ): Promise<RunningService> {
@@ -83,7 +83,8 @@ export function startTunnel(
       socket = UdpSocket.bind(config.localAddress, tcp?.addr.port ?? config.localPort);
     } catch (error) {
       if (!tcp) throw error;
-      return tcp.close().then(() => Promise.reject(error));
+      await tcp.close();
+      throw error;
     }
     const server = addressFromHost(config.server, config.serverPort);
     udp = serveDatagrams(socket, tunnelUdpCodec(udpCipher, target, server), {
@@ -104,7 +105,7 @@ export function startTunnel(
       formatAddress(target)
     }, server ${formatAddress(addressFromHost(config.server, config.serverPort))} (${method.name})`,
   );
-  return Promise.resolve(service);
+  return service;
 }
 
 async function serveTunnelSession(

@@ -21,7 +21,7 @@ import type { RunningService } from "../../relay/service.ts";
 import { startLocal } from "../../local.ts";
 import { startServer } from "../../server.ts";
 import { startTunnel } from "../../tunnel.ts";
-import { assertEquals, assertOk, assertThrows } from "../_assert.ts";
+import { assertEquals, assertOk, assertRejects } from "../_assert.ts";
 import {
   type Chain,
   localConfig,
@@ -409,7 +409,7 @@ Deno.test("one multi-user server counts each of three users' sessions and bytes"
   }
 });
 
-Deno.test("bad 2022 keys fail the start with InvalidPskError", () => {
+Deno.test("bad 2022 keys fail the start with InvalidPskError", async () => {
   const aes128 = info("2022-blake3-aes-128-gcm");
   const short = generatePsk(info("2022-blake3-aes-128-gcm")).slice(0, 8);
   const long = generatePsk(info("2022-blake3-aes-256-gcm"));
@@ -439,7 +439,7 @@ Deno.test("bad 2022 keys fail the start with InvalidPskError", () => {
     ],
   ];
   for (const [what, start] of cases) {
-    const error = assertThrows(start, what);
+    const error = await assertRejects(async () => await start(), what);
     assertOk(error instanceof InvalidPskError, `${what}: ${error}`);
   }
 });

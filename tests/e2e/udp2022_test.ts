@@ -347,18 +347,18 @@ for (const method of METHODS_2022) {
   });
 }
 
-Deno.test("UDP modes refuse a 2022 key of the wrong size before binding anything", () => {
+Deno.test("UDP modes refuse a 2022 key of the wrong size before binding anything", async () => {
   const method = "2022-blake3-aes-256-gcm";
   const short = keyFor("2022-blake3-aes-128-gcm");
-  assert.throws(
+  await assert.rejects(
     () => startServer(serverConfig(method, { ...SERVER, password: short })),
     InvalidPskError,
   );
-  assert.throws(
+  await assert.rejects(
     () => startLocal(localConfig(method, 9, { mode: "udp_only", password: short })),
     InvalidPskError,
   );
-  assert.throws(
+  await assert.rejects(
     () =>
       startTunnel({
         ...localConfig(method, 9, { mode: "udp_only", password: "not base64!" }),

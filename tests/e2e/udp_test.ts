@@ -381,8 +381,24 @@ Deno.test("a udp_only tunnel relays UDP and does not listen on TCP", async () =>
   }
 });
 
+/** A bound UDP socket whose port number is free for TCP too (bounded retries). */
+function udpPortFreeForTcp(): UdpSocket {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const socket = UdpSocket.bind("127.0.0.1", 0);
+    try {
+      Deno.listen({ hostname: "127.0.0.1", port: socket.addr.port }).close();
+      return socket;
+    } catch (error) {
+      socket.close();
+      if (!(error instanceof Deno.errors.AddrInUse)) throw error;
+    }
+  }
+  throw new Error("No UDP port whose TCP number was free in 20 tries");
+}
+
 Deno.test("a server whose UDP port is taken fails to start and leaves no TCP listener", async () => {
-  using taken = UdpSocket.bind("127.0.0.1", 0);
+  // The TCP number must be free, or TCP's bind would fail first and prove nothing.
+  using taken = udpPortFreeForTcp();
   await assert.rejects(
     startServer(serverConfig("aes-128-gcm", { ...UDP, port: taken.addr.port }), { graceMs: 0 }),
     Deno.errors.AddrInUse,
