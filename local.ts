@@ -66,6 +66,7 @@ interface LocalContext {
 }
 
 /** Starts the SOCKS5 local listener on `config.localAddress:config.localPort`. */
+// deno-lint-ignore require-await -- async so that a bind or key failure is a rejection, not a throw
 export async function startLocal(
   config: LocalConfig,
   options: ServiceOptions = {},
