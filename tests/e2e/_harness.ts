@@ -2,12 +2,15 @@
  * In-process fixtures for end-to-end tests: an ssdeno server and local on port 0, a TCP echo
  * target, and a minimal SOCKS5 client. Everything binds 127.0.0.1 and is closed by `close()`.
  */
+import { createHash } from "node:crypto";
 import type { LocalConfig, ServerConfig } from "../../config/types.ts";
 import { startLocal } from "../../local.ts";
 import { type Address, encodeAddress } from "../../protocol/address.ts";
+import type { SessionStatus } from "../../protocol/errors.ts";
 import { readExact, writeAll } from "../../relay/io.ts";
 import type { RunningService } from "../../relay/service.ts";
 import { startServer } from "../../server.ts";
+import { assertEquals } from "../_assert.ts";
 
 export const AEAD_METHODS = ["aes-128-gcm", "aes-256-gcm", "chacha20-ietf-poly1305"] as const;
 
@@ -175,4 +178,77 @@ export async function waitFor(condition: () => boolean, timeoutMs = 5000, what =
 
 export function localhostTarget(port: number): Address {
   return { type: "ipv4", host: "127.0.0.1", port };
+}
+
+/** Deterministic pseudo-random bytes (xorshift), so no 64 MiB buffer is kept around. */
+export function* pattern(total: number, seed: number, piece = 256 * 1024): Generator<Uint8Array> {
+  let x = seed >>> 0 || 1;
+  for (let sent = 0; sent < total; sent += piece) {
+    const chunk = new Uint8Array(Math.min(piece, total - sent));
+    for (let i = 0; i < chunk.length; i += 4) {
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      chunk[i] = x;
+      chunk[i + 1] = x >>> 8;
+      chunk[i + 2] = x >>> 16;
+      chunk[i + 3] = x >>> 24;
+    }
+    yield chunk;
+  }
+}
+
+export interface ProbeResult {
+  /** The server closed (or sent) before we half-closed. */
+  closedEarly: boolean;
+  /** Bytes the server sent back. */
+  answer: number;
+}
+
+/** Sends `bytes`, watches for `quietMs`, half-closes, and reads to the end. */
+export async function probe(port: number, bytes: Uint8Array, quietMs = 150): Promise<ProbeResult> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    if (bytes.length > 0) await writeAll(conn, bytes);
+    const rest = readAll(conn);
+    const early = await Promise.race([
+      rest.then(() => true, () => true),
+      new Promise<false>((resolve) => setTimeout(() => resolve(false), quietMs)),
+    ]);
+    await conn.closeWrite().catch(() => {});
+    const answer = (await rest.catch(() => new Uint8Array(0))).length;
+    return { closedEarly: early, answer };
+  } finally {
+    conn.close();
+  }
+}
+
+/** Sessions counted under any status. */
+export function countOf(statuses: Record<SessionStatus, number>): number {
+  return Object.values(statuses).reduce((a, b) => a + b, 0);
+}
+
+/** Sends `total` bytes through `conn` to an echo target; checks the SHA-256 of what returns. */
+export async function echoThrough(conn: Deno.TcpConn, total: number, seed: number): Promise<void> {
+  const sentHash = createHash("sha256");
+  const receivedHash = createHash("sha256");
+  let received = 0;
+  const reading = (async () => {
+    const buffer = new Uint8Array(256 * 1024);
+    for (;;) {
+      const n = await conn.read(buffer);
+      if (n === null) break;
+      receivedHash.update(buffer.subarray(0, n));
+      received += n;
+    }
+  })();
+  for (const chunk of pattern(total, seed)) {
+    sentHash.update(chunk);
+    await writeAll(conn, chunk);
+  }
+  await conn.closeWrite();
+  await reading;
+  conn.close();
+  assertEquals(received, total);
+  assertEquals(receivedHash.digest("hex"), sentHash.digest("hex"));
 }

@@ -2,7 +2,6 @@
  * The 2022 edition (SIP022, SIP023) over TCP, end to end: app → SOCKS5 local → server → target
  * and back, per method, single-user and multi-user, plus the tunnel.
  */
-import { createHash } from "node:crypto";
 import type { TunnelConfig } from "../../config/types.ts";
 import { generatePsk, InvalidPskError } from "../../crypto/kdf2022.ts";
 import { findMethod, type MethodInfo } from "../../crypto/methods.ts";
@@ -24,6 +23,7 @@ import { startTunnel } from "../../tunnel.ts";
 import { assertEquals, assertOk, assertRejects } from "../_assert.ts";
 import {
   type Chain,
+  echoThrough,
   localConfig,
   localhostTarget,
   readAll,
@@ -53,46 +53,6 @@ function info(method: string): MethodInfo {
 function startChain2022(method: string): Promise<Chain> {
   const psk = generatePsk(info(method));
   return startChain(method, { server: { password: psk }, local: { password: psk } });
-}
-
-/** Deterministic pseudo-random bytes (xorshift) in pieces, so no big buffer is kept. */
-function* pattern(total: number, seed: number, piece = 256 * 1024): Generator<Uint8Array> {
-  let x = seed >>> 0 || 1;
-  for (let sent = 0; sent < total; sent += piece) {
-    const chunk = new Uint8Array(Math.min(piece, total - sent));
-    for (let i = 0; i < chunk.length; i++) {
-      x ^= x << 13;
-      x ^= x >>> 17;
-      x ^= x << 5;
-      chunk[i] = x;
-    }
-    yield chunk;
-  }
-}
-
-/** Sends `total` bytes through `conn` to an echo target; checks the SHA-256 of what returns. */
-async function echoThrough(conn: Deno.TcpConn, total: number, seed: number): Promise<void> {
-  const sentHash = createHash("sha256");
-  const receivedHash = createHash("sha256");
-  let received = 0;
-  const reading = (async () => {
-    const buffer = new Uint8Array(256 * 1024);
-    for (;;) {
-      const n = await conn.read(buffer);
-      if (n === null) break;
-      receivedHash.update(buffer.subarray(0, n));
-      received += n;
-    }
-  })();
-  for (const chunk of pattern(total, seed)) {
-    sentHash.update(chunk);
-    await writeAll(conn, chunk);
-  }
-  await conn.closeWrite();
-  await reading;
-  conn.close();
-  assertEquals(received, total);
-  assertEquals(receivedHash.digest("hex"), sentHash.digest("hex"));
 }
 
 for (const method of METHODS_2022) {

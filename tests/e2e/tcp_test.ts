@@ -1,9 +1,9 @@
-import { createHash } from "node:crypto";
 import { Reply } from "../../protocol/socks5.ts";
 import { readExact, writeAll } from "../../relay/io.ts";
 import { assertEquals } from "../_assert.ts";
 import {
   AEAD_METHODS,
+  echoThrough,
   localhostTarget,
   readAll,
   socksConnect,
@@ -11,24 +11,6 @@ import {
   startEchoServer,
   waitFor,
 } from "./_harness.ts";
-
-/** Deterministic pseudo-random bytes (xorshift), so no 64 MiB buffer is kept around. */
-function* pattern(total: number, seed: number, piece = 256 * 1024): Generator<Uint8Array> {
-  let x = seed >>> 0 || 1;
-  for (let sent = 0; sent < total; sent += piece) {
-    const chunk = new Uint8Array(Math.min(piece, total - sent));
-    for (let i = 0; i < chunk.length; i += 4) {
-      x ^= x << 13;
-      x ^= x >>> 17;
-      x ^= x << 5;
-      chunk[i] = x;
-      chunk[i + 1] = x >>> 8;
-      chunk[i + 2] = x >>> 16;
-      chunk[i + 3] = x >>> 24;
-    }
-    yield chunk;
-  }
-}
 
 const MIB = 1024 * 1024;
 
@@ -39,27 +21,7 @@ for (const method of [...AEAD_METHODS, "none"]) {
     try {
       const { conn, reply } = await socksConnect(chain.local.addr.port, localhostTarget(echo.port));
       assertEquals(reply, Reply.succeeded);
-      const sentHash = createHash("sha256");
-      const receivedHash = createHash("sha256");
-      let received = 0;
-      const reading = (async () => {
-        const buffer = new Uint8Array(256 * 1024);
-        for (;;) {
-          const n = await conn.read(buffer);
-          if (n === null) break;
-          receivedHash.update(buffer.subarray(0, n));
-          received += n;
-        }
-      })();
-      for (const chunk of pattern(64 * MIB, 0x5eed)) {
-        sentHash.update(chunk);
-        await writeAll(conn, chunk);
-      }
-      await conn.closeWrite();
-      await reading;
-      conn.close();
-      assertEquals(received, 64 * MIB);
-      assertEquals(receivedHash.digest("hex"), sentHash.digest("hex"));
+      await echoThrough(conn, 64 * MIB, 0x5eed);
       await waitFor(() => chain.server.stats.statuses.OK === 1, 5000, "server OK");
       await waitFor(() => chain.local.stats.statuses.OK === 1, 5000, "local OK");
       for (const side of [chain.server.stats, chain.local.stats]) {

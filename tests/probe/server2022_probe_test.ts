@@ -19,7 +19,9 @@ import { createLogger } from "../../relay/log.ts";
 import { startServer } from "../../server.ts";
 import { assertEquals, assertOk } from "../_assert.ts";
 import {
+  countOf,
   localhostTarget,
+  probe,
   readAll,
   serverConfig,
   startEchoServer,
@@ -66,31 +68,6 @@ function firstFlight(setup: Setup, port: number, now?: () => number): Uint8Array
   }).bytes;
 }
 
-interface ProbeResult {
-  /** The server closed (or sent) before we half-closed. */
-  closedEarly: boolean;
-  /** Bytes the server sent back. */
-  answer: number;
-}
-
-/** Sends `bytes`, watches for `quietMs`, half-closes, and reads to the end. */
-async function probe(port: number, bytes: Uint8Array, quietMs = 150): Promise<ProbeResult> {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  try {
-    if (bytes.length > 0) await writeAll(conn, bytes);
-    const rest = readAll(conn);
-    const early = await Promise.race([
-      rest.then(() => true, () => true),
-      new Promise<false>((resolve) => setTimeout(() => resolve(false), quietMs)),
-    ]);
-    await conn.closeWrite().catch(() => {});
-    const answer = (await rest.catch(() => new Uint8Array(0))).length;
-    return { closedEarly: early, answer };
-  } finally {
-    conn.close();
-  }
-}
-
 interface Running {
   port: number;
   echoPort: number;
@@ -116,10 +93,6 @@ async function withServer(setup: Setup, fn: (server: Running) => Promise<void>) 
     await server.close();
     await echo.close();
   }
-}
-
-function countOf(statuses: Record<SessionStatus, number>): number {
-  return Object.values(statuses).reduce((a, b) => a + b, 0);
 }
 
 /** Waits until the wall clock is early in a second, so a probe's timestamp lands in it. */

@@ -12,7 +12,9 @@ import { concatBytes, writeAll } from "../../relay/io.ts";
 import { startServer } from "../../server.ts";
 import { assertEquals, assertOk } from "../_assert.ts";
 import {
+  countOf,
   localhostTarget,
+  probe,
   readAll,
   serverConfig,
   startEchoServer,
@@ -38,31 +40,6 @@ function firstFlight(port: number, payload: Uint8Array, splitAddressAt?: number)
   );
 }
 
-interface ProbeResult {
-  /** The server closed (or sent) before we half-closed. */
-  closedEarly: boolean;
-  /** Bytes the server sent back. */
-  answer: number;
-}
-
-/** Sends `bytes`, watches for `quietMs`, half-closes, and reads to the end. */
-async function probe(port: number, bytes: Uint8Array, quietMs = 150): Promise<ProbeResult> {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  try {
-    if (bytes.length > 0) await writeAll(conn, bytes);
-    const rest = readAll(conn);
-    const early = await Promise.race([
-      rest.then(() => true, () => true),
-      new Promise<false>((resolve) => setTimeout(() => resolve(false), quietMs)),
-    ]);
-    await conn.closeWrite().catch(() => {});
-    const answer = (await rest.catch(() => new Uint8Array(0))).length;
-    return { closedEarly: early, answer };
-  } finally {
-    conn.close();
-  }
-}
-
 async function withServer(
   fn: (port: number, statuses: Record<SessionStatus, number>, echoPort: number) => Promise<void>,
 ) {
@@ -74,10 +51,6 @@ async function withServer(
     await server.close();
     await echo.close();
   }
-}
-
-function countOf(statuses: Record<SessionStatus, number>): number {
-  return Object.values(statuses).reduce((a, b) => a + b, 0);
 }
 
 Deno.test("random probes of 0 to 221 bytes get no answer and no early close", async () => {
