@@ -50,6 +50,8 @@ interface Variant {
   name: string;
   dir: string;
   env: Record<string, string>;
+  /** Runtime flags of the build's `deno task serve` (`--v8-flags=…`): ssdeno runs as users run it. */
+  runtimeFlags: string[];
 }
 
 interface Options {
@@ -155,7 +157,14 @@ function parseOptions(args: string[]): Options {
       throw new UsageError(`Invalid --only "${part}": expected throughput, memory or setup`);
     }
   }
-  if (options.variants.length === 0) options.variants.push({ name: "ssdeno", dir: ROOT, env: {} });
+  if (options.variants.length === 0) {
+    options.variants.push({
+      name: "ssdeno",
+      dir: ROOT,
+      env: {},
+      runtimeFlags: runtimeFlagsOf(ROOT),
+    });
+  }
   return options;
 }
 
@@ -164,11 +173,30 @@ function parseVariant(text: string): Variant {
   const match = /^([\w.+-]+)=([^:]+)(?::(.*))?$/.exec(text);
   if (!match) throw new UsageError(`Invalid --variant "${text}": expected NAME=DIR[:K=V,...]`);
   const env: Record<string, string> = {};
-  for (const pair of (match[3] ?? "").split(",").filter(Boolean)) {
+  // A comma starts the next pair only before `NAME=`, so values such as DENO_V8_FLAGS keep theirs.
+  for (const pair of (match[3] ?? "").split(/,(?=[A-Z_][A-Z0-9_]*=)/).filter(Boolean)) {
     const [key, ...rest] = pair.split("=");
     env[key!] = rest.join("=");
   }
-  return { name: match[1]!, dir: match[2]!, env };
+  return { name: match[1]!, dir: match[2]!, env, runtimeFlags: runtimeFlagsOf(match[2]!) };
+}
+
+/**
+ * The `--v8-flags=…` arguments of the `serve` task in `dir`/deno.json. The tasks carry the V8
+ * settings ssdeno ships with (a small young generation: less memory per idle connection), so
+ * the benchmark must start ssdeno with them too.
+ */
+function runtimeFlagsOf(dir: string): string[] {
+  let config: { tasks?: Record<string, string> };
+  try {
+    config = JSON.parse(Deno.readTextFileSync(`${dir}/deno.json`));
+  } catch (error) {
+    throw new UsageError(
+      `Cannot read ${dir}/deno.json: ${error instanceof Error ? error.message : error}`,
+    );
+  }
+  const serve = config.tasks?.serve ?? "";
+  return serve.split(/\s+/).filter((word) => word.startsWith("--v8-flags="));
 }
 
 class UsageError extends Error {}
@@ -351,7 +379,16 @@ function startServerProcess(impl: Impl, method: string, port: number, options: O
   return spawn(
     `${impl.variant.name} server`,
     Deno.execPath(),
-    ["run", "-A", "main.ts", "server", ...common, "--allow-private-targets", "-q"],
+    [
+      "run",
+      "-A",
+      ...impl.variant.runtimeFlags,
+      "main.ts",
+      "server",
+      ...common,
+      "--allow-private-targets",
+      "-q",
+    ],
     { ...options, cwd: impl.variant.dir, env: impl.variant.env },
   );
 }
@@ -374,7 +411,7 @@ function startTunnelProcess(
   return spawn(
     `${impl.variant.name} tunnel`,
     Deno.execPath(),
-    ["run", "-A", "main.ts", "tunnel", ...common, "-q"],
+    ["run", "-A", ...impl.variant.runtimeFlags, "main.ts", "tunnel", ...common, "-q"],
     { ...options, cwd: impl.variant.dir, env: impl.variant.env },
   );
 }
@@ -638,12 +675,15 @@ async function main(args: string[]): Promise<number> {
   for (const variant of options.variants) {
     const ssdeno: Impl = { kind: "ssdeno", variant };
     const hasTunnel = await supportsTunnel(variant);
-    const env = Object.entries(variant.env).map(([k, v]) => `${k}=${v}`).join(" ");
+    const env = [
+      ...Object.entries(variant.env).map(([k, v]) => `${k}=${v}`),
+      ...variant.runtimeFlags,
+    ].join(" ");
     const label = hasTunnel ? variant.name : `${variant.name}*`;
     specs.push({ label, server: ssdeno, tunnel: hasTunnel ? ssdeno : { kind: "libev" } });
     notes.push(
       `\`${label}\`: ${hasTunnel ? "ssdeno tunnel" : "libev ss-tunnel"} → ssdeno server` +
-        ` (${variant.dir === ROOT ? "this checkout" : variant.dir}${env ? `, ${env}` : ""})`,
+        ` (${variant.dir === ROOT ? "this checkout" : variant.dir}${env ? `, \`${env}\`` : ""})`,
     );
   }
   if (specs.some((spec) => spec.label.endsWith("*"))) {
@@ -813,12 +853,7 @@ function renderMarkdown(
     lines.push(
       "Throughput, Gbit/s (up = client → target, down = `-R`):",
       "",
-      `| method | streams | dir | ${specs.map((s) => s.label).join(" | ")} | ${
-        ratioHeads.join(" | ")
-      } |`,
-      `| --- | --- | --- | ${specs.map(() => "---").join(" | ")} | ${
-        ratioHeads.map(() => "---").join(" | ")
-      } |`,
+      ...tableHead(["method", "streams", "dir", ...specs.map((s) => s.label), ...ratioHeads]),
     );
     for (const method of options.methods) {
       for (const streams of options.streams) {
@@ -827,9 +862,13 @@ function renderMarkdown(
             throughput.get([method, streams, dir, spec.label].join("|"));
           const ratios = base ? ours.map((spec) => ratio(cell(spec), cell(base))) : [];
           lines.push(
-            `| ${method} | ${streams} | ${dir} | ${
-              specs.map((s) => formatSample(cell(s), 2)).join(" | ")
-            } | ${ratios.join(" | ")} |`,
+            tableRow([
+              method,
+              streams,
+              dir,
+              ...specs.map((s) => formatSample(cell(s), 2)),
+              ...ratios,
+            ]),
           );
         }
       }
@@ -838,8 +877,7 @@ function renderMarkdown(
       "",
       "CPU seconds per GB relayed (= ns per byte), server side / tunnel side, medians:",
       "",
-      `| method | streams | dir | ${specs.map((s) => s.label).join(" | ")} |`,
-      `| --- | --- | --- | ${specs.map(() => "---").join(" | ")} |`,
+      ...tableHead(["method", "streams", "dir", ...specs.map((s) => s.label)]),
     );
     for (const method of options.methods) {
       for (const streams of options.streams) {
@@ -851,7 +889,7 @@ function renderMarkdown(
             if (!server || !tunnel) return "–";
             return `${median(server.values).toFixed(2)} / ${median(tunnel.values).toFixed(2)}`;
           };
-          lines.push(`| ${method} | ${streams} | ${dir} | ${specs.map(cost).join(" | ")} |`);
+          lines.push(tableRow([method, streams, dir, ...specs.map(cost)]));
         }
       }
     }
@@ -861,19 +899,14 @@ function renderMarkdown(
     lines.push(
       `Idle memory: RSS growth per connection with ${options.idle} connections held open, KiB:`,
       "",
-      `| method | side | ${specs.map((s) => s.label).join(" | ")} | ${ratioHeads.join(" | ")} |`,
-      `| --- | --- | ${specs.map(() => "---").join(" | ")} | ${
-        ratioHeads.map(() => "---").join(" | ")
-      } |`,
+      ...tableHead(["method", "side", ...specs.map((s) => s.label), ...ratioHeads]),
     );
     for (const method of options.methods) {
       for (const side of ["server", "tunnel"] as const) {
         const cell = (spec: ChainSpec) => memory.get([method, spec.label].join("|"))?.[side];
         const ratios = base ? ours.map((spec) => ratio(cell(spec), cell(base))) : [];
         lines.push(
-          `| ${method} | ${side} | ${specs.map((s) => formatSample(cell(s), 1)).join(" | ")} | ${
-            ratios.join(" | ")
-          } |`,
+          tableRow([method, side, ...specs.map((s) => formatSample(cell(s), 1)), ...ratios]),
         );
       }
     }
@@ -884,19 +917,12 @@ function renderMarkdown(
       `Connection setup: ${options.setup} sequential connections ` +
         "(connect, 1 byte, echo, close), ms:",
       "",
-      `| method | ${specs.map((s) => s.label).join(" | ")} | ${ratioHeads.join(" | ")} |`,
-      `| --- | ${specs.map(() => "---").join(" | ")} | ${
-        ratioHeads.map(() => "---").join(" | ")
-      } |`,
+      ...tableHead(["method", ...specs.map((s) => s.label), ...ratioHeads]),
     );
     for (const method of options.methods) {
       const cell = (spec: ChainSpec) => setup.get([method, spec.label].join("|"));
       const ratios = base ? ours.map((spec) => ratio(cell(spec), cell(base))) : [];
-      lines.push(
-        `| ${method} | ${specs.map((s) => formatSample(cell(s), 0)).join(" | ")} | ${
-          ratios.join(" | ")
-        } |`,
-      );
+      lines.push(tableRow([method, ...specs.map((s) => formatSample(cell(s), 0)), ...ratios]));
     }
     lines.push("");
   }
@@ -905,6 +931,16 @@ function renderMarkdown(
   }
   lines.push("Regenerate with `deno task bench:net` (see bench/throughput.ts for flags).", "");
   return lines.join("\n");
+}
+
+/** One markdown table row (`deno fmt` on the written file aligns the columns). */
+function tableRow(cells: (string | number)[]): string {
+  return `| ${cells.join(" | ")} |`;
+}
+
+/** A markdown table's heading row and separator. */
+function tableHead(heads: string[]): string[] {
+  return [tableRow(heads), tableRow(heads.map(() => "---"))];
 }
 
 async function updateReadme(markdown: string): Promise<void> {

@@ -36,40 +36,53 @@ export function serverFraming2022(
   keys: ServerKeys2022,
   options: OpenRequestOptions,
 ): StreamFraming {
-  const decoder = new RequestDecoder(keys, options);
-  let cipher: AeadCipher | undefined;
-  return {
-    get wanted() {
-      return decoder.wanted;
-    },
-    get atChunkBoundary() {
-      return decoder.atChunkBoundary;
-    },
-    open(input: Uint8Array): FramingStep {
-      const step = decoder.next(input);
-      const request = step.request;
-      if (request === undefined) return { consumed: step.consumed, payload: step.payload };
-      return {
-        consumed: step.consumed,
-        payload: step.payload,
-        request: {
-          address: request.address,
-          skew: request.skew,
-          ...(request.user === undefined ? {} : { user: request.user.name }),
-        },
-      };
-    },
-    seal(plain: Uint8Array): Uint8Array {
-      if (cipher !== undefined) return sealChunks(cipher, plain, MAX_CHUNK_PAYLOAD_2022);
-      // The response header travels with the first payload; until there is one, send nothing.
-      if (plain.length === 0) return new Uint8Array(0);
-      const request = decoder.request;
-      if (request === undefined) throw new Error("Cannot answer before the request header");
-      const response = sealResponse(request, plain);
-      cipher = response.cipher;
-      return response.bytes;
-    },
-  };
+  return new ServerFraming2022(new RequestDecoder(keys, options));
+}
+
+/** Classes, not object literals with getters: one is made per session (see aead_framing.ts). */
+class ServerFraming2022 implements StreamFraming {
+  readonly #decoder: RequestDecoder;
+  #cipher: AeadCipher | undefined;
+
+  constructor(decoder: RequestDecoder) {
+    this.#decoder = decoder;
+  }
+
+  get wanted(): number {
+    return this.#decoder.wanted;
+  }
+
+  get atChunkBoundary(): boolean {
+    return this.#decoder.atChunkBoundary;
+  }
+
+  open(input: Uint8Array): FramingStep {
+    const step = this.#decoder.next(input);
+    const request = step.request;
+    if (request === undefined) return { consumed: step.consumed, payload: step.payload };
+    return {
+      consumed: step.consumed,
+      payload: step.payload,
+      request: {
+        address: request.address,
+        skew: request.skew,
+        ...(request.user === undefined ? {} : { user: request.user.name }),
+      },
+    };
+  }
+
+  seal(plain: Uint8Array): Uint8Array {
+    if (this.#cipher !== undefined) {
+      return sealChunks(this.#cipher, plain, MAX_CHUNK_PAYLOAD_2022);
+    }
+    // The response header travels with the first payload; until there is one, send nothing.
+    if (plain.length === 0) return new Uint8Array(0);
+    const request = this.#decoder.request;
+    if (request === undefined) throw new Error("Cannot answer before the request header");
+    const response = sealResponse(request, plain);
+    this.#cipher = response.cipher;
+    return response.bytes;
+  }
 }
 
 /** Options of {@linkcode clientFraming2022}. */
@@ -91,33 +104,53 @@ export function clientFraming2022(
   target: Address,
   options: ClientFraming2022Options = {},
 ): StreamFraming {
-  let cipher: AeadCipher | undefined;
-  let decoder: ResponseDecoder | undefined;
-  const onServerSkew = options.onServerSkew;
-  return {
-    get wanted() {
-      return decoder?.wanted ?? responseFixedReadLength(keys.method);
-    },
-    get atChunkBoundary() {
-      return decoder?.atChunkBoundary ?? false;
-    },
-    open(input: Uint8Array): FramingStep {
-      if (decoder === undefined) throw new Error("Cannot open a response before the request");
-      try {
-        const step = decoder.next(input);
-        if (step.header !== undefined) onServerSkew?.(step.header.skew);
-        return { consumed: step.consumed, payload: step.payload };
-      } catch (error) {
-        if (error instanceof TimestampError) onServerSkew?.(error.skew);
-        throw error;
-      }
-    },
-    seal(plain: Uint8Array): Uint8Array {
-      if (cipher !== undefined) return sealChunks(cipher, plain, MAX_CHUNK_PAYLOAD_2022);
-      const request = sealRequest(keys, target, { payload: plain });
-      cipher = request.cipher;
-      decoder = new ResponseDecoder(request.response);
-      return request.bytes;
-    },
-  };
+  return new ClientFraming2022(keys, target, options.onServerSkew);
+}
+
+class ClientFraming2022 implements StreamFraming {
+  readonly #keys: ClientKeys2022;
+  readonly #target: Address;
+  readonly #onServerSkew: ((skew: number) => void) | undefined;
+  #cipher: AeadCipher | undefined;
+  #decoder: ResponseDecoder | undefined;
+
+  constructor(
+    keys: ClientKeys2022,
+    target: Address,
+    onServerSkew: ((skew: number) => void) | undefined,
+  ) {
+    this.#keys = keys;
+    this.#target = target;
+    this.#onServerSkew = onServerSkew;
+  }
+
+  get wanted(): number {
+    return this.#decoder?.wanted ?? responseFixedReadLength(this.#keys.method);
+  }
+
+  get atChunkBoundary(): boolean {
+    return this.#decoder?.atChunkBoundary ?? false;
+  }
+
+  open(input: Uint8Array): FramingStep {
+    if (this.#decoder === undefined) throw new Error("Cannot open a response before the request");
+    try {
+      const step = this.#decoder.next(input);
+      if (step.header !== undefined) this.#onServerSkew?.(step.header.skew);
+      return { consumed: step.consumed, payload: step.payload };
+    } catch (error) {
+      if (error instanceof TimestampError) this.#onServerSkew?.(error.skew);
+      throw error;
+    }
+  }
+
+  seal(plain: Uint8Array): Uint8Array {
+    if (this.#cipher !== undefined) {
+      return sealChunks(this.#cipher, plain, MAX_CHUNK_PAYLOAD_2022);
+    }
+    const request = sealRequest(this.#keys, this.#target, { payload: plain });
+    this.#cipher = request.cipher;
+    this.#decoder = new ResponseDecoder(request.response);
+    return request.bytes;
+  }
 }

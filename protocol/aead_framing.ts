@@ -57,7 +57,7 @@ export function aeadServerFraming(
     }),
   );
   const writer = new ChunkWriter(method, masterKey, (salt) => filter?.addOwn(salt));
-  return framingOf(reader, (plain) => writer.seal(plain));
+  return new AeadFraming(reader, writer);
 }
 
 /**
@@ -72,14 +72,7 @@ export function aeadClientFraming(
   const reader = method.family === "none"
     ? new PlainReader()
     : new SaltedChunkReader(method, masterKey, {});
-  const writer = new ChunkWriter(method, masterKey);
-  let header: Uint8Array | undefined = encodeAddress(target);
-  return framingOf(reader, (plain) => {
-    if (header === undefined) return writer.seal(plain);
-    const first = concatBytes(header, plain);
-    header = undefined;
-    return writer.seal(first);
-  });
+  return new AeadFraming(reader, new ChunkWriter(method, masterKey), encodeAddress(target));
 }
 
 /** The `next`/`wanted` shape shared by the readers here and `ChunkDecoder`. */
@@ -89,17 +82,40 @@ interface Reader {
   next(input: Uint8Array): FramingStep;
 }
 
-function framingOf(reader: Reader, seal: (plain: Uint8Array) => Uint8Array): StreamFraming {
-  return {
-    get wanted() {
-      return reader.wanted;
-    },
-    get atChunkBoundary() {
-      return reader.atChunkBoundary;
-    },
-    open: (input) => reader.next(input),
-    seal,
-  };
+/**
+ * A reader and a writer as one {@linkcode StreamFraming}. A class rather than an object literal
+ * with getters: one is made per session, and the literal costs a dictionary and closures.
+ */
+class AeadFraming implements StreamFraming {
+  readonly #reader: Reader;
+  readonly #writer: ChunkWriter;
+  /** The client's address header, sent in front of its first payload. */
+  #header: Uint8Array | undefined;
+
+  constructor(reader: Reader, writer: ChunkWriter, header?: Uint8Array) {
+    this.#reader = reader;
+    this.#writer = writer;
+    this.#header = header;
+  }
+
+  get wanted(): number {
+    return this.#reader.wanted;
+  }
+
+  get atChunkBoundary(): boolean {
+    return this.#reader.atChunkBoundary;
+  }
+
+  open(input: Uint8Array): FramingStep {
+    return this.#reader.next(input);
+  }
+
+  seal(plain: Uint8Array): Uint8Array {
+    const header = this.#header;
+    if (header === undefined) return this.#writer.seal(plain);
+    this.#header = undefined;
+    return this.#writer.seal(concatBytes(header, plain));
+  }
 }
 
 /** Salt, then chunks; reports the salt once the first length block authenticated. */
@@ -145,6 +161,7 @@ class SaltedChunkReader implements Reader {
       // The length block authenticated: only now is the salt worth a replay check.
       this.#authenticated = true;
       this.#onSalt?.(this.#salt!);
+      this.#salt = undefined;
     }
     return { consumed: consumed + step.consumed, payload: step.payload };
   }

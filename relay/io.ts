@@ -8,6 +8,12 @@
 export interface Duplex {
   /** Reads into `p`; resolves to the count read, or null at end of stream. */
   read(p: Uint8Array): Promise<number | null>;
+  /**
+   * Optional: the next bytes in a buffer the stream owns, valid until its next read; null at end
+   * of stream. A stream that decrypts into its own buffer offers this so the relay can write
+   * them on without a buffer and a copy of its own.
+   */
+  readView?(): Promise<Uint8Array | null>;
   /** Writes some of `p`; resolves to the count written. */
   write(p: Uint8Array): Promise<number>;
   /** Sends end-of-stream to the peer (TCP FIN) while reads go on. */

@@ -22,7 +22,8 @@ import { closeQuietly, type Duplex, writeAll } from "./io.ts";
  */
 export const RELAY_BUFFER_SIZE = 0x3fff;
 /** The buffer of a direction whose reads come back short (idle or interactive sessions). */
-const SMALL_RELAY_BUFFER_SIZE = 2048;
+const SMALL_RELAY_BUFFER_SIZE = 1024;
+const EMPTY = new Uint8Array(0);
 
 export interface RelayOptions {
   /** Close the session after this long without a byte in either direction. */
@@ -31,13 +32,6 @@ export interface RelayOptions {
   onBytes?: (direction: "uplink" | "downlink", count: number) => void;
   /** Aborting closes both sides (service shutdown). */
   signal?: AbortSignal;
-}
-
-/** Thrown inside a direction to say which side failed. */
-class SideError extends Error {
-  constructor(readonly status: SessionStatus, cause: unknown) {
-    super(cause instanceof Error ? cause.message : String(cause), { cause });
-  }
 }
 
 /**
@@ -69,6 +63,7 @@ export async function relay(
   const onAbort = () => closeBoth("OK");
   options.signal?.addEventListener("abort", onAbort, { once: true });
 
+  /** One direction; a failure closes both sides with the failing side's status. */
   const copy = async (
     from: Duplex,
     to: Duplex,
@@ -76,49 +71,51 @@ export async function relay(
     readStatus: SessionStatus,
     writeStatus: SessionStatus,
   ) => {
-    const small = new Uint8Array(SMALL_RELAY_BUFFER_SIZE);
+    // A stream with its own buffer (readView) lends it; otherwise read into ours.
+    const small = from.readView ? EMPTY : new Uint8Array(SMALL_RELAY_BUFFER_SIZE);
     let buffer = small;
-    for (;;) {
-      let n: number | null;
-      try {
-        n = await from.read(buffer);
-      } catch (error) {
-        throw new SideError(error instanceof ProtocolError ? error.code : readStatus, error);
-      }
-      if (n === null) break;
-      lastActivity = Date.now();
-      try {
-        await writeAll(to, buffer.subarray(0, n));
-      } catch (error) {
-        throw new SideError(writeStatus, error);
-      }
-      options.onBytes?.(direction, n);
-      if (n === buffer.length) {
-        if (buffer.length < RELAY_BUFFER_SIZE) buffer = new Uint8Array(RELAY_BUFFER_SIZE);
-      } else if (n < SMALL_RELAY_BUFFER_SIZE) {
-        buffer = small;
-      }
-    }
+    let reading = true;
     try {
-      await to.closeWrite();
-    } catch (error) {
-      // The peer may already be gone (NotConnected); the other direction reports it.
-      if (
-        !(error instanceof Deno.errors.NotConnected || error instanceof Deno.errors.BadResource)
-      ) {
-        throw new SideError(writeStatus, error);
+      for (;;) {
+        reading = true;
+        let bytes: Uint8Array | null;
+        if (from.readView) {
+          bytes = await from.readView();
+        } else {
+          const n = await from.read(buffer);
+          bytes = n === null ? null : buffer.subarray(0, n);
+        }
+        if (bytes === null) break;
+        lastActivity = Date.now();
+        reading = false;
+        await writeAll(to, bytes);
+        options.onBytes?.(direction, bytes.length);
+        if (buffer === small && bytes.length === small.length && small.length > 0) {
+          buffer = new Uint8Array(RELAY_BUFFER_SIZE);
+        } else if (buffer !== small && bytes.length < SMALL_RELAY_BUFFER_SIZE) {
+          buffer = small;
+        }
       }
+      reading = false;
+      try {
+        await to.closeWrite();
+      } catch (error) {
+        // The peer may already be gone (NotConnected); the other direction reports it.
+        if (
+          !(error instanceof Deno.errors.NotConnected || error instanceof Deno.errors.BadResource)
+        ) {
+          throw error;
+        }
+      }
+    } catch (error) {
+      if (!reading) closeBoth(writeStatus);
+      else closeBoth(error instanceof ProtocolError ? error.code : readStatus);
     }
   };
 
-  const run = (promise: Promise<void>) =>
-    promise.catch((error: unknown) => {
-      closeBoth(error instanceof SideError ? error.status : "ERR_RELAY_CLIENT");
-    });
-
   await Promise.all([
-    run(copy(client, target, "uplink", "ERR_RELAY_CLIENT", "ERR_RELAY_TARGET")),
-    run(copy(target, client, "downlink", "ERR_RELAY_TARGET", "ERR_RELAY_CLIENT")),
+    copy(client, target, "uplink", "ERR_RELAY_CLIENT", "ERR_RELAY_TARGET"),
+    copy(target, client, "downlink", "ERR_RELAY_TARGET", "ERR_RELAY_CLIENT"),
   ]);
   clearTimeout(timer);
   options.signal?.removeEventListener("abort", onAbort);

@@ -12,7 +12,7 @@
  * @module
  */
 import { ProtocolError } from "../protocol/errors.ts";
-import type { FramingStep, StreamFraming, StreamRequest } from "../protocol/stream_framing.ts";
+import type { StreamFraming, StreamRequest } from "../protocol/stream_framing.ts";
 import { closeQuietly, type Duplex, writeAll } from "./io.ts";
 
 /**
@@ -25,7 +25,8 @@ const READ_BUFFER_SIZE = 2 * (0x3fff + 2 + 2 * 16) + 64;
  * The read buffer while reads come back short, and after the buffer empties on a short read:
  * an idle connection holds only this (see relay/pipe.ts for the measured effect).
  */
-const SMALL_READ_BUFFER_SIZE = 2048;
+const SMALL_READ_BUFFER_SIZE = 1024;
+const EMPTY = new Uint8Array(0);
 
 /** A request header and the payload that came with it. */
 export interface InboundRequest extends StreamRequest {
@@ -42,7 +43,8 @@ export class ShadowsocksStream implements Duplex {
   #lastReadFilled = false;
   #inStart = 0;
   #inEnd = 0;
-  #plain: Uint8Array = new Uint8Array(0);
+  #plain: Uint8Array = EMPTY;
+  #request: StreamRequest | undefined;
   #eof = false;
   #receivedAny = false;
 
@@ -57,12 +59,14 @@ export class ShadowsocksStream implements Duplex {
    * ends cleanly before the target address.
    */
   async readRequest(): Promise<InboundRequest> {
-    const step = await this.#nextPayload();
-    if (step === null) {
+    const payload = await this.readView();
+    if (payload === null) {
       throw new ProtocolError("ERR_READ_ADDRESS", "Stream ended before the target address");
     }
-    if (step.request === undefined) throw new Error("Framing gave payload before the request");
-    return { ...step.request, payload: step.payload! };
+    const request = this.#request;
+    if (request === undefined) throw new Error("Framing gave payload before the request");
+    this.#request = undefined;
+    return { ...request, payload };
   }
 
   /**
@@ -75,23 +79,54 @@ export class ShadowsocksStream implements Duplex {
   }
 
   /**
-   * Returns the next decrypted payload, or null at a clean end of stream. Throws
-   * `ProtocolError` for a bad tag, an oversized length, a failed header check, or an end of
-   * stream in the middle of a unit.
+   * Returns the next decrypted payload (never empty, except the one that completes a request
+   * header), or null at a clean end of stream. The bytes are the caller's until the next read;
+   * the relay writes them on without copying. Throws `ProtocolError` for a bad tag, an
+   * oversized length, a failed header check, or an end of stream in the middle of a unit.
+   *
+   * One async frame per read, the socket read inlined: a suspended frame costs heap for every
+   * idle session (bench/throughput.ts, idle memory).
    */
-  async readChunk(): Promise<Uint8Array | null> {
-    return (await this.#nextPayload())?.payload ?? null;
+  async readView(): Promise<Uint8Array | null> {
+    if (this.#plain.length > 0) {
+      const plain = this.#plain;
+      this.#plain = EMPTY;
+      return plain;
+    }
+    for (;;) {
+      const step = this.#framing.open(this.#inbox.subarray(this.#inStart, this.#inEnd));
+      this.#inStart += step.consumed;
+      if (step.request !== undefined) this.#request = step.request;
+      if (step.payload !== null && (step.payload.length > 0 || step.request !== undefined)) {
+        return step.payload;
+      }
+      if (step.consumed > 0) continue;
+      const wanted = this.#framing.wanted;
+      this.#makeRoom(wanted);
+      while (this.#inEnd - this.#inStart < wanted) {
+        const n = this.#eof ? null : await this.#conn.read(this.#inbox.subarray(this.#inEnd));
+        if (n === null) {
+          this.#eof = true;
+          const empty = this.#inStart === this.#inEnd;
+          if (empty && (!this.#receivedAny || this.#framing.atChunkBoundary)) return null;
+          throw new ProtocolError("ERR_CIPHER", "Stream ended in the middle of a header or chunk");
+        }
+        this.#lastReadFilled = this.#inEnd + n === this.#inbox.length;
+        if (n > 0) this.#receivedAny = true;
+        this.#inEnd += n;
+      }
+    }
   }
 
   async read(p: Uint8Array): Promise<number | null> {
-    while (this.#plain.length === 0) {
-      const chunk = await this.readChunk();
-      if (chunk === null) return null;
-      this.#plain = chunk;
+    if (this.#plain.length === 0) {
+      const view = await this.readView();
+      if (view === null) return null;
+      this.#plain = view;
     }
     const n = Math.min(p.length, this.#plain.length);
     p.set(this.#plain.subarray(0, n));
-    this.#plain = this.#plain.subarray(n);
+    this.#plain = n === this.#plain.length ? EMPTY : this.#plain.subarray(n);
     return n;
   }
 
@@ -111,23 +146,11 @@ export class ShadowsocksStream implements Duplex {
     closeQuietly(this.#conn);
   }
 
-  /** The next step that carries a payload, or null at a clean end of stream. */
-  async #nextPayload(): Promise<FramingStep | null> {
-    for (;;) {
-      const step = this.#framing.open(this.#inbox.subarray(this.#inStart, this.#inEnd));
-      this.#inStart += step.consumed;
-      if (step.payload !== null) return step;
-      if (!(await this.#fill(this.#framing.wanted))) {
-        const empty = this.#inStart === this.#inEnd;
-        if (empty && (!this.#receivedAny || this.#framing.atChunkBoundary)) return null;
-        throw new ProtocolError("ERR_CIPHER", "Stream ended in the middle of a header or chunk");
-      }
-    }
-  }
-
-  /** Reads until `wanted` unconsumed bytes are buffered; false at end of stream. */
-  async #fill(wanted: number): Promise<boolean> {
-    if (this.#eof) return false;
+  /**
+   * Sizes and compacts the inbox so `wanted` unconsumed bytes fit: the big buffer while reads
+   * come back full or a unit needs it, the small one once an idle read finds it empty.
+   */
+  #makeRoom(wanted: number): void {
     const buffered = this.#inEnd - this.#inStart;
     let size = this.#inbox.length;
     if (wanted > size) {
@@ -148,17 +171,5 @@ export class ShadowsocksStream implements Duplex {
       this.#inStart = 0;
       this.#inEnd = buffered;
     }
-    while (this.#inEnd - this.#inStart < wanted) {
-      const space = this.#inbox.length - this.#inEnd;
-      const n = await this.#conn.read(this.#inbox.subarray(this.#inEnd));
-      if (n === null) {
-        this.#eof = true;
-        return false;
-      }
-      this.#lastReadFilled = n === space;
-      if (n > 0) this.#receivedAny = true;
-      this.#inEnd += n;
-    }
-    return true;
   }
 }

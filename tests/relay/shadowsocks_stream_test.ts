@@ -104,7 +104,7 @@ async function clientFlight(setup: ReturnType<typeof setups>[number]): Promise<U
 async function readToEnd(stream: ShadowsocksStream): Promise<number[]> {
   const out: number[] = [];
   for (;;) {
-    const chunk = await stream.readChunk();
+    const chunk = await stream.readView();
     if (chunk === null) return out;
     out.push(...chunk);
   }
