@@ -112,7 +112,11 @@ export function serveConnections(
   },
 ): RunningService {
   const stats = createStats(options.userStats);
-  const sessions = new Set<Promise<void>>();
+  // The live connections, closed at shutdown: a Set entry per session is lighter than an abort
+  // listener per session, and idle sessions are what a server holds most of.
+  const live = new Set<Deno.TcpConn>();
+  /** Resolves once `live` is empty; made when shutdown starts. */
+  let drained: PromiseWithResolvers<void> | undefined;
   const shutdown = new AbortController();
   const { logger, name } = options;
   const graceMs = options.graceMs ?? 5000;
@@ -124,8 +128,7 @@ export function serveConnections(
 
   const runSession = async (conn: Deno.TcpConn) => {
     stats.active++;
-    const onShutdown = () => closeQuietly(conn);
-    shutdown.signal.addEventListener("abort", onShutdown, { once: true });
+    live.add(conn);
     let status: SessionStatus;
     try {
       status = await handler(conn, shutdown.signal, countBytes);
@@ -135,20 +138,17 @@ export function serveConnections(
       logger.error(`${name}: session failed unexpectedly: ${(error as Error)?.stack ?? error}`);
       status = "ERR_RELAY_CLIENT";
     } finally {
-      shutdown.signal.removeEventListener("abort", onShutdown);
+      live.delete(conn);
       stats.active--;
       closeQuietly(conn);
+      if (live.size === 0) drained?.resolve();
     }
     stats.statuses[status]++;
   };
 
   const acceptLoop = async () => {
     try {
-      for await (const conn of listener) {
-        const session = runSession(conn);
-        sessions.add(session);
-        session.finally(() => sessions.delete(session));
-      }
+      for await (const conn of listener) runSession(conn);
     } catch (error) {
       if (!shutdown.signal.aborted) logger.error(`${name}: accept failed: ${error}`);
     }
@@ -161,16 +161,17 @@ export function serveConnections(
     closing ??= (async () => {
       closeQuietly(listener);
       await accepting;
+      drained = Promise.withResolvers<void>();
+      if (live.size === 0) drained.resolve();
+      let timer: ReturnType<typeof setTimeout> | undefined;
       const grace = new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, graceMs);
-        Promise.allSettled([...sessions]).then(() => {
-          clearTimeout(timer);
-          resolve();
-        });
+        timer = setTimeout(resolve, graceMs);
       });
-      await grace;
+      await Promise.race([drained.promise, grace]);
+      clearTimeout(timer);
       shutdown.abort();
-      await Promise.allSettled([...sessions]);
+      for (const conn of live) closeQuietly(conn);
+      await drained.promise;
       stopped.resolve();
     })();
 
