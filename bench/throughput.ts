@@ -27,6 +27,8 @@
  *   --variant NAME=DIR[:K=V,K=V]  an ssdeno build (a directory holding main.ts) and environment;
  *                           repeatable; default "ssdeno" = this checkout. Used to compare levers.
  *   --no-libev              leave the libev chain out (lever comparisons between variants)
+ *   --no-floor              leave out the `deno-fwd` chain: bench/forwarder.ts on both sides, a
+ *                           plain Deno TCP forwarder (no protocol, no crypto), i.e. Deno's floor
  *   --out FILE              markdown output (default bench/results.md; none with --quick)
  *   --readme                also replace the block between <!-- bench:start --> and
  *                           <!-- bench:end --> in README.md
@@ -65,6 +67,7 @@ interface Options {
   streams: number[];
   variants: Variant[];
   libev: boolean;
+  floor: boolean;
   out: string | undefined;
   readme: boolean;
   verbose: boolean;
@@ -83,6 +86,7 @@ function parseOptions(args: string[]): Options {
     streams: [1, 8],
     variants: [],
     libev: true,
+    floor: true,
     out: quick ? undefined : `${ROOT}/bench/results.md`,
     readme: false,
     verbose: false,
@@ -131,6 +135,9 @@ function parseOptions(args: string[]): Options {
         break;
       case "--no-libev":
         options.libev = false;
+        break;
+      case "--no-floor":
+        options.floor = false;
         break;
       case "--out":
         options.out = value();
@@ -317,7 +324,8 @@ async function readRssKiB(pid: number): Promise<number> {
 // ---------------------------------------------------------------------------------------------
 // Chains.
 
-type Impl = { kind: "libev" } | { kind: "ssdeno"; variant: Variant };
+/** libev, an ssdeno build, or the plain Deno forwarder (bench/forwarder.ts): Deno's floor. */
+type Impl = { kind: "libev" } | { kind: "ssdeno"; variant: Variant } | { kind: "forwarder" };
 
 interface ChainSpec {
   label: string;
@@ -352,7 +360,7 @@ async function startChain(
   options: Options,
 ): Promise<RunningChain> {
   const serverPort = freePort();
-  const server = startServerProcess(spec.server, method, serverPort, options);
+  const server = startServerProcess(spec.server, method, serverPort, target, options);
   try {
     await waitListening(server, serverPort);
     const port = freePort();
@@ -371,11 +379,18 @@ async function startChain(
   }
 }
 
-function startServerProcess(impl: Impl, method: string, port: number, options: Options): Child {
+function startServerProcess(
+  impl: Impl,
+  method: string,
+  port: number,
+  target: number,
+  options: Options,
+): Child {
   const common = ["-s", HOST, "-p", String(port), "-k", PASSWORD, "-m", method];
   if (impl.kind === "libev") {
     return spawn("ss-server", "ss-server", [...common, "--no-delay"], options);
   }
+  if (impl.kind === "forwarder") return startForwarder("forwarder server", port, target, options);
   return spawn(
     `${impl.variant.name} server`,
     Deno.execPath(),
@@ -408,12 +423,27 @@ function startTunnelProcess(
   if (impl.kind === "libev") {
     return spawn("ss-tunnel", "ss-tunnel", [...common, "--no-delay"], options);
   }
+  if (impl.kind === "forwarder") {
+    return startForwarder("forwarder tunnel", port, serverPort, options);
+  }
   return spawn(
     `${impl.variant.name} tunnel`,
     Deno.execPath(),
     ["run", "-A", ...impl.variant.runtimeFlags, "main.ts", "tunnel", ...common, "-q"],
     { ...options, cwd: impl.variant.dir, env: impl.variant.env },
   );
+}
+
+/** bench/forwarder.ts with this checkout's runtime flags, as ssdeno runs. */
+function startForwarder(name: string, port: number, target: number, options: Options): Child {
+  return spawn(name, Deno.execPath(), [
+    "run",
+    "--allow-net",
+    ...runtimeFlagsOf(ROOT),
+    `${ROOT}/bench/forwarder.ts`,
+    String(port),
+    String(target),
+  ], options);
 }
 
 async function stopChain(chain: RunningChain): Promise<void> {
@@ -684,6 +714,14 @@ async function main(args: string[]): Promise<number> {
     notes.push(
       `\`${label}\`: ${hasTunnel ? "ssdeno tunnel" : "libev ss-tunnel"} → ssdeno server` +
         ` (${variant.dir === ROOT ? "this checkout" : variant.dir}${env ? `, \`${env}\`` : ""})`,
+    );
+  }
+  if (options.floor) {
+    specs.push({ label: "deno-fwd", server: { kind: "forwarder" }, tunnel: { kind: "forwarder" } });
+    notes.push(
+      "`deno-fwd`: bench/forwarder.ts on both sides, a plain Deno TCP forwarder with no protocol " +
+        "and no crypto, run with this checkout's runtime flags: what Deno itself costs. It " +
+        "encrypts nothing, so its throughput is a ceiling, not a competitor.",
     );
   }
   if (specs.some((spec) => spec.label.endsWith("*"))) {
