@@ -35,6 +35,7 @@ import { BufferedConn } from "./relay/buffered_conn.ts";
 import { Deadline } from "./relay/deadline.ts";
 import { closeQuietly, writeAll } from "./relay/io.ts";
 import { type Logger, silentLogger } from "./relay/log.ts";
+import { listenTcp } from "./relay/listen.ts";
 import {
   type ByteCounter,
   type RunningService,
@@ -81,7 +82,7 @@ export async function startLocal(
     : createUdpClientCipher(method, config.password);
   const logger = options.logger ?? silentLogger;
   const context: LocalContext = { config, framings, logger };
-  const listener = Deno.listen({ hostname: config.localAddress, port: config.localPort });
+  const listeners = listenTcp(config.localAddress, config.localPort);
   if (udpCipher) {
     const stats = createUdpStats();
     const associations = createAssociationTable({
@@ -99,7 +100,7 @@ export async function startLocal(
     };
   }
   const tcp = serveConnections(
-    listener,
+    listeners,
     (conn, signal, countBytes) => serveSocksSession(conn, context, signal, countBytes),
     { ...options, logger, name: "local" },
   );

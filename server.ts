@@ -35,6 +35,7 @@ import { Deadline } from "./relay/deadline.ts";
 import { connectDirect } from "./relay/direct.ts";
 import { closeQuietly, writeAll } from "./relay/io.ts";
 import { type Logger, silentLogger } from "./relay/log.ts";
+import { listenTcp } from "./relay/listen.ts";
 import { relay } from "./relay/pipe.ts";
 import {
   type ByteCounter,
@@ -92,9 +93,9 @@ export async function startServer(
   };
   let tcp: RunningService | undefined;
   if (config.mode !== "udp_only") {
-    const listener = Deno.listen({ hostname: config.address, port: config.port });
+    const listeners = listenTcp(config.address, config.port);
     tcp = serveConnections(
-      listener,
+      listeners,
       (conn, signal, countBytes) => serveSession(conn, context, signal, countBytes),
       { ...options, logger, name: "server", userStats: context.userStats },
     );

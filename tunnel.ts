@@ -23,6 +23,7 @@ import { type ClientFramings, clientFramings } from "./protocol/session_framings
 import { BufferedConn } from "./relay/buffered_conn.ts";
 import { serveDatagrams } from "./relay/datagram_service.ts";
 import { type Logger, silentLogger } from "./relay/log.ts";
+import { listenTcp } from "./relay/listen.ts";
 import {
   type ByteCounter,
   combineServices,
@@ -69,9 +70,9 @@ export async function startTunnel(
   const context: TunnelContext = { config, framings, target, logger };
   let tcp: RunningService | undefined;
   if (config.mode !== "udp_only") {
-    const listener = Deno.listen({ hostname: config.localAddress, port: config.localPort });
+    const listeners = listenTcp(config.localAddress, config.localPort);
     tcp = serveConnections(
-      listener,
+      listeners,
       (conn, signal, countBytes) => serveTunnelSession(conn, context, signal, countBytes),
       { ...options, logger, name: "tunnel" },
     );

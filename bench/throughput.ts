@@ -9,7 +9,9 @@
  * - throughput: iperf3, 1 and 8 streams, upload (client → target) and download (`-R`), Gbit/s;
  * - idle memory: RSS growth of the server and the tunnel per connection held open end to end
  *   (each connection sends one byte and waits for its echo, so every hop exists), KiB;
- * - setup: wall time of N sequential short connections (connect, one byte, echo, close), ms.
+ * - setup: wall time of N sequential short connections (connect, one byte, echo, close), ms;
+ * - burst: wall time until N connections opened at once have all echoed one byte, ms (a
+ *   listener whose accept queue overflows makes clients resend SYNs a second later).
  *
  * Until ssdeno has a tunnel command, its chain is "libev ss-tunnel → ssdeno server", which
  * measures the ssdeno server side only (the table says so).
@@ -22,7 +24,8 @@
  *   --repeat N              repetitions of every case, chains interleaved (default 3)
  *   --idle N                idle connections for the memory test (default 1000)
  *   --setup N               sequential connections for the setup test (default 2000)
- *   --only list             throughput,memory,setup (default all)
+ *   --burst N               connections opened at once for the burst test (default 1000)
+ *   --only list             throughput,memory,setup,burst (default all)
  *   --streams list          iperf3 parallel streams (default 1,8)
  *   --variant NAME=DIR[:K=V,K=V]  an ssdeno build (a directory holding main.ts) and environment;
  *                           repeatable; default "ssdeno" = this checkout. Used to compare levers.
@@ -38,6 +41,8 @@
  * 2 s), on success, on failure and on SIGINT/SIGTERM. Only 127.0.0.1 is used.
  * @module
  */
+
+import { listenTcp } from "../relay/listen.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const PASSWORD = "bench-password-not-secret";
@@ -63,6 +68,7 @@ interface Options {
   repeat: number;
   idle: number;
   setup: number;
+  burst: number;
   only: Set<string>;
   streams: number[];
   variants: Variant[];
@@ -82,7 +88,8 @@ function parseOptions(args: string[]): Options {
     repeat: quick ? 1 : 3,
     idle: quick ? 50 : 1000,
     setup: quick ? 100 : 2000,
-    only: new Set(["throughput", "memory", "setup"]),
+    burst: quick ? 100 : 1000,
+    only: new Set(["throughput", "memory", "setup", "burst"]),
     streams: [1, 8],
     variants: [],
     libev: true,
@@ -124,6 +131,9 @@ function parseOptions(args: string[]): Options {
       case "--setup":
         options.setup = count(flag, value(), 1);
         break;
+      case "--burst":
+        options.burst = count(flag, value(), 1);
+        break;
       case "--only":
         options.only = new Set(list(value()));
         break;
@@ -160,8 +170,10 @@ function parseOptions(args: string[]): Options {
     }
   }
   for (const part of options.only) {
-    if (!["throughput", "memory", "setup"].includes(part)) {
-      throw new UsageError(`Invalid --only "${part}": expected throughput, memory or setup`);
+    if (!["throughput", "memory", "setup", "burst"].includes(part)) {
+      throw new UsageError(
+        `Invalid --only "${part}": expected throughput, memory, setup or burst`,
+      );
     }
   }
   if (options.variants.length === 0) {
@@ -513,8 +525,9 @@ async function iperf(
 }
 
 /** An in-process echo server: the target for the memory and setup tests. */
+/** The echo listens like ssdeno (several sockets, relay/listen.ts), so bursts never overflow it. */
 function startEcho(): { port: number; close(): Promise<void> } {
-  const listener = Deno.listen({ hostname: HOST, port: 0 });
+  const listeners = listenTcp(HOST, 0);
   const conns = new Set<Deno.Conn>();
   const sessions = new Set<Promise<void>>();
   const serve = async (conn: Deno.Conn) => {
@@ -538,18 +551,18 @@ function startEcho(): { port: number; close(): Promise<void> } {
       closeQuietly(conn);
     }
   };
-  const accepting = (async () => {
+  const accepting = Promise.all(listeners.map(async (listener) => {
     for await (const conn of listener) {
       conns.add(conn);
       const session = serve(conn);
       sessions.add(session);
       session.finally(() => sessions.delete(session));
     }
-  })();
+  }));
   return {
-    port: (listener.addr as Deno.NetAddr).port,
+    port: (listeners[0]!.addr as Deno.NetAddr).port,
     async close() {
-      listener.close();
+      for (const listener of listeners) listener.close();
       for (const conn of conns) closeQuietly(conn);
       await accepting;
       await Promise.allSettled([...sessions]);
@@ -627,6 +640,19 @@ async function measureSetup(port: number, count: number): Promise<number> {
   const started = performance.now();
   for (let i = 0; i < count; i++) closeQuietly(await openEchoed(port));
   return performance.now() - started;
+}
+
+/** Milliseconds until `count` connections opened at once have all been echoed. */
+async function measureBurst(port: number, count: number): Promise<number> {
+  const started = performance.now();
+  const opened = await Promise.allSettled(Array.from({ length: count }, () => openEchoed(port)));
+  const elapsed = performance.now() - started;
+  const failed = opened.filter((result) => result.status === "rejected").length;
+  for (const result of opened) if (result.status === "fulfilled") closeQuietly(result.value);
+  if (failed > 0) throw new Error(`${failed} of ${count} burst connections failed`);
+  // Let every hop see the closes before the next burst.
+  await delay(500);
+  return elapsed;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -748,6 +774,7 @@ async function main(args: string[]): Promise<number> {
   const tunnelCpuPerGb = new Map<string, Sample>();
   const memory = new Map<string, { server: Sample; tunnel: Sample }>();
   const setup = new Map<string, Sample>();
+  const burst = new Map<string, Sample>();
   const key = (...parts: (string | number)[]) => parts.join("|");
   const add = (map: Map<string, Sample>, k: string, value: number) => {
     const sample = map.get(k) ?? { values: [] };
@@ -818,6 +845,24 @@ async function main(args: string[]): Promise<number> {
           }
         }
       }
+      if (options.only.has("burst")) {
+        const chains: RunningChain[] = [];
+        try {
+          for (const spec of specs) chains.push(await startChain(spec, method, echo.port, options));
+          for (const chain of chains) await measureBurst(chain.port, 20);
+          for (let rep = 0; rep < options.repeat; rep++) {
+            for (const chain of chains) {
+              const ms = await measureBurst(chain.port, options.burst);
+              add(burst, key(method, chain.spec.label), ms);
+              console.log(
+                `${method} burst ${chain.spec.label}: ${ms.toFixed(0)} ms / ${options.burst}`,
+              );
+            }
+          }
+        } finally {
+          for (const chain of chains) await stopChain(chain);
+        }
+      }
       if (options.only.has("setup")) {
         const chains: RunningChain[] = [];
         try {
@@ -848,6 +893,7 @@ async function main(args: string[]): Promise<number> {
     tunnelCpuPerGb,
     memory,
     setup,
+    burst,
   });
   console.log(`\n${markdown}`);
   if (options.out) {
@@ -864,6 +910,7 @@ interface Results {
   tunnelCpuPerGb: Map<string, Sample>;
   memory: Map<string, { server: Sample; tunnel: Sample }>;
   setup: Map<string, Sample>;
+  burst: Map<string, Sample>;
 }
 
 function renderMarkdown(
@@ -873,7 +920,7 @@ function renderMarkdown(
   options: Options,
   results: Results,
 ): string {
-  const { throughput, serverCpuPerGb, tunnelCpuPerGb, memory, setup } = results;
+  const { throughput, serverCpuPerGb, tunnelCpuPerGb, memory, setup, burst } = results;
   const ours = specs.filter((spec) => spec.server.kind === "ssdeno");
   const base = specs.find((spec) => spec.server.kind === "libev");
   const lines: string[] = [
@@ -959,6 +1006,20 @@ function renderMarkdown(
     );
     for (const method of options.methods) {
       const cell = (spec: ChainSpec) => setup.get([method, spec.label].join("|"));
+      const ratios = base ? ours.map((spec) => ratio(cell(spec), cell(base))) : [];
+      lines.push(tableRow([method, ...specs.map((s) => formatSample(cell(s), 0)), ...ratios]));
+    }
+    lines.push("");
+  }
+  if (options.only.has("burst")) {
+    lines.push(
+      `Burst: ${options.burst} connections opened at once, each echoing 1 byte, ms until all ` +
+        "have echoed:",
+      "",
+      ...tableHead(["method", ...specs.map((s) => s.label), ...ratioHeads]),
+    );
+    for (const method of options.methods) {
+      const cell = (spec: ChainSpec) => burst.get([method, spec.label].join("|"));
       const ratios = base ? ours.map((spec) => ratio(cell(spec), cell(base))) : [];
       lines.push(tableRow([method, ...specs.map((s) => formatSample(cell(s), 0)), ...ratios]));
     }

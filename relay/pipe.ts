@@ -7,6 +7,9 @@
  *   downlink: target ──read──▶ buffer ──write──▶ client     (target EOF → client.closeWrite())
  * ```
  *
+ * A side that decrypts into its own buffer (`Duplex.readView`, a Shadowsocks stream) lends that
+ * buffer instead: the direction then holds no buffer of its own and copies nothing.
+ *
  * An error in either direction closes both sides. Silence in both directions for the idle
  * timeout closes both sides too.
  * @module
@@ -17,8 +20,10 @@ import { closeQuietly, type Duplex, writeAll } from "./io.ts";
 /**
  * Size of the buffer a busy direction reads into; one full AEAD-2017 chunk of payload. A
  * direction starts with a small buffer and switches to this one when a read fills the small
- * one, and back after a short read, so an idle session holds 2 × 2 KiB instead of 2 × 16 KiB
- * (bench/throughput.ts: server RSS per idle connection 97 → 45 KiB, throughput unchanged).
+ * one, and back after a short read, so an idle session holds 1 KiB instead of 16 KiB per
+ * direction (bench/throughput.ts: server RSS per idle connection 97 → 45 KiB with 2 KiB, then
+ * to 25 KiB together with 1 KiB, `readView` and V8's young generation capped; throughput
+ * unchanged).
  */
 export const RELAY_BUFFER_SIZE = 0x3fff;
 /** The buffer of a direction whose reads come back short (idle or interactive sessions). */

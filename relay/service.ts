@@ -100,9 +100,12 @@ export type SessionHandler = (
   countBytes: ByteCounter,
 ) => Promise<SessionStatus>;
 
-/** Runs `handler` for every connection accepted on `listener` until shutdown. */
+/**
+ * Runs `handler` for every connection accepted on `listeners` (the sockets of one address,
+ * relay/listen.ts) until shutdown.
+ */
 export function serveConnections(
-  listener: Deno.TcpListener,
+  listeners: readonly Deno.TcpListener[],
   handler: SessionHandler,
   options: ServiceOptions & {
     name: string;
@@ -146,20 +149,20 @@ export function serveConnections(
     stats.statuses[status]++;
   };
 
-  const acceptLoop = async () => {
+  const acceptLoop = async (listener: Deno.TcpListener) => {
     try {
       for await (const conn of listener) runSession(conn);
     } catch (error) {
       if (!shutdown.signal.aborted) logger.error(`${name}: accept failed: ${error}`);
     }
   };
-  const accepting = acceptLoop();
+  const accepting = Promise.all(listeners.map(acceptLoop));
 
   const stopped = Promise.withResolvers<void>();
   let closing: Promise<void> | undefined;
   const close = () =>
     closing ??= (async () => {
-      closeQuietly(listener);
+      for (const listener of listeners) closeQuietly(listener);
       await accepting;
       drained = Promise.withResolvers<void>();
       if (live.size === 0) drained.resolve();
@@ -177,7 +180,7 @@ export function serveConnections(
 
   options.signal?.addEventListener("abort", () => close(), { once: true });
   if (options.signal?.aborted) close();
-  return { addr: listener.addr, stats, closed: stopped.promise, close };
+  return { addr: listeners[0]!.addr, stats, closed: stopped.promise, close };
 }
 
 /** The UDP half of a service: a datagram relay with the same lifecycle as `RunningService`. */
