@@ -5,7 +5,8 @@
  * iperf3 -c ─▶ tunnel (ss-tunnel | ssdeno) ══AEAD══▶ server (ss-server | ssdeno) ─▶ iperf3 -s
  * ```
  *
- * Three measurements per AEAD method, each repeated and reported as a median (with min–max):
+ * Four measurements per method (the AEAD-2017 ones and the 2022 edition; in a 2022 row libev runs
+ * the AEAD-2017 method of the same cipher), each repeated and reported as a median (with min–max):
  * - throughput: iperf3, 1 and 8 streams, upload (client → target) and download (`-R`), Gbit/s;
  * - idle memory: RSS growth of the server and the tunnel per connection held open end to end
  *   (each connection sends one byte and waits for its echo, so every hop exists), KiB;
@@ -19,7 +20,7 @@
  * Run: `deno task bench:net [flags]`. Flags:
  *   --quick                 smoke test (CI): chacha20-ietf-poly1305, 1 s runs, 50 idle / 100
  *                           setup connections, 1 repeat; prints, writes no file unless --out
- *   --methods a,b           AEAD methods (default: all three)
+ *   --methods a,b           methods (default: all six, AEAD-2017 and 2022)
  *   --duration S            seconds per iperf3 run (default 5)
  *   --repeat N              repetitions of every case, chains interleaved (default 3)
  *   --idle N                idle connections for the memory test (default 1000)
@@ -47,7 +48,31 @@ import { listenTcp } from "../relay/listen.ts";
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const PASSWORD = "bench-password-not-secret";
 const HOST = "127.0.0.1";
-const ALL_METHODS = ["aes-128-gcm", "aes-256-gcm", "chacha20-ietf-poly1305"];
+const ALL_METHODS = [
+  "aes-128-gcm",
+  "aes-256-gcm",
+  "chacha20-ietf-poly1305",
+  "2022-blake3-aes-128-gcm",
+  "2022-blake3-aes-256-gcm",
+  "2022-blake3-chacha20-poly1305",
+];
+/**
+ * What libev runs in a method's row: libev has no 2022 edition, so a 2022 row compares with
+ * libev's AEAD-2017 method of the same cipher.
+ */
+const LIBEV_METHOD: Record<string, string> = {
+  "2022-blake3-aes-128-gcm": "aes-128-gcm",
+  "2022-blake3-aes-256-gcm": "aes-256-gcm",
+  "2022-blake3-chacha20-poly1305": "chacha20-ietf-poly1305",
+};
+
+/** ssdeno's `-k` for `method`: 2022 methods take a base64 key of the cipher's size. */
+function ssdenoPassword(method: string): string {
+  if (!method.startsWith("2022-")) return PASSWORD;
+  const size = method === "2022-blake3-aes-128-gcm" ? 16 : 32;
+  // A fixed, public benchmark key.
+  return btoa(String.fromCharCode(...Array.from({ length: size }, (_, i) => (i * 37 + 11) & 0xff)));
+}
 const KILL_GRACE_MS = 2000;
 const READY_TIMEOUT_MS = 15_000;
 /** USER_HZ of /proc/PID/stat: 100 on Linux x86_64 and arm64 (`getconf CLK_TCK`). */
@@ -398,10 +423,13 @@ function startServerProcess(
   target: number,
   options: Options,
 ): Child {
-  const common = ["-s", HOST, "-p", String(port), "-k", PASSWORD, "-m", method];
+  const listen = ["-s", HOST, "-p", String(port)];
   if (impl.kind === "libev") {
-    return spawn("ss-server", "ss-server", [...common, "--no-delay"], options);
+    const libevMethod = LIBEV_METHOD[method] ?? method;
+    const args = [...listen, "-k", PASSWORD, "-m", libevMethod, "--no-delay"];
+    return spawn("ss-server", "ss-server", args, options);
   }
+  const common = [...listen, "-k", ssdenoPassword(method), "-m", method];
   if (impl.kind === "forwarder") return startForwarder("forwarder server", port, target, options);
   return spawn(
     `${impl.variant.name} server`,
@@ -428,13 +456,16 @@ function startTunnelProcess(
   target: number,
   options: Options,
 ): Child {
-  const common = [
+  const route = [
     ...["-s", HOST, "-p", String(serverPort), "-b", HOST, "-l", String(port)],
-    ...["-k", PASSWORD, "-m", method, "-L", `${HOST}:${target}`],
+    ...["-L", `${HOST}:${target}`],
   ];
   if (impl.kind === "libev") {
-    return spawn("ss-tunnel", "ss-tunnel", [...common, "--no-delay"], options);
+    const libevMethod = LIBEV_METHOD[method] ?? method;
+    const args = [...route, "-k", PASSWORD, "-m", libevMethod, "--no-delay"];
+    return spawn("ss-tunnel", "ss-tunnel", args, options);
   }
+  const common = [...route, "-k", ssdenoPassword(method), "-m", method];
   if (impl.kind === "forwarder") {
     return startForwarder("forwarder tunnel", port, serverPort, options);
   }
@@ -747,7 +778,14 @@ async function main(args: string[]): Promise<number> {
     notes.push(
       "`deno-fwd`: bench/forwarder.ts on both sides, a plain Deno TCP forwarder with no protocol " +
         "and no crypto, run with this checkout's runtime flags: what Deno itself costs. It " +
-        "encrypts nothing, so its throughput is a ceiling, not a competitor.",
+        "encrypts nothing, so its throughput is a ceiling, not a competitor; having no method, " +
+        "it runs in the first method's rows only.",
+    );
+  }
+  if (options.libev && options.methods.some((method) => LIBEV_METHOD[method])) {
+    notes.push(
+      "2022 rows: libev has no 2022 edition, so its cells there are libev running the " +
+        "AEAD-2017 method with the same cipher, measured again in that row's own runs.",
     );
   }
   if (specs.some((spec) => spec.label.endsWith("*"))) {
@@ -785,10 +823,14 @@ async function main(args: string[]): Promise<number> {
   try {
     await waitListening(iperfServer, iperfServerPort);
     for (const method of options.methods) {
+      // The forwarder has no method: it runs with the first method only.
+      const methodSpecs = specs.filter((spec) =>
+        spec.server.kind !== "forwarder" || method === options.methods[0]
+      );
       if (options.only.has("throughput")) {
         const chains: RunningChain[] = [];
         try {
-          for (const spec of specs) {
+          for (const spec of methodSpecs) {
             chains.push(await startChain(spec, method, iperfServerPort, options));
           }
           for (const streams of options.streams) {
@@ -825,7 +867,7 @@ async function main(args: string[]): Promise<number> {
       }
       if (options.only.has("memory")) {
         for (let rep = 0; rep < options.repeat; rep++) {
-          for (const spec of specs) {
+          for (const spec of methodSpecs) {
             // Fresh processes: memory left over from earlier tests would hide the growth.
             const chain = await startChain(spec, method, echo.port, options);
             try {
@@ -848,7 +890,9 @@ async function main(args: string[]): Promise<number> {
       if (options.only.has("burst")) {
         const chains: RunningChain[] = [];
         try {
-          for (const spec of specs) chains.push(await startChain(spec, method, echo.port, options));
+          for (const spec of methodSpecs) {
+            chains.push(await startChain(spec, method, echo.port, options));
+          }
           for (const chain of chains) await measureBurst(chain.port, 20);
           for (let rep = 0; rep < options.repeat; rep++) {
             for (const chain of chains) {
@@ -866,7 +910,9 @@ async function main(args: string[]): Promise<number> {
       if (options.only.has("setup")) {
         const chains: RunningChain[] = [];
         try {
-          for (const spec of specs) chains.push(await startChain(spec, method, echo.port, options));
+          for (const spec of methodSpecs) {
+            chains.push(await startChain(spec, method, echo.port, options));
+          }
           for (const chain of chains) await measureSetup(chain.port, 20);
           for (let rep = 0; rep < options.repeat; rep++) {
             for (const chain of chains) {
