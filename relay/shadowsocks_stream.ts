@@ -119,7 +119,7 @@ export class ShadowsocksStream implements Duplex {
   }
 
   async read(p: Uint8Array): Promise<number | null> {
-    if (this.#plain.length === 0) {
+    while (this.#plain.length === 0) {
       const view = await this.readView();
       if (view === null) return null;
       this.#plain = view;
