@@ -820,6 +820,36 @@ async function main(args: string[]): Promise<number> {
     map.set(k, sample);
   };
 
+  /**
+   * Starts every chain, warms each up with 20 connections, then times `count` connections
+   * through each, `repeat` times, chains interleaved.
+   */
+  const timeConnections = async (
+    test: string,
+    method: string,
+    chainSpecs: ChainSpec[],
+    measure: (port: number, count: number) => Promise<number>,
+    count: number,
+    results: Map<string, Sample>,
+  ) => {
+    const chains: RunningChain[] = [];
+    try {
+      for (const spec of chainSpecs) {
+        chains.push(await startChain(spec, method, echo.port, options));
+      }
+      for (const chain of chains) await measure(chain.port, 20);
+      for (let rep = 0; rep < options.repeat; rep++) {
+        for (const chain of chains) {
+          const ms = await measure(chain.port, count);
+          add(results, key(method, chain.spec.label), ms);
+          console.log(`${method} ${test} ${chain.spec.label}: ${ms.toFixed(0)} ms / ${count}`);
+        }
+      }
+    } finally {
+      for (const chain of chains) await stopChain(chain);
+    }
+  };
+
   try {
     await waitListening(iperfServer, iperfServerPort);
     for (const method of options.methods) {
@@ -888,44 +918,10 @@ async function main(args: string[]): Promise<number> {
         }
       }
       if (options.only.has("burst")) {
-        const chains: RunningChain[] = [];
-        try {
-          for (const spec of methodSpecs) {
-            chains.push(await startChain(spec, method, echo.port, options));
-          }
-          for (const chain of chains) await measureBurst(chain.port, 20);
-          for (let rep = 0; rep < options.repeat; rep++) {
-            for (const chain of chains) {
-              const ms = await measureBurst(chain.port, options.burst);
-              add(burst, key(method, chain.spec.label), ms);
-              console.log(
-                `${method} burst ${chain.spec.label}: ${ms.toFixed(0)} ms / ${options.burst}`,
-              );
-            }
-          }
-        } finally {
-          for (const chain of chains) await stopChain(chain);
-        }
+        await timeConnections("burst", method, methodSpecs, measureBurst, options.burst, burst);
       }
       if (options.only.has("setup")) {
-        const chains: RunningChain[] = [];
-        try {
-          for (const spec of methodSpecs) {
-            chains.push(await startChain(spec, method, echo.port, options));
-          }
-          for (const chain of chains) await measureSetup(chain.port, 20);
-          for (let rep = 0; rep < options.repeat; rep++) {
-            for (const chain of chains) {
-              const ms = await measureSetup(chain.port, options.setup);
-              add(setup, key(method, chain.spec.label), ms);
-              console.log(
-                `${method} setup ${chain.spec.label}: ${ms.toFixed(0)} ms / ${options.setup}`,
-              );
-            }
-          }
-        } finally {
-          for (const chain of chains) await stopChain(chain);
-        }
+        await timeConnections("setup", method, methodSpecs, measureSetup, options.setup, setup);
       }
     }
   } finally {
