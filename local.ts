@@ -82,7 +82,7 @@ export async function startLocal(
     : createUdpClientCipher(method, config.password);
   const logger = options.logger ?? silentLogger;
   const context: LocalContext = { config, framings, logger };
-  const listeners = listenTcp(config.localAddress, config.localPort);
+  const listener = listenTcp(config.localAddress, config.localPort);
   if (udpCipher) {
     const stats = createUdpStats();
     const associations = createAssociationTable({
@@ -100,7 +100,7 @@ export async function startLocal(
     };
   }
   const tcp = serveConnections(
-    listeners,
+    listener,
     (conn, signal, countBytes) => serveSocksSession(conn, context, signal, countBytes),
     { ...options, logger, name: "local" },
   );

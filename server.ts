@@ -93,9 +93,9 @@ export async function startServer(
   };
   let tcp: RunningService | undefined;
   if (config.mode !== "udp_only") {
-    const listeners = listenTcp(config.address, config.port);
+    const listener = listenTcp(config.address, config.port);
     tcp = serveConnections(
-      listeners,
+      listener,
       (conn, signal, countBytes) => serveSession(conn, context, signal, countBytes),
       { ...options, logger, name: "server", userStats: context.userStats },
     );

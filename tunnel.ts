@@ -70,9 +70,9 @@ export async function startTunnel(
   const context: TunnelContext = { config, framings, target, logger };
   let tcp: RunningService | undefined;
   if (config.mode !== "udp_only") {
-    const listeners = listenTcp(config.localAddress, config.localPort);
+    const listener = listenTcp(config.localAddress, config.localPort);
     tcp = serveConnections(
-      listeners,
+      listener,
       (conn, signal, countBytes) => serveTunnelSession(conn, context, signal, countBytes),
       { ...options, logger, name: "tunnel" },
     );

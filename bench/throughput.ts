@@ -556,9 +556,9 @@ async function iperf(
 }
 
 /** An in-process echo server: the target for the memory and setup tests. */
-/** The echo listens like ssdeno (several sockets, relay/listen.ts), so bursts never overflow it. */
+/** The echo listens like ssdeno (a deep accept queue, relay/listen.ts): bursts never overflow it. */
 function startEcho(): { port: number; close(): Promise<void> } {
-  const listeners = listenTcp(HOST, 0);
+  const listener = listenTcp(HOST, 0);
   const conns = new Set<Deno.Conn>();
   const sessions = new Set<Promise<void>>();
   const serve = async (conn: Deno.Conn) => {
@@ -582,18 +582,18 @@ function startEcho(): { port: number; close(): Promise<void> } {
       closeQuietly(conn);
     }
   };
-  const accepting = Promise.all(listeners.map(async (listener) => {
+  const accepting = (async () => {
     for await (const conn of listener) {
       conns.add(conn);
       const session = serve(conn);
       sessions.add(session);
       session.finally(() => sessions.delete(session));
     }
-  }));
+  })();
   return {
-    port: (listeners[0]!.addr as Deno.NetAddr).port,
+    port: (listener.addr as Deno.NetAddr).port,
     async close() {
-      for (const listener of listeners) listener.close();
+      listener.close();
       for (const conn of conns) closeQuietly(conn);
       await accepting;
       await Promise.allSettled([...sessions]);

@@ -1,41 +1,16 @@
 /**
- * TCP listening with a deep accept queue. Deno's `Deno.listen` has no backlog option and asks
- * for 511; a burst of more connections than that overflows the queue, and the kernel drops the
- * extra SYNs, which the clients resend only after a second (bench/throughput.ts, burst test).
- * So a service listens on several sockets sharing the port (`SO_REUSEPORT`): the kernel spreads
- * new connections across them by address hash, and each brings its own queue.
- *
- * `SO_REUSEPORT` would also let a second process of the same user join the port silently, so
- * the port is first bound once without it: when anything already listens there, that bind fails
- * with `AddrInUse` as a plain listen would. (A process started later fails the same way, since
- * it does the same check against our sockets.)
+ * TCP listening with a deep accept queue. `Deno.listen` asks for a backlog of 511 unless told
+ * otherwise; a burst of more connections than that overflows the queue, the kernel drops the
+ * extra SYNs, and those clients resend only a second later (bench/throughput.ts, burst test:
+ * 1000 connections at once took over a second with 511). The kernel caps the request at
+ * `net.core.somaxconn` (4096 on current Linux).
  * @module
  */
 
-/** Sockets per listening address: 4 × 511 queued connections. */
-export const ACCEPT_QUEUES = 4;
+/** Connections the kernel may queue for `accept`, per listening address. */
+export const LISTEN_BACKLOG = 4096;
 
-/**
- * Listens on `hostname:port` (port 0: a free port) with `queues` sockets sharing the port.
- * Throws what `Deno.listen` throws (`AddrInUse`, `PermissionDenied`, …).
- */
-export function listenTcp(
-  hostname: string,
-  port: number,
-  queues: number = ACCEPT_QUEUES,
-): Deno.TcpListener[] {
-  const probe = Deno.listen({ hostname, port });
-  if (queues <= 1) return [probe];
-  const chosen = (probe.addr as Deno.NetAddr).port;
-  probe.close();
-  const listeners: Deno.TcpListener[] = [];
-  try {
-    for (let i = 0; i < queues; i++) {
-      listeners.push(Deno.listen({ hostname, port: chosen, reusePort: true }));
-    }
-  } catch (error) {
-    for (const listener of listeners) listener.close();
-    throw error;
-  }
-  return listeners;
+/** Listens on `hostname:port` (port 0: a free port). Throws what `Deno.listen` throws. */
+export function listenTcp(hostname: string, port: number): Deno.TcpListener {
+  return Deno.listen({ hostname, port, tcpBacklog: LISTEN_BACKLOG });
 }

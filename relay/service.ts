@@ -100,12 +100,9 @@ export type SessionHandler = (
   countBytes: ByteCounter,
 ) => Promise<SessionStatus>;
 
-/**
- * Runs `handler` for every connection accepted on `listeners` (the sockets of one address,
- * relay/listen.ts) until shutdown.
- */
+/** Runs `handler` for every connection accepted on `listener` until shutdown. */
 export function serveConnections(
-  listeners: readonly Deno.TcpListener[],
+  listener: Deno.TcpListener,
   handler: SessionHandler,
   options: ServiceOptions & {
     name: string;
@@ -149,20 +146,20 @@ export function serveConnections(
     stats.statuses[status]++;
   };
 
-  const acceptLoop = async (listener: Deno.TcpListener) => {
+  const acceptLoop = async () => {
     try {
       for await (const conn of listener) runSession(conn);
     } catch (error) {
       if (!shutdown.signal.aborted) logger.error(`${name}: accept failed: ${error}`);
     }
   };
-  const accepting = Promise.all(listeners.map(acceptLoop));
+  const accepting = acceptLoop();
 
   const stopped = Promise.withResolvers<void>();
   let closing: Promise<void> | undefined;
   const close = () =>
     closing ??= (async () => {
-      for (const listener of listeners) closeQuietly(listener);
+      closeQuietly(listener);
       await accepting;
       drained = Promise.withResolvers<void>();
       if (live.size === 0) drained.resolve();
@@ -180,7 +177,7 @@ export function serveConnections(
 
   options.signal?.addEventListener("abort", () => close(), { once: true });
   if (options.signal?.aborted) close();
-  return { addr: listeners[0]!.addr, stats, closed: stopped.promise, close };
+  return { addr: listener.addr, stats, closed: stopped.promise, close };
 }
 
 /** The UDP half of a service: a datagram relay with the same lifecycle as `RunningService`. */
