@@ -1045,33 +1045,29 @@ function renderMarkdown(
     }
     lines.push("");
   }
+  /** A per-method table of milliseconds, one column per chain, then the ratios to libev. */
+  const timingTable = (title: string, results: Map<string, Sample>) => {
+    lines.push(title, "", ...tableHead(["method", ...specs.map((s) => s.label), ...ratioHeads]));
+    for (const method of options.methods) {
+      const cell = (spec: ChainSpec) => results.get([method, spec.label].join("|"));
+      const ratios = base ? ours.map((spec) => ratio(cell(spec), cell(base))) : [];
+      lines.push(tableRow([method, ...specs.map((s) => formatSample(cell(s), 0)), ...ratios]));
+    }
+    lines.push("");
+  };
   if (options.only.has("setup")) {
-    lines.push(
+    timingTable(
       `Connection setup: ${options.setup} sequential connections ` +
         "(connect, 1 byte, echo, close), ms:",
-      "",
-      ...tableHead(["method", ...specs.map((s) => s.label), ...ratioHeads]),
+      setup,
     );
-    for (const method of options.methods) {
-      const cell = (spec: ChainSpec) => setup.get([method, spec.label].join("|"));
-      const ratios = base ? ours.map((spec) => ratio(cell(spec), cell(base))) : [];
-      lines.push(tableRow([method, ...specs.map((s) => formatSample(cell(s), 0)), ...ratios]));
-    }
-    lines.push("");
   }
   if (options.only.has("burst")) {
-    lines.push(
+    timingTable(
       `Burst: ${options.burst} connections opened at once, each echoing 1 byte, ms until all ` +
         "have echoed:",
-      "",
-      ...tableHead(["method", ...specs.map((s) => s.label), ...ratioHeads]),
+      burst,
     );
-    for (const method of options.methods) {
-      const cell = (spec: ChainSpec) => burst.get([method, spec.label].join("|"));
-      const ratios = base ? ours.map((spec) => ratio(cell(spec), cell(base))) : [];
-      lines.push(tableRow([method, ...specs.map((s) => formatSample(cell(s), 0)), ...ratios]));
-    }
-    lines.push("");
     for (const [label, failed] of burstFailures) {
       lines.push(
         `${label}: ${failed} burst connection(s) failed in all (timed until the rest echoed).`,
