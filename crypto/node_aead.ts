@@ -4,32 +4,52 @@
  * cannot be loaded (see crypto/backend.ts for the measured choice).
  * @module
  */
-import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject } from "node:crypto";
+import {
+  createCipheriv,
+  createDecipheriv,
+  createSecretKey,
+  type DecipherGCM,
+  type KeyObject,
+} from "node:crypto";
 import type { AeadAlgorithm } from "./methods.ts";
 import type { AeadPrimitive } from "./aead_primitive.ts";
 
 const TAG_SIZE = 16;
 
+/**
+ * Opens `sealed` (ciphertext ‖ 16-byte tag) with a decipher made for its ciphertext length;
+ * null when it is too short or the tag does not verify. Shared by the AEAD and XChaCha20
+ * primitives built on node:crypto.
+ */
+export function openWithDecipher(
+  sealed: Uint8Array,
+  makeDecipher: (cipherLength: number) => DecipherGCM,
+): Uint8Array | null {
+  if (sealed.length < TAG_SIZE) return null;
+  const cipherLength = sealed.length - TAG_SIZE;
+  const decipher = makeDecipher(cipherLength);
+  decipher.setAuthTag(sealed.subarray(cipherLength));
+  const plain = decipher.update(sealed.subarray(0, cipherLength));
+  try {
+    decipher.final();
+  } catch {
+    // The only failure final() reports here is a tag mismatch: the caller turns null into a
+    // typed ProtocolError, so nothing is swallowed.
+    return null;
+  }
+  return new Uint8Array(plain.buffer, plain.byteOffset, plain.length);
+}
+
 /** Creates a primitive keyed once; each call takes the nonce explicitly. */
 export function createNodeAead(algorithm: AeadAlgorithm, key: Uint8Array): AeadPrimitive {
   const keyObject: KeyObject = createSecretKey(key);
   const options = { authTagLength: TAG_SIZE };
-  const open = (nonce: Uint8Array, sealed: Uint8Array): Uint8Array | null => {
-    if (sealed.length < TAG_SIZE) return null;
-    const cipherLength = sealed.length - TAG_SIZE;
-    // deno-lint-ignore no-explicit-any
-    const decipher = createDecipheriv(algorithm as any, keyObject, nonce, options as any);
-    decipher.setAuthTag(sealed.subarray(cipherLength));
-    const plain = decipher.update(sealed.subarray(0, cipherLength));
-    try {
-      decipher.final();
-    } catch {
-      // The only failure final() reports here is a tag mismatch: the caller turns null into
-      // a typed ProtocolError, so nothing is swallowed.
-      return null;
-    }
-    return new Uint8Array(plain.buffer, plain.byteOffset, plain.length);
-  };
+  const open = (nonce: Uint8Array, sealed: Uint8Array): Uint8Array | null =>
+    openWithDecipher(
+      sealed,
+      // deno-lint-ignore no-explicit-any
+      () => createDecipheriv(algorithm as any, keyObject, nonce, options as any) as DecipherGCM,
+    );
   const sealInto = (nonce: Uint8Array, plaintext: Uint8Array, out: Uint8Array): number => {
     // deno-lint-ignore no-explicit-any
     const cipher = createCipheriv(algorithm as any, keyObject, nonce, options as any);

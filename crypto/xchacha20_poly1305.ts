@@ -17,6 +17,7 @@
  */
 import { createCipheriv, createDecipheriv } from "node:crypto";
 import type { AeadPrimitive } from "./aead_primitive.ts";
+import { openWithDecipher } from "./node_aead.ts";
 
 /** XChaCha20 nonce length in bytes. */
 export const XCHACHA_NONCE_SIZE = 24;
@@ -106,20 +107,12 @@ export function createXChaCha20Poly1305(
       return out;
     },
     open(nonce: Uint8Array, sealed: Uint8Array): Uint8Array | null {
-      if (sealed.length < TAG_SIZE) return null;
-      const [subkey, shortNonce] = split(keyCopy, nonce);
-      const cipherLength = sealed.length - TAG_SIZE;
-      const decipher = createDecipheriv("chacha20-poly1305", subkey, shortNonce, authTagLength);
-      if (aad.length > 0) decipher.setAAD(aad, { plaintextLength: cipherLength });
-      decipher.setAuthTag(sealed.subarray(cipherLength));
-      const plain = decipher.update(sealed.subarray(0, cipherLength));
-      try {
-        decipher.final();
-      } catch {
-        // final() fails only on a tag mismatch; the caller turns null into a ProtocolError.
-        return null;
-      }
-      return new Uint8Array(plain.buffer, plain.byteOffset, plain.length);
+      return openWithDecipher(sealed, (cipherLength) => {
+        const [subkey, shortNonce] = split(keyCopy, nonce);
+        const decipher = createDecipheriv("chacha20-poly1305", subkey, shortNonce, authTagLength);
+        if (aad.length > 0) decipher.setAAD(aad, { plaintextLength: cipherLength });
+        return decipher;
+      });
     },
   };
 }
