@@ -14,11 +14,10 @@
  * @module
  */
 import type { LocalConfig } from "./config/types.ts";
-import { findMethod } from "./crypto/methods.ts";
 import { addressFromHost, formatAddress } from "./protocol/address.ts";
 import { MAX_TIMESTAMP_SKEW } from "./protocol/aead2022_time.ts";
 import { errorMessage, ProtocolError, type SessionStatus } from "./protocol/errors.ts";
-import { type ClientFramings, clientFramings } from "./protocol/session_framings.ts";
+import type { ClientFramings } from "./protocol/session_framings.ts";
 import {
   CMD_CONNECT,
   CMD_UDP_ASSOCIATE,
@@ -43,14 +42,13 @@ import {
   type ServiceOptions,
 } from "./relay/service.ts";
 import { ShadowsocksStream } from "./relay/shadowsocks_stream.ts";
-import { createUdpClientCipher } from "./relay/shadowsocks_udp.ts";
 import {
   createAssociationTable,
   serveUdpAssociate,
   type UdpAssociateContext,
 } from "./relay/socks_udp_associate.ts";
 import { createUdpStats } from "./relay/udp_stats.ts";
-import { connectUpstream, relayUpstream } from "./relay/upstream.ts";
+import { clientKeys, connectUpstream, relayUpstream } from "./relay/upstream.ts";
 
 export type { RunningService, ServiceOptions };
 
@@ -72,14 +70,8 @@ export async function startLocal(
   config: LocalConfig,
   options: ServiceOptions = {},
 ): Promise<RunningService> {
-  const method = findMethod(config.method);
-  if (!method) throw new RangeError(`Invalid method "${config.method}"`);
-  // Keys are parsed before anything is bound: a bad one fails the start (InvalidPskError).
-  const framings = clientFramings(method, config.password);
-  // Built first: a method without UDP or a bad key fails before anything is bound.
-  const udpCipher = config.mode === "tcp_only"
-    ? undefined
-    : createUdpClientCipher(method, config.password);
+  // Keys are parsed before anything is bound: a bad one fails the start.
+  const { method, framings, udpCipher } = clientKeys(config);
   const logger = options.logger ?? silentLogger;
   const context: LocalContext = { config, framings, logger };
   const listener = listenTcp(config.localAddress, config.localPort);

@@ -15,11 +15,10 @@
  * @module
  */
 import type { TunnelConfig } from "./config/types.ts";
-import { findMethod } from "./crypto/methods.ts";
 import { logServerSkew } from "./local.ts";
 import { type Address, addressFromHost, formatAddress } from "./protocol/address.ts";
 import { errorMessage, type SessionStatus } from "./protocol/errors.ts";
-import { type ClientFramings, clientFramings } from "./protocol/session_framings.ts";
+import type { ClientFramings } from "./protocol/session_framings.ts";
 import { BufferedConn } from "./relay/buffered_conn.ts";
 import { serveDatagrams } from "./relay/datagram_service.ts";
 import { type Logger, silentLogger } from "./relay/log.ts";
@@ -33,9 +32,9 @@ import {
   type UdpService,
 } from "./relay/service.ts";
 import { ShadowsocksStream } from "./relay/shadowsocks_stream.ts";
-import { createUdpClientCipher, tunnelUdpCodec } from "./relay/shadowsocks_udp.ts";
+import { tunnelUdpCodec } from "./relay/shadowsocks_udp.ts";
 import { UdpSocket } from "./relay/udp_socket.ts";
-import { connectUpstream, relayUpstream } from "./relay/upstream.ts";
+import { clientKeys, connectUpstream, relayUpstream } from "./relay/upstream.ts";
 import { Deadline } from "./relay/deadline.ts";
 
 export type { RunningService, ServiceOptions };
@@ -57,14 +56,8 @@ export async function startTunnel(
   config: TunnelConfig,
   options: ServiceOptions = {},
 ): Promise<RunningService> {
-  const method = findMethod(config.method);
-  if (!method) throw new RangeError(`Invalid method "${config.method}"`);
-  // Keys are parsed before anything is bound: a bad one fails the start (InvalidPskError).
-  const framings = clientFramings(method, config.password);
-  // Built first: a method without UDP or a bad key fails before anything is bound.
-  const udpCipher = config.mode === "tcp_only"
-    ? undefined
-    : createUdpClientCipher(method, config.password);
+  // Keys are parsed before anything is bound: a bad one fails the start.
+  const { method, framings, udpCipher } = clientKeys(config);
   const logger = options.logger ?? silentLogger;
   const target = addressFromHost(config.tunnelHost, config.tunnelPort);
   const context: TunnelContext = { config, framings, target, logger };

@@ -5,11 +5,15 @@
  * data leave in one packet.
  * @module
  */
+import type { CommonConfig } from "../config/types.ts";
+import { findMethod, type MethodInfo } from "../crypto/methods.ts";
 import { errorMessage, type SessionStatus } from "../protocol/errors.ts";
+import { type ClientFramings, clientFramings } from "../protocol/session_framings.ts";
 import type { BufferedConn } from "./buffered_conn.ts";
 import { relay } from "./pipe.ts";
 import type { ByteCounter } from "./service.ts";
 import type { ShadowsocksStream } from "./shadowsocks_stream.ts";
+import { createUdpClientCipher, type UdpClientCipher } from "./shadowsocks_udp.ts";
 
 /**
  * How long to wait for the application's first bytes before sending the header alone.
@@ -17,6 +21,27 @@ import type { ShadowsocksStream } from "./shadowsocks_stream.ts";
  * pay it once per connection.
  */
 export const FIRST_PAYLOAD_WAIT_MS = 20;
+
+/** The keys of a client role (local, tunnel): TCP framings and, unless TCP-only, the UDP cipher. */
+export interface ClientKeys {
+  method: MethodInfo;
+  framings: ClientFramings;
+  udpCipher: UdpClientCipher | undefined;
+}
+
+/**
+ * Parses the method and keys of a client role's config. Called before anything is bound, so an
+ * unknown method, a bad key (InvalidPskError) or a method without UDP fails the start.
+ */
+export function clientKeys(config: CommonConfig): ClientKeys {
+  const method = findMethod(config.method);
+  if (!method) throw new RangeError(`Invalid method "${config.method}"`);
+  const framings = clientFramings(method, config.password);
+  const udpCipher = config.mode === "tcp_only"
+    ? undefined
+    : createUdpClientCipher(method, config.password);
+  return { method, framings, udpCipher };
+}
 
 /** Where the server is and how to dial it. */
 export interface UpstreamConfig {
