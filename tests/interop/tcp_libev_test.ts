@@ -25,6 +25,10 @@ import {
   startHttpFixture,
   waitUntil,
 } from "../_fixtures.ts";
+import {
+  localConfig as harnessLocalConfig,
+  serverConfig as harnessServerConfig,
+} from "../e2e/_harness.ts";
 import { type PeerProcess, peerTest, startSsLocal, startSsServer } from "./_peers.ts";
 
 const METHODS = ["aes-128-gcm", "aes-256-gcm", "chacha20-ietf-poly1305"] as const;
@@ -35,39 +39,13 @@ const BY_NAME_SIZE = 64 * 1024;
 /** Sessions `checkTransfers` opens: download, echo, download by name. */
 const SESSIONS_PER_CHECK = 3;
 
+/** The e2e harness's configs, with this file's password (the libev peers use it too). */
 function serverConfig(method: string, overrides: Partial<ServerConfig> = {}): ServerConfig {
-  return {
-    method,
-    password: PASSWORD,
-    timeout: 300,
-    handshakeTimeout: 10,
-    mode: "tcp_only",
-    noDelay: true,
-    udpTimeout: 300,
-    udpMaxAssociations: 2048,
-    address: "127.0.0.1",
-    port: 0,
-    allowPrivateTargets: true,
-    ipv6First: false,
-    ...overrides,
-  };
+  return harnessServerConfig(method, { password: PASSWORD, ...overrides });
 }
 
 function localConfig(method: string, serverPort: number): LocalConfig {
-  return {
-    method,
-    password: PASSWORD,
-    timeout: 300,
-    handshakeTimeout: 10,
-    mode: "tcp_only",
-    noDelay: true,
-    udpTimeout: 300,
-    udpMaxAssociations: 2048,
-    server: "127.0.0.1",
-    serverPort,
-    localAddress: "127.0.0.1",
-    localPort: 0,
-  };
+  return harnessLocalConfig(method, serverPort, { password: PASSWORD });
 }
 
 /** Sum of every status counter: how many sessions have ended. */

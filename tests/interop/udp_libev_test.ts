@@ -20,6 +20,10 @@ import { startServer } from "../../server.ts";
 import { startTunnel } from "../../tunnel.ts";
 import { waitUntil } from "../_fixtures.ts";
 import { datagramBytes, loopback, SocksUdpClient, UdpEcho, UdpPeer } from "../e2e/_udp_harness.ts";
+import {
+  localConfig as harnessLocalConfig,
+  serverConfig as harnessServerConfig,
+} from "../e2e/_harness.ts";
 import { peerTest, startSsLocal, startSsServer, startSsTunnel } from "./_peers.ts";
 
 const METHODS = ["aes-128-gcm", "aes-256-gcm", "chacha20-ietf-poly1305"] as const;
@@ -28,36 +32,19 @@ const SIZES = [1, 64, 512, 1400, 2000];
 /** Tries per datagram: UDP on loopback does not lose packets, but a peer may start slowly. */
 const ATTEMPTS = 3;
 
-const COMMON = {
+/** The e2e harness's configs with UDP on, this file's password and a smaller NAT table. */
+const OVERRIDES = {
   password: PASSWORD,
-  timeout: 300,
-  handshakeTimeout: 10,
   mode: "tcp_and_udp",
-  noDelay: true,
-  udpTimeout: 300,
   udpMaxAssociations: 256,
 } as const;
 
 function serverConfig(method: string): ServerConfig {
-  return {
-    ...COMMON,
-    method,
-    address: "127.0.0.1",
-    port: 0,
-    allowPrivateTargets: true,
-    ipv6First: false,
-  };
+  return harnessServerConfig(method, OVERRIDES);
 }
 
 function localConfig(method: string, serverPort: number): LocalConfig {
-  return {
-    ...COMMON,
-    method,
-    server: "127.0.0.1",
-    serverPort,
-    localAddress: "127.0.0.1",
-    localPort: 0,
-  };
+  return harnessLocalConfig(method, serverPort, OVERRIDES);
 }
 
 /** Sends `payload` and returns the first reply, retrying a lost datagram a few times. */
