@@ -136,17 +136,19 @@ export async function serveUdpAssociate(
     return "ERR_RELAY_CLIENT";
   }
 
-  const client: ClientFilter = {
-    ip: unmapIpv4(control.remoteAddr.hostname),
-    port: requested.port !== 0 ? requested.port : undefined,
+  const link: AssociationLink = {
+    relaySocket,
+    outbound,
+    server: { hostname: serverIp, port: context.serverPort },
+    client: {
+      ip: unmapIpv4(control.remoteAddr.hostname),
+      port: requested.port !== 0 ? requested.port : undefined,
+    },
+    session: context.cipher.newSession(),
+    context,
+    touch: () => context.associations.touch(key, association),
   };
-  const server = { hostname: serverIp, port: context.serverPort };
-  const touch = () => context.associations.touch(key, association);
-  const session = context.cipher.newSession();
-  const loops = [
-    uplink(relaySocket, outbound, server, client, session, context, touch),
-    downlink(outbound, relaySocket, server, client, session, context, touch),
-  ];
+  const loops = [uplink(link), downlink(link)];
   try {
     await watchControl(reader);
   } finally {
@@ -165,16 +167,23 @@ interface ClientFilter {
   port: number | undefined;
 }
 
+/** What both directions of one association share. */
+interface AssociationLink {
+  /** The socket the app sends to (the address in the UDP ASSOCIATE reply). */
+  readonly relaySocket: UdpSocket;
+  /** The socket that talks to the Shadowsocks server. */
+  readonly outbound: UdpSocket;
+  readonly server: { hostname: string; port: number };
+  readonly client: ClientFilter;
+  readonly session: UdpClientSession;
+  readonly context: UdpAssociateContext;
+  /** Marks the association used (its idle expiry starts again). */
+  readonly touch: () => void;
+}
+
 /** App → server: check the source, strip RSV FRAG, seal, send. Ends when the socket closes. */
-async function uplink(
-  relaySocket: UdpSocket,
-  outbound: UdpSocket,
-  server: { hostname: string; port: number },
-  client: ClientFilter,
-  session: UdpClientSession,
-  context: UdpAssociateContext,
-  touch: () => void,
-): Promise<void> {
+async function uplink(link: AssociationLink): Promise<void> {
+  const { relaySocket, outbound, server, client, session, context, touch } = link;
   const { stats } = context;
   const buffer = new Uint8Array(UDP_BUFFER_SIZE);
   const sealed = new Uint8Array(UDP_BUFFER_SIZE + context.cipher.overhead);
@@ -222,15 +231,8 @@ async function uplink(
 }
 
 /** Server → app: check the source, open, prefix `00 00 00`, send to the app. */
-async function downlink(
-  outbound: UdpSocket,
-  relaySocket: UdpSocket,
-  server: { hostname: string; port: number },
-  client: ClientFilter,
-  session: UdpClientSession,
-  context: UdpAssociateContext,
-  touch: () => void,
-): Promise<void> {
+async function downlink(link: AssociationLink): Promise<void> {
+  const { relaySocket, outbound, server, client, session, context, touch } = link;
   const { stats } = context;
   // Room for the SOCKS5 prefix in front of the plaintext even with the `none` method.
   const buffer = new Uint8Array(SOCKS_UDP_PREFIX_LENGTH + UDP_BUFFER_SIZE);
