@@ -99,6 +99,8 @@ interface Options {
   variants: Variant[];
   libev: boolean;
   floor: boolean;
+  /** This checkout's runtime flags (`runtimeFlagsOf`), read once: the forwarder runs with them. */
+  checkoutFlags: string[];
   out: string | undefined;
   readme: boolean;
   verbose: boolean;
@@ -119,6 +121,7 @@ function parseOptions(args: string[]): Options {
     variants: [],
     libev: true,
     floor: true,
+    checkoutFlags: runtimeFlagsOf(ROOT),
     out: quick ? undefined : `${ROOT}/bench/results.md`,
     readme: false,
     verbose: false,
@@ -206,7 +209,7 @@ function parseOptions(args: string[]): Options {
       name: "ssdeno",
       dir: ROOT,
       env: {},
-      runtimeFlags: runtimeFlagsOf(ROOT),
+      runtimeFlags: options.checkoutFlags,
     });
   }
   return options;
@@ -482,7 +485,7 @@ function startForwarder(name: string, port: number, target: number, options: Opt
   return spawn(name, Deno.execPath(), [
     "run",
     "--allow-net",
-    ...runtimeFlagsOf(ROOT),
+    ...options.checkoutFlags,
     `${ROOT}/bench/forwarder.ts`,
     String(port),
     String(target),
