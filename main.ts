@@ -19,6 +19,7 @@ import { shareText } from "./config/share.ts";
 import type { ServerConfig } from "./config/types.ts";
 import { loadOrCreateZeroConfig, readZeroConfig, ZERO_CONFIG_PATH } from "./config/zero_config.ts";
 import { startLocal } from "./local.ts";
+import { describeFileLimit, readFileLimit } from "./relay/file_limit.ts";
 import { createLogger, type Logger } from "./relay/log.ts";
 import type { RunningService, ServiceOptions } from "./relay/service.ts";
 import { startServer } from "./server.ts";
@@ -189,6 +190,8 @@ async function runServices(
       services.push(service);
       if (launch.config) started.push({ config: launch.config, service });
     }
+    // The limit caps how many sessions this process can hold; say it once, where operators look.
+    logger.info(describeFileLimit(readFileLimit()));
     await onStarted?.(started);
     await Promise.all(services.map((service) => service.closed));
     return 0;

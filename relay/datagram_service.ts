@@ -25,6 +25,7 @@ import { TimestampError } from "../protocol/aead2022_time.ts";
 import { errorMessage, ProtocolError, type SessionStatus } from "../protocol/errors.ts";
 import { allowedTargets, resolveTarget } from "./direct.ts";
 import type { Logger } from "./log.ts";
+import { LoopGuard } from "./loop_errors.ts";
 import { NatTable, type RemovalReason } from "./nat_table.ts";
 import type { UdpService } from "./service.ts";
 import { formatEndpoint, UDP_BUFFER_SIZE, UdpSocket } from "./udp_socket.ts";
@@ -34,8 +35,6 @@ import { createUdpStats, type UdpStats, type UdpUserStats, udpUserStats } from "
 const MAX_QUEUED = 64;
 /** Resolved names one association remembers; the cache is emptied when it is full. */
 const MAX_NAMES = 16;
-/** Consecutive receive errors after which a receive loop gives up (the socket is broken). */
-const MAX_RECEIVE_ERRORS = 100;
 /** At most one "clock skew" line per this many milliseconds (junk must not flood the log). */
 const SKEW_LOG_INTERVAL_MS = 10_000;
 
@@ -178,21 +177,15 @@ export function serveDatagrams<S extends DatagramSession>(
   const receiving = (async () => {
     const buffer = new Uint8Array(codec.requestHeadroom + UDP_BUFFER_SIZE);
     const into = buffer.subarray(codec.requestHeadroom);
-    let errors = 0;
+    const guard = new LoopGuard({
+      name: `${name} udp receive`,
+      logger,
+      signal: inbound.closing,
+      counts: stats.receiveErrors,
+    });
     for (;;) {
-      let datagram;
-      try {
-        datagram = await inbound.receive(into);
-      } catch (error) {
-        if (++errors >= MAX_RECEIVE_ERRORS) {
-          logger.error(`${name} udp: receive keeps failing, UDP relay stopped: ${error}`);
-          return;
-        }
-        logger.warn(`${name} udp: receive failed: ${errorMessage(error)}`);
-        continue;
-      }
+      const datagram = await inbound.receiveNext(into, guard);
       if (!datagram) return;
-      errors = 0;
       onDatagram(buffer.subarray(0, codec.requestHeadroom + datagram.data.length), datagram.from);
     }
   })();
@@ -329,21 +322,16 @@ class Association<S extends DatagramSession> {
     const { session, user } = this;
     const buffer = new Uint8Array(codec.replyHeadroom + UDP_BUFFER_SIZE);
     const into = buffer.subarray(codec.replyHeadroom);
-    let errors = 0;
+    // Errors never end this loop: closing the socket does (eviction, expiry, shutdown).
+    const guard = new LoopGuard({
+      name: `${options.name} udp ${this.key} reply receive`,
+      logger: options.logger,
+      signal: socket.closing,
+      counts: stats.receiveErrors,
+    });
     for (;;) {
-      let datagram;
-      try {
-        datagram = await socket.receive(into);
-      } catch (error) {
-        if (++errors >= MAX_RECEIVE_ERRORS) {
-          options.logger.warn(`${options.name} udp ${this.key}: receive keeps failing: ${error}`);
-          table.delete(this.key, this);
-          return;
-        }
-        continue;
-      }
+      const datagram = await socket.receiveNext(into, guard);
       if (!datagram) return;
-      errors = 0;
       table.touch(this.key, this);
       stats.bytesDownlink += datagram.data.length;
       if (user) user.bytesDownlink += datagram.data.length;

@@ -4,8 +4,10 @@
  * @module
  */
 import type { SessionStatus } from "../protocol/errors.ts";
+import { describeFileLimit, readFileLimit } from "./file_limit.ts";
 import { closeQuietly } from "./io.ts";
 import type { Logger } from "./log.ts";
+import { createLoopErrorCounts, type LoopErrorCounts, LoopGuard } from "./loop_errors.ts";
 import type { UdpStats } from "./udp_stats.ts";
 
 /** Counters one service keeps; read by tests and by the stats log. */
@@ -19,6 +21,8 @@ export interface ServiceStats {
   bytesDownlink: number;
   /** Per-user counters of a multi-user (SIP023) server, by user name; empty otherwise. */
   readonly users: Record<string, UserStats>;
+  /** Accept errors skipped (a client reset before we took it) or waited out (no descriptors). */
+  readonly acceptErrors: LoopErrorCounts;
 }
 
 /** Counters of one user of a multi-user server; its sessions also count in the totals. */
@@ -61,6 +65,7 @@ export function createStats(
     bytesUplink: 0,
     bytesDownlink: 0,
     users,
+    acceptErrors: createLoopErrorCounts(),
   };
 }
 
@@ -146,11 +151,28 @@ export function serveConnections(
     stats.statuses[status]++;
   };
 
+  // Aborted when shutdown starts, before the listener closes: ends an accept pause at once.
+  const stopAccepting = new AbortController();
+  // Read now: with no descriptors left, reading the file limit would itself fail.
+  const fileLimit = describeFileLimit(readFileLimit());
   const acceptLoop = async () => {
-    try {
-      for await (const conn of listener) runSession(conn);
-    } catch (error) {
-      if (!shutdown.signal.aborted) logger.error(`${name}: accept failed: ${error}`);
+    const guard = new LoopGuard({
+      name: `${name} accept`,
+      logger,
+      signal: stopAccepting.signal,
+      counts: stats.acceptErrors,
+      hint: fileLimit,
+    });
+    for (;;) {
+      let conn: Deno.TcpConn;
+      try {
+        conn = await listener.accept();
+      } catch (error) {
+        if (await guard.failed(error)) continue;
+        return;
+      }
+      guard.succeeded();
+      runSession(conn);
     }
   };
   const accepting = acceptLoop();
@@ -159,6 +181,7 @@ export function serveConnections(
   let closing: Promise<void> | undefined;
   const close = () =>
     closing ??= (async () => {
+      stopAccepting.abort();
       closeQuietly(listener);
       await accepting;
       drained = Promise.withResolvers<void>();

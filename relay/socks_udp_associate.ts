@@ -27,6 +27,7 @@ import { sweepInterval } from "./datagram_service.ts";
 import { resolveTarget } from "./direct.ts";
 import { closeQuietly, type Duplex, writeAll } from "./io.ts";
 import type { Logger } from "./log.ts";
+import { LoopGuard } from "./loop_errors.ts";
 import { NatTable, type RemovalReason } from "./nat_table.ts";
 import type { UdpClientCipher, UdpClientSession } from "./shadowsocks_udp.ts";
 import { formatEndpoint, UDP_BUFFER_SIZE, UdpSocket, unmapIpv4 } from "./udp_socket.ts";
@@ -187,8 +188,9 @@ async function uplink(link: AssociationLink): Promise<void> {
   const { stats } = context;
   const buffer = new Uint8Array(UDP_BUFFER_SIZE);
   const sealed = new Uint8Array(UDP_BUFFER_SIZE + context.cipher.overhead);
+  const guard = receiveGuard(relaySocket, context);
   for (;;) {
-    const datagram = await receiveOrEnd(relaySocket, buffer, context.logger);
+    const datagram = await relaySocket.receiveNext(buffer, guard);
     if (!datagram) return;
     const { data, from } = datagram;
     if (
@@ -237,8 +239,9 @@ async function downlink(link: AssociationLink): Promise<void> {
   // Room for the SOCKS5 prefix in front of the plaintext even with the `none` method.
   const buffer = new Uint8Array(SOCKS_UDP_PREFIX_LENGTH + UDP_BUFFER_SIZE);
   const into = buffer.subarray(SOCKS_UDP_PREFIX_LENGTH);
+  const guard = receiveGuard(outbound, context);
   for (;;) {
-    const datagram = await receiveOrEnd(outbound, into, context.logger);
+    const datagram = await outbound.receiveNext(into, guard);
     if (!datagram) return;
     const { data, from } = datagram;
     if (unmapIpv4(from.hostname) !== server.hostname || from.port !== server.port) {
@@ -297,21 +300,14 @@ async function watchControl(reader: Pick<Duplex, "read">): Promise<void> {
   }
 }
 
-/** One datagram, or null once the socket is closed (or keeps failing). */
-async function receiveOrEnd(
-  socket: UdpSocket,
-  buffer: Uint8Array,
-  logger: Logger,
-): Promise<{ data: Uint8Array; from: Deno.NetAddr } | null> {
-  for (let attempt = 0; attempt < 100; attempt++) {
-    try {
-      return await socket.receive(buffer);
-    } catch (error) {
-      logger.debug(`local udp: receive failed: ${errorMessage(error)}`);
-    }
-  }
-  socket.close();
-  return null;
+/** A guard for one receive loop of an association: errors never end it, closing does. */
+function receiveGuard(socket: UdpSocket, context: { stats: UdpStats; logger: Logger }): LoopGuard {
+  return new LoopGuard({
+    name: "local udp receive",
+    logger: context.logger,
+    signal: socket.closing,
+    counts: context.stats.receiveErrors,
+  });
 }
 
 /** Sends a failure reply; the app may already be gone, which changes nothing. */

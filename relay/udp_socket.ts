@@ -4,6 +4,7 @@
  * cleanly when the socket is closed under them (shutdown, eviction).
  * @module
  */
+import type { LoopGuard } from "./loop_errors.ts";
 
 /**
  * Receive buffer size that holds any UDP datagram whole (65 535 − 8 bytes of UDP header at
@@ -26,6 +27,7 @@ export interface Datagram {
 
 export class UdpSocket implements Disposable {
   readonly #conn: Deno.DatagramConn;
+  readonly #closing = new AbortController();
   #closed = false;
 
   private constructor(conn: Deno.DatagramConn) {
@@ -45,6 +47,11 @@ export class UdpSocket implements Disposable {
     return this.#closed;
   }
 
+  /** Aborted when the socket is closed: ends a receive loop's pause at once. */
+  get closing(): AbortSignal {
+    return this.#closing.signal;
+  }
+
   /**
    * Waits for one datagram and reads it into `buffer` (give it `UDP_BUFFER_SIZE` bytes).
    * Resolves to null once the socket is closed, before or during the wait.
@@ -60,6 +67,22 @@ export class UdpSocket implements Disposable {
     }
   }
 
+  /**
+   * The next datagram, or null once the socket is closed. Errors never end the wait: `guard`
+   * (made with `closing` as its signal) skips or waits them out, as every receive loop must.
+   */
+  async receiveNext(buffer: Uint8Array, guard: LoopGuard): Promise<Datagram | null> {
+    for (;;) {
+      try {
+        const datagram = await this.receive(buffer);
+        if (datagram) guard.succeeded();
+        return datagram;
+      } catch (error) {
+        if (!(await guard.failed(error))) return null;
+      }
+    }
+  }
+
   /** Sends `data` as one datagram; throws what the OS reports (e.g. message too long). */
   async send(data: Uint8Array, to: UdpEndpoint): Promise<void> {
     await this.#conn.send(data, { transport: "udp", hostname: to.hostname, port: to.port });
@@ -69,6 +92,7 @@ export class UdpSocket implements Disposable {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#closing.abort();
     this.#conn.close();
   }
 

@@ -5,6 +5,7 @@
  * @module
  */
 import type { SessionStatus } from "../protocol/errors.ts";
+import { createLoopErrorCounts, type LoopErrorCounts } from "./loop_errors.ts";
 import { createStatusCounts } from "./service.ts";
 
 export interface UdpStats {
@@ -40,6 +41,8 @@ export interface UdpStats {
    * Null-prototype, so any user name is a safe key.
    */
   readonly users: Record<string, UdpUserStats>;
+  /** Receive errors skipped or waited out; they never end a receive loop. */
+  readonly receiveErrors: LoopErrorCounts;
 }
 
 /** What one user of a multi-user server did over UDP. */
@@ -72,6 +75,7 @@ export function createUdpStats(users: readonly string[] = []): UdpStats {
     bytesUplink: 0,
     bytesDownlink: 0,
     users: perUser,
+    receiveErrors: createLoopErrorCounts(),
   };
 }
 

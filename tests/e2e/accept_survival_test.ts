@@ -1,0 +1,225 @@
+/**
+ * Every listener keeps accepting after what the internet does to it all day (issue 14): a client
+ * that resets before the process accepts it (`accept` fails with "not connected"), and a moment
+ * with no file descriptors left (`accept` fails with "too many open files"). Before the fix either
+ * ended the accept loop for good: the port stayed bound and every later client hung.
+ *
+ * Each role runs as `main.ts` in a subprocess, so that it can be stopped with SIGSTOP (which holds
+ * its accept loop while a client connects and resets) or started under `ulimit -n 256`. The other
+ * ends (our local, server and an echo target) run in this process.
+ */
+import assert from "node:assert/strict";
+import net from "node:net";
+import { startLocal } from "../../local.ts";
+import type { RunningService } from "../../relay/service.ts";
+import { startServer } from "../../server.ts";
+import { freePort, waitForTcpPort } from "../interop/_peers.ts";
+import {
+  type EchoServer,
+  echoThrough,
+  localConfig,
+  localhostTarget,
+  serverConfig,
+  socksConnect,
+  startEchoServer,
+  waitFor,
+} from "./_harness.ts";
+
+const MAIN = new URL("../../main.ts", import.meta.url).pathname;
+const CONFIG = new URL("../../deno.json", import.meta.url).pathname;
+const METHOD = "aes-128-gcm";
+const PASSWORD = "e2e-password";
+/** New sessions after the attack, and how long they all get to be served. */
+const SESSIONS_AFTER = 20;
+const SERVE_WITHIN_MS = 5000;
+/** The flood: more connections at once than the process has descriptors. */
+const FILE_LIMIT = 256;
+const FLOOD = 600;
+
+type Role = "server" | "local" | "tunnel";
+
+/** One role under test in a subprocess, with the in-process ends a session through it needs. */
+interface Setup {
+  /** Arguments for `main.ts` to listen on 127.0.0.1:`port`. */
+  args(port: number): string[];
+  /** Runs one session through the role's port; resolves once the echo came back whole. */
+  session(port: number, seed: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+async function setUp(role: Role): Promise<Setup> {
+  const echo: EchoServer = startEchoServer();
+  const common = ["-k", PASSWORD, "-m", METHOD];
+  if (role === "server") {
+    // Our local in this process, pointed at the server under test once its port is known.
+    const locals = new Map<number, RunningService>();
+    return {
+      args: (
+        port,
+      ) => ["server", "-s", "127.0.0.1", "-p", `${port}`, ...common, "--allow-private-targets"],
+      async session(port, seed) {
+        let local = locals.get(port);
+        if (!local) {
+          local = await startLocal(localConfig(METHOD, port), { graceMs: 0 });
+          locals.set(port, local);
+        }
+        const { conn, reply } = await socksConnect(local.addr.port, localhostTarget(echo.port));
+        assert.equal(reply, 0);
+        await echoThrough(conn, 4096, seed);
+      },
+      async close() {
+        for (const local of locals.values()) await local.close();
+        await echo.close();
+      },
+    };
+  }
+  const server = await startServer(serverConfig(METHOD), { graceMs: 0 });
+  const upstream = ["-s", "127.0.0.1", "-p", `${server.addr.port}`, ...common];
+  const close = async () => {
+    await server.close();
+    await echo.close();
+  };
+  if (role === "local") {
+    return {
+      args: (port) => ["local", ...upstream, "-b", "127.0.0.1", "-l", `${port}`],
+      async session(port, seed) {
+        const { conn, reply } = await socksConnect(port, localhostTarget(echo.port));
+        assert.equal(reply, 0);
+        await echoThrough(conn, 4096, seed);
+      },
+      close,
+    };
+  }
+  return {
+    args: (port) => [
+      "tunnel",
+      ...upstream,
+      ...["-b", "127.0.0.1", "-l", `${port}`, "-L", `127.0.0.1:${echo.port}`],
+    ],
+    async session(port, seed) {
+      await echoThrough(await Deno.connect({ hostname: "127.0.0.1", port }), 4096, seed);
+    },
+    close,
+  };
+}
+
+/** `main.ts` in a subprocess (under `ulimit -n` when `fileLimit` is given), its stderr kept. */
+async function spawnRole(args: string[], port: number, fileLimit?: number) {
+  const deno = [Deno.execPath(), "run", "-A", "--quiet", "--config", CONFIG, MAIN, ...args];
+  const command = fileLimit === undefined
+    ? new Deno.Command(deno[0]!, {
+      args: deno.slice(1),
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+    })
+    : new Deno.Command("bash", {
+      args: ["-c", 'ulimit -n "$0" && exec "$@"', `${fileLimit}`, ...deno],
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+    });
+  const child = command.spawn();
+  let log = "";
+  const reading = (async () => {
+    for await (const text of child.stderr.pipeThrough(new TextDecoderStream())) log += text;
+  })();
+  const stop = async () => {
+    try {
+      child.kill("SIGCONT");
+      child.kill("SIGKILL");
+    } catch (error) {
+      if (!(error instanceof TypeError)) throw error; // already exited
+    }
+    await child.status;
+    await reading;
+  };
+  try {
+    await waitForTcpPort(port, { exited: child.status });
+  } catch (error) {
+    await stop();
+    throw new Error(`${args[0]} did not start:\n${log}`, { cause: error });
+  }
+  return { pid: child.pid, log: () => log, stop };
+}
+
+/** Runs `SESSIONS_AFTER` sessions at once; fails unless all are served within the limit. */
+async function assertServesNewSessions(setup: Setup, port: number, log: () => string) {
+  let served = 0;
+  const sessions = Promise.all(
+    Array.from(
+      { length: SESSIONS_AFTER },
+      (_, i) => setup.session(port, i + 1).then(() => served++),
+    ),
+  );
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<"late">((resolve) => {
+    timer = setTimeout(() => resolve("late"), SERVE_WITHIN_MS);
+  });
+  const result = await Promise.race([sessions, deadline]);
+  clearTimeout(timer);
+  if (result === "late") {
+    // Sessions still hanging in the kernel's queue: the test fails, and the process is killed
+    // by the caller, which ends them.
+    sessions.catch(() => {});
+    assert.fail(
+      `${served} of ${SESSIONS_AFTER} new sessions served within ${SERVE_WITHIN_MS} ms\n${log()}`,
+    );
+  }
+}
+
+/** Connects and resets (SO_LINGER 0) before the stopped process can accept. */
+async function connectAndReset(port: number): Promise<void> {
+  const socket = net.connect(port, "127.0.0.1");
+  await new Promise<void>((resolve, reject) => {
+    socket.once("connect", resolve);
+    socket.once("error", reject);
+  });
+  socket.resetAndDestroy();
+  await new Promise((resolve) => socket.once("close", resolve));
+}
+
+for (const role of ["server", "local", "tunnel"] as const) {
+  Deno.test(`${role}: a client that resets before accept does not stop the accept loop`, async () => {
+    const setup = await setUp(role);
+    const port = freePort();
+    const process = await spawnRole([...setup.args(port), "-v"], port);
+    try {
+      Deno.kill(process.pid, "SIGSTOP");
+      await connectAndReset(port);
+      Deno.kill(process.pid, "SIGCONT");
+      // The accept saw the reset (Linux: ENOTCONN from the accepted socket's peer address).
+      await waitFor(() => process.log().includes("(os error 107)"), 5000, "the failed accept");
+      await assertServesNewSessions(setup, port, process.log);
+    } finally {
+      await process.stop();
+      await setup.close();
+    }
+  });
+
+  Deno.test(`${role}: running out of file descriptors pauses the accept loop, not ends it`, async () => {
+    const setup = await setUp(role);
+    const port = freePort();
+    const process = await spawnRole([...setup.args(port), "-v"], port, FILE_LIMIT);
+    const flood: Deno.TcpConn[] = [];
+    try {
+      const connecting = await Promise.allSettled(
+        Array.from({ length: FLOOD }, () => Deno.connect({ hostname: "127.0.0.1", port })),
+      );
+      for (const result of connecting) if (result.status === "fulfilled") flood.push(result.value);
+      assert.equal(flood.length, FLOOD, "the kernel queues every flood connection");
+      await waitFor(
+        () => process.log().includes("Too many open files (os error 24)"),
+        10_000,
+        "the process to run out of descriptors",
+      );
+      for (const conn of flood.splice(0)) conn.close();
+      await assertServesNewSessions(setup, port, process.log);
+      assert.match(process.log(), /file limit 256 \(hard 256\)/);
+    } finally {
+      for (const conn of flood) conn.close();
+      await process.stop();
+      await setup.close();
+    }
+  });
+}
