@@ -1,8 +1,8 @@
-/** Loads known-answer data from ../shared/protocol/vectors (shared/ sits beside the repo). */
+/** Loads known-answer data from tests/testdata (facts from specs; each file keeps its `source`). */
 
 // deno-lint-ignore no-explicit-any
 export async function loadVectors(file: string): Promise<any> {
-  const url = new URL(`../../shared/protocol/vectors/${file}`, import.meta.url);
+  const url = new URL(`testdata/${file}`, import.meta.url);
   return JSON.parse(await Deno.readTextFile(url));
 }
 

@@ -1,7 +1,6 @@
 /**
- * Shared helpers of the 2022-edition tests: known-answer files from
- * ../shared/protocol/vectors (shared/ sits beside the repository), hex/base64, and a check
- * for `ProtocolError` codes.
+ * Shared helpers of the 2022-edition tests: known-answer files from tests/testdata, hex/base64,
+ * and a check for `ProtocolError` codes.
  */
 import assert from "node:assert/strict";
 import { findMethod, type MethodInfo } from "../../crypto/methods.ts";
@@ -9,7 +8,7 @@ import { ProtocolError, type ProtocolErrorCode } from "../../protocol/errors.ts"
 
 // deno-lint-ignore no-explicit-any
 export async function loadVectors(file: string): Promise<any> {
-  const url = new URL(`../../../shared/protocol/vectors/${file}`, import.meta.url);
+  const url = new URL(`../testdata/${file}`, import.meta.url);
   return JSON.parse(await Deno.readTextFile(url));
 }
 

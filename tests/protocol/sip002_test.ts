@@ -23,7 +23,7 @@ interface Vectors {
 
 const vectors: Vectors = JSON.parse(
   await Deno.readTextFile(
-    new URL("../../../shared/protocol/vectors/sip002_uris.json", import.meta.url),
+    new URL("../testdata/sip002_uris.json", import.meta.url),
   ),
 );
 
