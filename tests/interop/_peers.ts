@@ -19,14 +19,30 @@
  */
 
 /** Binaries the interop tests may need. */
-export type PeerName = "ss-server" | "ss-local" | "ss-tunnel" | "curl";
+export type PeerName =
+  | "ss-server"
+  | "ss-local"
+  | "ss-tunnel"
+  | "curl"
+  | "sslocal"
+  | "ssserver"
+  | "ssurl"
+  | "sing-box"
+  | "outline-ss-server"
+  | "go-shadowsocks2";
 
-/** The Debian package that provides each binary. */
-const PACKAGE_OF: Record<PeerName, string> = {
-  "ss-server": "shadowsocks-libev",
-  "ss-local": "shadowsocks-libev",
-  "ss-tunnel": "shadowsocks-libev",
-  "curl": "curl",
+/** How to install each binary. */
+const INSTALL_HINT: Record<PeerName, string> = {
+  "ss-server": "apt-get install -y shadowsocks-libev",
+  "ss-local": "apt-get install -y shadowsocks-libev",
+  "ss-tunnel": "apt-get install -y shadowsocks-libev",
+  "curl": "apt-get install -y curl",
+  "sslocal": "bash .ci/peers.sh (cargo install shadowsocks-rust)",
+  "ssserver": "bash .ci/peers.sh (cargo install shadowsocks-rust)",
+  "ssurl": "bash .ci/peers.sh (cargo install shadowsocks-rust)",
+  "sing-box": "bash .ci/peers.sh (go install of sing-box)",
+  "outline-ss-server": "bash .ci/peers.sh (go install of outline-ss-server)",
+  "go-shadowsocks2": "bash .ci/peers.sh (go install of go-shadowsocks2)",
 };
 
 /** Bytes of process output kept for failure messages (the most recent ones). */
@@ -40,12 +56,12 @@ const START_ATTEMPTS = 3;
 const STOP_GRACE_MS = 5000;
 
 /**
- * Looks `name` up in the directories of `searchPath` (default: the PATH environment variable)
- * and returns the first executable file found, or `undefined`.
+ * Looks `name` up in the directories of `searchPath` (default: PATH, then the folders of
+ * `.ci/peers.sh`) and returns the first executable file found, or `undefined`.
  */
 export function findPeer(
   name: string,
-  searchPath: string = Deno.env.get("PATH") ?? "",
+  searchPath: string = `${Deno.env.get("PATH") ?? ""}:${peersSearchPath()}`,
 ): string | undefined {
   for (const dir of searchPath.split(":")) {
     if (dir === "") continue;
@@ -69,11 +85,28 @@ export function isCi(): boolean {
   return Deno.env.get("CI") === "true";
 }
 
-/** The message for binaries that are missing, with the command that installs them. */
+/** The message for binaries that are missing, with the commands that install them. */
 export function missingPeersMessage(missing: readonly PeerName[]): string {
-  const packages = [...new Set(missing.map((name) => PACKAGE_OF[name]))].join(" ");
-  return `Missing ${missing.map((name) => `"${name}"`).join(", ")} on PATH: ` +
-    `install with \`apt-get install -y ${packages}\``;
+  const hints = [...new Set(missing.map((name) => INSTALL_HINT[name]))].join("; ");
+  return `Missing ${missing.map((name) => `"${name}"`).join(", ")} on PATH: install with ${hints}`;
+}
+
+/**
+ * Where `.ci/peers.sh` puts the peers it builds (one `NAME-VERSION/bin` folder each), searched
+ * after PATH so that `deno task test` finds them without a PATH change.
+ */
+export function peersSearchPath(): string {
+  const root = Deno.env.get("SSDENO_PEERS_DIR") ??
+    `${Deno.env.get("HOME") ?? "/root"}/.cache/ssdeno-peers`;
+  const dirs: string[] = [];
+  try {
+    for (const entry of Deno.readDirSync(root)) {
+      if (entry.isDirectory) dirs.push(`${root}/${entry.name}/bin`);
+    }
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+  return dirs.sort().reverse().join(":");
 }
 
 /** The paths of the peers a test asked for. */
@@ -189,7 +222,7 @@ export interface LibevOptions {
 
 /** Starts `ss-server -s 127.0.0.1 -p PORT -k PASSWORD -m METHOD` on a free port. */
 export function startSsServer(options: LibevOptions): Promise<PeerProcess> {
-  return startPeer("ss-server", options, (port) => ["-s", "127.0.0.1", "-p", String(port)]);
+  return startLibev("ss-server", options, (port) => ["-s", "127.0.0.1", "-p", String(port)]);
 }
 
 /** Starts `ss-local -s 127.0.0.1 -p SERVER_PORT -b 127.0.0.1 -l PORT ...` on a free port. */
@@ -197,7 +230,7 @@ export function startSsLocal(
   serverPort: number,
   options: LibevOptions & { server?: string },
 ): Promise<PeerProcess> {
-  return startPeer("ss-local", options, (port) => [
+  return startLibev("ss-local", options, (port) => [
     ...["-s", options.server ?? "127.0.0.1", "-p", String(serverPort)],
     ...["-b", "127.0.0.1", "-l", String(port)],
   ]);
@@ -211,34 +244,56 @@ export function startSsTunnel(
   serverPort: number,
   options: LibevOptions & { target: string; server?: string },
 ): Promise<PeerProcess> {
-  return startPeer("ss-tunnel", options, (port) => [
+  return startLibev("ss-tunnel", options, (port) => [
     ...["-s", options.server ?? "127.0.0.1", "-p", String(serverPort)],
     ...["-b", "127.0.0.1", "-l", String(port), "-L", options.target],
   ]);
 }
 
-/**
- * Starts a libev binary with `addressArgs(port)` plus the shared flags on a free port, and waits
- * until the port accepts TCP. A process that exits early (the port was taken meanwhile) is
- * retried on a new port, up to 3 times; then the error carries its output.
- */
-async function startPeer(
+/** Starts a libev binary with `addressArgs(port)` plus the flags every libev binary takes. */
+function startLibev(
   name: PeerName,
   options: LibevOptions,
   addressArgs: (port: number) => string[],
 ): Promise<PeerProcess> {
-  const binary = options.binary ?? findPeer(name);
-  if (binary === undefined) throw new Error(missingPeersMessage([name]));
-  let lastError: unknown;
-  for (let attempt = 0; attempt < START_ATTEMPTS; attempt++) {
-    const port = freePort();
-    const args = [
+  return startPeer(name, {
+    ...(options.binary === undefined ? {} : { binary: options.binary }),
+    args: (port) => [
       ...addressArgs(port),
       ...["-k", options.password, "-m", options.method, "-t", String(options.timeout ?? 60)],
       ...(options.udp ? ["-u"] : []),
       ...(options.verbose ? ["-v"] : []),
-    ];
-    const peer = spawnPeer(binary, args, port);
+    ],
+  });
+}
+
+/** How to start one peer process; see `startPeer`. */
+export interface PeerLaunch {
+  /**
+   * The arguments for a process that listens on 127.0.0.1:`port`. `dir` is a new temporary
+   * folder for config files, removed when the process stops.
+   */
+  args(port: number, dir: string): string[] | Promise<string[]>;
+  /** Binary path; default: looked up with `findPeer`. */
+  binary?: string;
+  /** Extra environment variables. */
+  env?: Record<string, string>;
+}
+
+/**
+ * Starts a peer on a free port and waits until the port accepts TCP. A process that exits early
+ * (the port was taken meanwhile) is retried on a new port, up to 3 times; then the error
+ * carries its output.
+ */
+export async function startPeer(name: PeerName, launch: PeerLaunch): Promise<PeerProcess> {
+  const binary = launch.binary ?? findPeer(name);
+  if (binary === undefined) throw new Error(missingPeersMessage([name]));
+  let lastError: unknown;
+  for (let attempt = 0; attempt < START_ATTEMPTS; attempt++) {
+    const port = freePort();
+    const dir = await Deno.makeTempDir({ prefix: `ssdeno-${name}-` });
+    const args = await launch.args(port, dir);
+    const peer = spawnPeer(binary, args, port, dir, launch.env);
     try {
       await waitForTcpPort(port, { exited: peer.exited });
       return peer;
@@ -259,9 +314,12 @@ function spawnPeer(
   binary: string,
   args: string[],
   port: number,
+  dir: string,
+  env: Record<string, string> = {},
 ): PeerProcess & { exited: Promise<Deno.CommandStatus> } {
   const child = new Deno.Command(binary, {
     args,
+    env,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
@@ -290,6 +348,7 @@ function spawnPeer(
       const status = await exited;
       clearTimeout(killTimer);
       await collecting;
+      await Deno.remove(dir, { recursive: true });
       return status;
     })();
   return {
@@ -314,7 +373,7 @@ function sendKill(child: Deno.ChildProcess): void {
   }
 }
 
-/** The argument list with the password after `-k` hidden. */
+/** The argument list with the password after `-k` or `--password` hidden. */
 function redact(args: readonly string[]): string[] {
-  return args.map((arg, i) => (i > 0 && args[i - 1] === "-k" ? "***" : arg));
+  return args.map((arg, i) => (i > 0 && ["-k", "--password"].includes(args[i - 1]!) ? "***" : arg));
 }

@@ -19,18 +19,17 @@ import { startLocal } from "../../local.ts";
 import { startServer } from "../../server.ts";
 import { startTunnel } from "../../tunnel.ts";
 import { waitUntil } from "../_fixtures.ts";
-import { datagramBytes, loopback, SocksUdpClient, UdpEcho, UdpPeer } from "../e2e/_udp_harness.ts";
+import { UdpEcho } from "../e2e/_udp_harness.ts";
 import {
   localConfig as harnessLocalConfig,
   serverConfig as harnessServerConfig,
 } from "../e2e/_harness.ts";
+import { checkSocksUdp, checkTunnel } from "./_checks.ts";
 import { peerTest, startSsLocal, startSsServer, startSsTunnel } from "./_peers.ts";
 
 const METHODS = ["aes-128-gcm", "aes-256-gcm", "chacha20-ietf-poly1305"] as const;
 const PASSWORD = "udp-interop-password";
 const SIZES = [1, 64, 512, 1400, 2000];
-/** Tries per datagram: UDP on loopback does not lose packets, but a peer may start slowly. */
-const ATTEMPTS = 3;
 
 /** The e2e harness's configs with UDP on, this file's password and a smaller NAT table. */
 const OVERRIDES = {
@@ -47,69 +46,6 @@ function localConfig(method: string, serverPort: number): LocalConfig {
   return harnessLocalConfig(method, serverPort, OVERRIDES);
 }
 
-/** Sends `payload` and returns the first reply, retrying a lost datagram a few times. */
-async function exchange(
-  send: () => Promise<void>,
-  receive: (timeoutMs: number) => Promise<Uint8Array>,
-): Promise<Uint8Array> {
-  let lastError: unknown;
-  for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
-    await send();
-    try {
-      return await receive(2000);
-    } catch (error) {
-      lastError = error;
-    }
-  }
-  throw lastError;
-}
-
-function assertBytes(actual: Uint8Array, expected: Uint8Array, what: string): void {
-  assert.equal(actual.length, expected.length, `${what}: length`);
-  const at = actual.findIndex((byte, i) => byte !== expected[i]);
-  assert.equal(at, -1, `${what}: first differing byte at ${at}`);
-}
-
-/** Plain datagrams to a tunnel on `port`, each echoed back unchanged. */
-async function checkTunnel(port: number, what: string): Promise<void> {
-  const peer = new UdpPeer();
-  try {
-    for (const [index, size] of SIZES.entries()) {
-      const payload = datagramBytes(size, index);
-      const reply = await exchange(
-        () => peer.send(payload, port),
-        async (timeoutMs) => (await peer.next(timeoutMs)).data,
-      );
-      assertBytes(reply, payload, `${what}, ${size} bytes`);
-    }
-  } finally {
-    await peer.close();
-  }
-}
-
-/** SOCKS5 UDP datagrams through the proxy on `port` to `echoPort`, each echoed back. */
-async function checkSocks(port: number, echoPort: number, what: string): Promise<void> {
-  const client = await SocksUdpClient.open(port);
-  try {
-    for (const [index, size] of SIZES.entries()) {
-      const payload = datagramBytes(size, 100 + index);
-      let from;
-      const reply = await exchange(
-        () => client.send(loopback(echoPort), payload),
-        async (timeoutMs) => {
-          const next = await client.next(timeoutMs);
-          from = next.address;
-          return next.payload;
-        },
-      );
-      assert.deepEqual(from, loopback(echoPort));
-      assertBytes(reply, payload, `${what}, ${size} bytes`);
-    }
-  } finally {
-    await client.close();
-  }
-}
-
 for (const method of METHODS) {
   peerTest({
     name: `libev ss-tunnel -u and ss-local -u carry UDP through ssdeno server with ${method}`,
@@ -124,11 +60,16 @@ for (const method of METHODS) {
             ...options,
             target: `127.0.0.1:${echo.port}`,
           });
-          await checkTunnel(tunnel.port, `ss-tunnel → ssdeno (${tunnel.output()})`);
+          await checkTunnel(tunnel.port, SIZES, `ss-tunnel → ssdeno (${tunnel.output()})`);
         }
         {
           await using local = await startSsLocal(server.addr.port, options);
-          await checkSocks(local.port, echo.port, `ss-local → ssdeno (${local.output()})`);
+          await checkSocksUdp(
+            local.port,
+            echo.port,
+            SIZES,
+            `ss-local → ssdeno (${local.output()})`,
+          );
         }
         const stats = server.udpStats!;
         assert.equal(stats.statuses.ERR_CIPHER, 0);
@@ -157,8 +98,13 @@ for (const method of METHODS) {
       };
       const tunnel = await startTunnel(tunnelConfig, { graceMs: 0 });
       try {
-        await checkSocks(local.addr.port, echo.port, `ssdeno local → ss-server (${peer.output()})`);
-        await checkTunnel(tunnel.addr.port, `ssdeno tunnel → ss-server (${peer.output()})`);
+        await checkSocksUdp(
+          local.addr.port,
+          echo.port,
+          SIZES,
+          `ssdeno local → ss-server (${peer.output()})`,
+        );
+        await checkTunnel(tunnel.addr.port, SIZES, `ssdeno tunnel → ss-server (${peer.output()})`);
         assert.equal(local.udpStats?.repliesDropped, 0);
         assert.equal(tunnel.udpStats?.repliesDropped, 0);
       } finally {
