@@ -1,0 +1,57 @@
+/**
+ * The Go peers on free loopback ports: sing-box (the core inside most phone and desktop clients)
+ * as a client (`mixed` inbound → `shadowsocks` outbound) or a server (`shadowsocks` inbound →
+ * `direct` outbound), and outline-ss-server with its multi-key YAML config.
+ * @module
+ */
+import { type PeerProcess, startPeer } from "./_peers.ts";
+
+/** One user of a multi-user 2022 inbound, as sing-box and rust name the fields. */
+export interface PeerUser {
+  name: string;
+  password: string;
+}
+
+/** `sing-box run -c config.json` with one inbound and one outbound. */
+function startSingBox(inbound: object, outbound: object): Promise<PeerProcess> {
+  return startPeer("sing-box", {
+    async args(port, dir) {
+      const config = {
+        log: { level: "warn" },
+        inbounds: [{ ...inbound, listen: "127.0.0.1", listen_port: port }],
+        outbounds: [outbound],
+      };
+      const path = `${dir}/sing-box.json`;
+      await Deno.writeTextFile(path, JSON.stringify(config));
+      return ["run", "--disable-color", "-c", path];
+    },
+  });
+}
+
+/** sing-box as a client: SOCKS5/HTTP (`mixed`) on a free port, through the server at `serverPort`. */
+export function startSingBoxClient(
+  serverPort: number,
+  options: { method: string; password: string },
+): Promise<PeerProcess> {
+  return startSingBox({ type: "mixed", tag: "in" }, {
+    type: "shadowsocks",
+    tag: "ss",
+    server: "127.0.0.1",
+    server_port: serverPort,
+    method: options.method,
+    password: options.password,
+  });
+}
+
+/** sing-box as a server on a free port, TCP and UDP; with `users`, `password` is the iPSK. */
+export function startSingBoxServer(
+  options: { method: string; password: string; users?: readonly PeerUser[] },
+): Promise<PeerProcess> {
+  return startSingBox({
+    type: "shadowsocks",
+    tag: "in",
+    method: options.method,
+    password: options.password,
+    ...(options.users ? { users: options.users } : {}),
+  }, { type: "direct", tag: "direct" });
+}
