@@ -66,7 +66,7 @@ export interface HttpFixture extends AsyncDisposable {
 }
 
 /**
- * Starts an HTTP server on 127.0.0.1:0 with two routes:
+ * Starts an HTTP server (default on 127.0.0.1, a free port) with two routes:
  *
  * - `GET /blob?size=N` → `deterministicBytes(N)` (0 ≤ N ≤ `MAX_BLOB_SIZE`), as
  *   `application/octet-stream` with a `Content-Length`.
@@ -74,10 +74,10 @@ export interface HttpFixture extends AsyncDisposable {
  *
  * Anything else is a 404; a bad size is a 400.
  */
-export function startHttpFixture(): HttpFixture {
+export function startHttpFixture(hostname = "127.0.0.1", port = 0): HttpFixture {
   const requests = new Map<string, number>();
   const server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    { hostname, port, onListen: () => {} },
     async (request) => {
       const url = new URL(request.url);
       requests.set(url.pathname, (requests.get(url.pathname) ?? 0) + 1);

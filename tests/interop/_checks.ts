@@ -6,6 +6,7 @@
  * @module
  */
 import assert from "node:assert/strict";
+import type { Address } from "../../protocol/address.ts";
 import type { SessionStatus } from "../../protocol/errors.ts";
 import type { RunningService } from "../../relay/service.ts";
 import {
@@ -48,18 +49,29 @@ export async function assertAllOk(service: RunningService, expected: number, rol
   assert.deepEqual(nonZeroStatuses(service), { OK: expected }, `${role} session statuses`);
 }
 
+/** Where `checkTransfers` sends its requests: an `HttpFixture`, here or on the test host. */
+export interface TransferTarget {
+  /** `http://HOST:PORT` + `path`, with `host` in place of the address when given. */
+  url(path: string, host?: string): string;
+  /** Requests the target answered, by path; absent when the target cannot tell. */
+  readonly requests?: Map<string, number>;
+  /** A host name that resolves to the target here and at the server, if there is one. */
+  readonly name?: string;
+}
+
 /**
- * Through the SOCKS5 proxy on `socksPort`: a download by IP with SHA-256 check, a 1 MiB echo,
- * and a download addressed as `localhost`. `peerOutput` is added to failure messages.
+ * Through the SOCKS5 proxy on `socksPort`: a download by IP with SHA-256 check, a 1 MiB echo
+ * with SHA-256 check, and (when the target has a name) a download addressed by name.
+ * `peerOutput` is added to failure messages. Returns the number of sessions it opened.
  */
 export async function checkTransfers(
   socksPort: number,
-  http: HttpFixture,
+  target: TransferTarget,
   peerOutput: () => string,
-) {
+): Promise<number> {
   const context = (what: string, stderr: string) => `${what}\n${stderr.trim()}\n${peerOutput()}`;
 
-  const download = await curlViaSocks(socksPort, http.url(`/blob?size=${DOWNLOAD_SIZE}`));
+  const download = await curlViaSocks(socksPort, target.url(`/blob?size=${DOWNLOAD_SIZE}`));
   assert.equal(download.code, 0, context("Download failed", download.stderr));
   assert.equal(download.stdout.length, DOWNLOAD_SIZE, "downloaded length");
   assert.equal(
@@ -69,17 +81,29 @@ export async function checkTransfers(
   );
 
   const upload = randomBytes(UPLOAD_SIZE);
-  const echo = await curlViaSocks(socksPort, http.url("/echo"), { body: upload });
+  const echo = await curlViaSocks(socksPort, target.url("/echo"), { body: upload });
   assert.equal(echo.code, 0, context("Echo failed", echo.stderr));
   assert.equal(echo.stdout.length, UPLOAD_SIZE, "echoed length");
   assert.equal(await sha256Hex(echo.stdout), await sha256Hex(upload), "SHA-256 of the echo");
+  if (target.name === undefined) return 2;
 
-  const byName = await curlViaSocks(socksPort, http.url(`/blob?size=${BY_NAME_SIZE}`, "localhost"));
+  const byName = await curlViaSocks(
+    socksPort,
+    target.url(`/blob?size=${BY_NAME_SIZE}`, target.name),
+  );
   assert.equal(byName.code, 0, context("Download by host name failed", byName.stderr));
   assert.deepEqual(byName.stdout, deterministicBytes(BY_NAME_SIZE), "body fetched by host name");
 
-  assert.equal(http.requests.get("/blob"), 2, "requests the HTTP fixture saw on /blob");
-  assert.equal(http.requests.get("/echo"), 1, "requests the HTTP fixture saw on /echo");
+  if (target.requests) {
+    assert.equal(target.requests.get("/blob"), 2, "requests the HTTP fixture saw on /blob");
+    assert.equal(target.requests.get("/echo"), 1, "requests the HTTP fixture saw on /echo");
+  }
+  return SESSIONS_PER_CHECK;
+}
+
+/** The local HTTP fixture as a transfer target, reachable as `localhost` too. */
+export function localTarget(http: HttpFixture): TransferTarget {
+  return { url: http.url, requests: http.requests, name: "localhost" };
 }
 
 /** Sends a datagram and returns the first reply, retrying a lost one a few times. */
@@ -122,27 +146,28 @@ export async function checkTunnel(port: number, sizes: readonly number[], what: 
   }
 }
 
-/** SOCKS5 UDP datagrams of each size through the proxy on `port` to `echoPort`, echoed back. */
+/** SOCKS5 UDP datagrams of each size through the proxy on `port` to `echo`, echoed back. */
 export async function checkSocksUdp(
   port: number,
-  echoPort: number,
+  echo: number | Address,
   sizes: readonly number[],
   what: string,
 ) {
+  const target = typeof echo === "number" ? loopback(echo) : echo;
   const client = await SocksUdpClient.open(port);
   try {
     for (const [index, size] of sizes.entries()) {
       const payload = datagramBytes(size, 100 + index);
       let from;
       const reply = await exchange(
-        () => client.send(loopback(echoPort), payload),
+        () => client.send(target, payload),
         async (timeoutMs) => {
           const next = await client.next(timeoutMs);
           from = next.address;
           return next.payload;
         },
       );
-      assert.deepEqual(from, loopback(echoPort), `${what}: reply source`);
+      assert.deepEqual(from, target, `${what}: reply source`);
       assertBytes(reply, payload, `${what}, ${size} bytes`);
     }
   } finally {

@@ -55,3 +55,27 @@ export function startSingBoxServer(
     ...(options.users ? { users: options.users } : {}),
   }, { type: "direct", tag: "direct" });
 }
+
+/** One access key of an outline-ss-server port. */
+export interface OutlineKey {
+  id: string;
+  cipher: string;
+  secret: string;
+}
+
+/**
+ * `outline-ss-server -config keys.yml` on a free port, TCP and UDP, with every key on that port
+ * (Outline finds a client's key by trial decryption). Outline dials only public addresses, so
+ * its targets are on the test host (`../_target_host.ts`).
+ */
+export function startOutlineServer(keys: readonly OutlineKey[]): Promise<PeerProcess> {
+  return startPeer("outline-ss-server", {
+    async args(port, dir) {
+      // JSON is YAML: the file is Outline's documented `keys` format.
+      const config = { keys: keys.map((key) => ({ ...key, port })) };
+      const path = `${dir}/outline.yml`;
+      await Deno.writeTextFile(path, JSON.stringify(config));
+      return ["-config", path, "-replay_history", "10000"];
+    },
+  });
+}

@@ -23,6 +23,7 @@ import {
   checkSocksUdp,
   checkTransfers,
   endedSessions,
+  localTarget,
   nonZeroStatuses,
   SESSIONS_PER_CHECK,
 } from "./_checks.ts";
@@ -63,7 +64,7 @@ export async function peerLocalToSsdeno(
   });
   try {
     await using local = await startPeerLocal(service.addr.port);
-    await checkTransfers(local.port, http, local.output);
+    await checkTransfers(local.port, localTarget(http), local.output);
     await assertAllOk(service, SESSIONS_PER_CHECK, "ssdeno server");
     if (udpSizes.length > 0) {
       await checkSocksUdp(local.port, echo.port, udpSizes, `${local.binary} → ssdeno ${method}`);
@@ -91,7 +92,7 @@ export async function ssdenoToPeerServer(
     graceMs: 0,
   });
   try {
-    await checkTransfers(service.addr.port, http, peer.output);
+    await checkTransfers(service.addr.port, localTarget(http), peer.output);
     await assertAllOk(service, SESSIONS_PER_CHECK, "ssdeno local");
     if (udpSizes.length > 0) {
       const what = `ssdeno → ${peer.binary} ${method}`;

@@ -23,6 +23,7 @@ import {
   assertAllOk,
   checkTransfers,
   endedSessions,
+  localTarget,
   nonZeroStatuses,
   SESSIONS_PER_CHECK,
 } from "./_checks.ts";
@@ -52,7 +53,7 @@ peerTest({
             method,
             password: PASSWORD,
           });
-          await checkTransfers(local.port, http, local.output);
+          await checkTransfers(local.port, localTarget(http), local.output);
           await assertAllOk(server, SESSIONS_PER_CHECK, "ssdeno server");
         } finally {
           await server.close();
@@ -72,7 +73,7 @@ peerTest({
         await using server = await startSsServer({ method, password: PASSWORD });
         const local = await startLocal(localConfig(method, server.port));
         try {
-          await checkTransfers(local.addr.port, http, server.output);
+          await checkTransfers(local.addr.port, localTarget(http), server.output);
           await assertAllOk(local, SESSIONS_PER_CHECK, "ssdeno local");
         } finally {
           await local.close();
