@@ -79,3 +79,39 @@ export function startOutlineServer(keys: readonly OutlineKey[]): Promise<PeerPro
     },
   });
 }
+
+/** go-shadowsocks2's names of the AEAD-2017 methods (it has no others). */
+const GO_SS2_CIPHER: Record<string, string> = {
+  "aes-128-gcm": "AEAD_AES_128_GCM",
+  "aes-256-gcm": "AEAD_AES_256_GCM",
+  "chacha20-ietf-poly1305": "AEAD_CHACHA20_POLY1305",
+};
+
+function goSs2Flags(method: string, password: string): string[] {
+  const cipher = GO_SS2_CIPHER[method];
+  if (!cipher) throw new Error(`go-shadowsocks2 has no ${method}`);
+  return ["-cipher", cipher, "-password", password];
+}
+
+/** go-shadowsocks2 as a server (TCP and UDP) on a free port. */
+export function startGoSs2Server(options: { method: string; password: string }) {
+  return startPeer("go-shadowsocks2", {
+    args: (port) => [
+      ...["-s", `127.0.0.1:${port}`, "-udp"],
+      ...goSs2Flags(options.method, options.password),
+    ],
+  });
+}
+
+/** go-shadowsocks2 as a client: SOCKS5 (with UDP) on a free port, through `serverPort`. */
+export function startGoSs2Client(
+  serverPort: number,
+  options: { method: string; password: string },
+) {
+  return startPeer("go-shadowsocks2", {
+    args: (port) => [
+      ...["-c", `127.0.0.1:${serverPort}`, "-socks", `127.0.0.1:${port}`, "-u"],
+      ...goSs2Flags(options.method, options.password),
+    ],
+  });
+}
