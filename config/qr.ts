@@ -4,7 +4,7 @@
  * @module
  */
 
-import QRCode from "qrcode";
+import QRCode from "npm:qrcode@1.5.4";
 
 /** The one call we use from the untyped package. */
 interface QrToString {

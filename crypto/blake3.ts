@@ -1,13 +1,13 @@
 /**
  * BLAKE3 `hash` and `derive_key` for the 2022 edition (SIP022/SIP023). Neither Deno's WebCrypto
  * nor its `node:crypto` has BLAKE3, so this is the one module that imports `@noble/hashes`
- * (pinned in deno.json); nothing else in ssdeno imports an npm package for BLAKE3.
+ * (pinned here with a full `npm:` specifier, so the library imports from any project, and locked in deno.lock); nothing else in ssdeno imports an npm package for BLAKE3.
  *
  * Both functions return a prefix of the BLAKE3 extendable output, so a 16-byte derived key is
  * the first half of the 32-byte one (what ss-crypto does for AES-128 subkeys).
  * @module
  */
-import { blake3 } from "@noble/hashes/blake3.js";
+import { blake3 } from "npm:@noble/hashes@2.4.0/blake3.js";
 
 /** BLAKE3's default output length in bytes. */
 export const BLAKE3_OUT_LEN = 32;
