@@ -3,11 +3,10 @@
  * Shadowsocks server, over TCP, UDP or both by `mode` (UDP on the same port number). The usual
  * way to carry DNS: `ssdeno tunnel -u -l 5353 -L 1.1.1.1:53 ...`.
  *
- * Stages of one TCP session:
- *   1. accept; connect to the Shadowsocks server (handshake deadline)
- *   2. first write to the server: salt + request header (the fixed target) + the app's first
- *      bytes, in one write (2022: random padding instead when the app is silent for 20 ms)
- *   3. relay: uplink = app → server (encrypting), downlink = server → app (decrypting)
+ * A TCP session runs the session line (service/session.ts) with the tunnel inbound (the fixed
+ * target; inbound/tunnel.ts) and the Shadowsocks outbound: the first write to the server carries
+ * salt, request header and the app's first bytes (2022: random padding instead when the app is
+ * silent for 20 ms); then uplink = app → server, downlink = server → app.
  *
  * UDP: each app address gets its own association (relay/datagram_service.ts) and its own client
  * session (2022: its own session ID); its datagrams are sealed with the fixed target address
@@ -15,37 +14,28 @@
  * @module
  */
 import type { TunnelConfig } from "./config/types.ts";
+import { TunnelInbound } from "./inbound/tunnel.ts";
 import { logServerSkew } from "./local.ts";
-import { type Address, addressFromHost, formatAddress } from "./protocol/address.ts";
-import { errorMessage, type SessionStatus } from "./protocol/errors.ts";
-import type { ClientFramings } from "./protocol/session_framings.ts";
-import { BufferedConn } from "./relay/buffered_conn.ts";
+import { ShadowsocksOutbound } from "./outbound/shadowsocks.ts";
+import { addressFromHost, formatAddress } from "./protocol/address.ts";
 import { serveDatagrams } from "./relay/datagram_service.ts";
-import { type Logger, silentLogger } from "./relay/log.ts";
+import { silentLogger } from "./relay/log.ts";
 import { listenTcp } from "./relay/listen.ts";
 import {
-  type ByteCounter,
   combineServices,
   type RunningService,
   serveConnections,
   type ServiceOptions,
   type UdpService,
 } from "./relay/service.ts";
-import { ShadowsocksStream } from "./relay/shadowsocks_stream.ts";
 import { tunnelUdpCodec } from "./relay/shadowsocks_udp.ts";
 import { UdpSocket } from "./relay/udp_socket.ts";
-import { clientKeys, connectUpstream, relayUpstream } from "./relay/upstream.ts";
-import { Deadline } from "./relay/deadline.ts";
+import { clientKeys } from "./relay/upstream.ts";
+import { fixedRouter } from "./route/router.ts";
+import { loggingObserver } from "./service/observer.ts";
+import { runSession, type SessionSetup } from "./service/session.ts";
 
 export type { RunningService, ServiceOptions };
-
-interface TunnelContext {
-  config: TunnelConfig;
-  /** The server's keys: one framing per session, always asking for `target`. */
-  framings: ClientFramings;
-  target: Address;
-  logger: Logger;
-}
 
 /**
  * Starts the tunnel on `config.localAddress:config.localPort`, forwarding to
@@ -60,13 +50,24 @@ export async function startTunnel(
   const { method, framings, udpCipher } = clientKeys(config);
   const logger = options.logger ?? silentLogger;
   const target = addressFromHost(config.tunnelHost, config.tunnelPort);
-  const context: TunnelContext = { config, framings, target, logger };
   let tcp: RunningService | undefined;
   if (config.mode !== "udp_only") {
     const listener = listenTcp(config.localAddress, config.localPort);
+    const outbound = new ShadowsocksOutbound(
+      { host: config.server, port: config.serverPort, framings, noDelay: config.noDelay },
+      (skew) => logServerSkew(logger, "tunnel", skew),
+    );
+    const setup: SessionSetup = {
+      inbound: new TunnelInbound(target),
+      router: fixedRouter(outbound),
+      observer: loggingObserver("tunnel", logger),
+      handshakeMs: config.handshakeTimeout * 1000,
+      idleMs: config.timeout * 1000,
+      noDelay: config.noDelay,
+    };
     tcp = serveConnections(
       listener,
-      (conn, signal, countBytes) => serveTunnelSession(conn, context, signal, countBytes),
+      (conn, signal, countBytes) => runSession(conn, setup, signal, countBytes),
       { ...options, logger, name: "tunnel" },
     );
   }
@@ -100,47 +101,4 @@ export async function startTunnel(
     }, server ${formatAddress(addressFromHost(config.server, config.serverPort))} (${method.name})`,
   );
   return service;
-}
-
-async function serveTunnelSession(
-  conn: Deno.TcpConn,
-  context: TunnelContext,
-  signal: AbortSignal,
-  countBytes: ByteCounter,
-): Promise<SessionStatus> {
-  const { config, logger } = context;
-  const started = Date.now();
-  const finish = (status: SessionStatus, detail: string) => {
-    const line = `tunnel ${conn.remoteAddr.hostname}:${conn.remoteAddr.port} ${status} ${detail} (${
-      Date.now() - started
-    } ms)`;
-    if (status === "ERR_CONNECT") logger.info(line);
-    else logger.debug(line);
-    return status;
-  };
-
-  let serverConn: Deno.TcpConn;
-  const deadline = new Deadline(config.handshakeTimeout * 1000, () => {});
-  try {
-    serverConn = await connectUpstream(config, deadline.linkedSignal(signal));
-  } catch (error) {
-    return finish("ERR_CONNECT", `cannot reach server: ${errorMessage(error)}`);
-  } finally {
-    deadline.clear();
-  }
-  conn.setNoDelay(config.noDelay);
-
-  const client = new BufferedConn(conn);
-  const stream = new ShadowsocksStream(
-    serverConn,
-    context.framings.session(context.target, {
-      onServerSkew: (skew) => logServerSkew(logger, "tunnel", skew),
-    }),
-  );
-  const { status, detail } = await relayUpstream(client, stream, {
-    idleTimeoutMs: config.timeout * 1000,
-    signal,
-    countBytes,
-  });
-  return finish(status, detail ?? formatAddress(context.target));
 }

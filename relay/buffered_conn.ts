@@ -18,6 +18,8 @@ export class BufferedConn implements Duplex {
   #start = 0;
   #end = 0;
   #pending: Promise<number | null> | undefined;
+  /** The application closed its side while `waitForFirstBytes` waited. */
+  #eof = false;
 
   constructor(conn: Duplex) {
     this.#conn = conn;
@@ -76,7 +78,38 @@ export class BufferedConn implements Duplex {
     return bytes;
   }
 
+  /**
+   * Waits up to `waitMs` for the application's first bytes without taking them: "data" when
+   * some are buffered, "eof" when the application closed without a byte, "timeout" otherwise
+   * (the read goes on and is kept for `read`). Lets an inbound skip dialling for a client that
+   * is already gone, as scanners and a backlog of abandoned connections are.
+   */
+  async waitForFirstBytes(waitMs: number): Promise<"data" | "eof" | "timeout"> {
+    if (this.#start < this.#end) return "data";
+    if (this.#eof) return "eof";
+    if (!this.#pending) {
+      if (this.#buffer.length === 0) this.#buffer = new Uint8Array(FIRST_READ_SIZE);
+      this.#start = this.#end = 0;
+      this.#pending = this.#conn.read(this.#buffer);
+    }
+    const pending = this.#pending;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<"timeout">((resolve) => {
+      timer = setTimeout(() => resolve("timeout"), waitMs);
+    });
+    const first = await Promise.race([pending.then(() => "read" as const), timeout]);
+    clearTimeout(timer);
+    if (first === "timeout") return "timeout";
+    const n = await this.#settlePending();
+    if (n === null) {
+      this.#eof = true;
+      return "eof";
+    }
+    return "data";
+  }
+
   async read(p: Uint8Array): Promise<number | null> {
+    if (this.#eof && this.#start === this.#end) return null;
     if (this.#pending) {
       const n = await this.#settlePending();
       if (n === null) return null;

@@ -3,7 +3,9 @@
  * its status, and on shutdown stop accepting, give live sessions a grace period, then close them.
  * @module
  */
-import type { SessionStatus } from "../protocol/errors.ts";
+import { createStatusCounts, type SessionStatus } from "../protocol/errors.ts";
+
+export { createStatusCounts };
 import { describeFileLimit, readFileLimit } from "./file_limit.ts";
 import { closeQuietly } from "./io.ts";
 import type { Logger } from "./log.ts";
@@ -39,21 +41,6 @@ export function createUserStats(names: readonly string[]): Record<string, UserSt
   const users: Record<string, UserStats> = Object.create(null);
   for (const name of names) users[name] = { sessions: 0, bytesUplink: 0, bytesDownlink: 0 };
   return users;
-}
-
-/** A zero counter for every status. */
-export function createStatusCounts(): Record<SessionStatus, number> {
-  return {
-    OK: 0,
-    ERR_CIPHER: 0,
-    ERR_REPLAY: 0,
-    ERR_READ_ADDRESS: 0,
-    ERR_TARGET_FORBIDDEN: 0,
-    ERR_CONNECT: 0,
-    ERR_RELAY_CLIENT: 0,
-    ERR_RELAY_TARGET: 0,
-    ERR_TIMEOUT: 0,
-  };
 }
 
 export function createStats(

@@ -4,9 +4,8 @@
  * otherwise the reason it was dropped. Read by tests and by the stats log.
  * @module
  */
-import type { SessionStatus } from "../protocol/errors.ts";
+import { createStatusCounts, type SessionStatus } from "../protocol/errors.ts";
 import { createLoopErrorCounts, type LoopErrorCounts } from "./loop_errors.ts";
-import { createStatusCounts } from "./service.ts";
 
 export interface UdpStats {
   /**

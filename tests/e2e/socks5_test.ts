@@ -37,7 +37,7 @@ async function exchange(port: number, bytes: Uint8Array): Promise<Uint8Array> {
 Deno.test("local answers 0xFF when no acceptable method is offered, then closes", async () => {
   await withLocal(async (port, chain) => {
     assertEquals(Array.from(await exchange(port, Uint8Array.of(5, 1, 2))), [5, 0xff]);
-    await waitFor(() => chain.local.stats.statuses.ERR_READ_ADDRESS === 1);
+    await waitFor(() => chain.local.stats.statuses.ERR_CLIENT_PROTOCOL === 1);
   });
 });
 

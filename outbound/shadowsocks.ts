@@ -1,0 +1,112 @@
+/**
+ * The Shadowsocks outbound: dial one server, and send the session's first flight (salt, request
+ * header and the application's first bytes) in one write. The connection is made before the
+ * application is answered, but the first flight waits for the application's first bytes, up to
+ * `FIRST_PAYLOAD_WAIT_MS` after the relay starts: client-first protocols (HTTP, TLS) send within
+ * that, server-first ones (SMTP, SSH banners) pay it once per connection.
+ * @module
+ */
+import { type Address, addressFromHost, formatAddress } from "../protocol/address.ts";
+import type { ClientFramings } from "../protocol/session_framings.ts";
+import { closeQuietly, type Duplex } from "../relay/io.ts";
+import { ShadowsocksStream } from "../relay/shadowsocks_stream.ts";
+import { FIRST_PAYLOAD_WAIT_MS } from "../relay/upstream.ts";
+import type { Outbound, OutboundConnection } from "./outbound.ts";
+
+/** Where a Shadowsocks server is and the keys to talk to it. */
+export interface ShadowsocksServer {
+  readonly host: string;
+  readonly port: number;
+  readonly framings: ClientFramings;
+  readonly noDelay: boolean;
+}
+
+export class ShadowsocksOutbound implements Outbound {
+  readonly name: string;
+  readonly server: ShadowsocksServer;
+  readonly #onServerSkew: (skew: number) => void;
+
+  constructor(server: ShadowsocksServer, onServerSkew: (skew: number) => void = () => {}) {
+    this.server = server;
+    this.name = formatAddress(addressFromHost(server.host, server.port));
+    this.#onServerSkew = onServerSkew;
+  }
+
+  async connect(target: Address, options: { signal: AbortSignal }): Promise<OutboundConnection> {
+    const { host, port, noDelay, framings } = this.server;
+    const conn = await Deno.connect({ hostname: host, port, signal: options.signal });
+    conn.setNoDelay(noDelay);
+    const framing = framings.session(target, { onServerSkew: this.#onServerSkew });
+    return {
+      stream: new FirstFlightStream(new ShadowsocksStream(conn, framing)),
+      bound: conn.localAddr,
+    };
+  }
+}
+
+/**
+ * A Shadowsocks client stream whose first flight goes out with the first write, or empty
+ * `FIRST_PAYLOAD_WAIT_MS` after the first read when nothing was written by then. Reads wait for
+ * the first flight: a response can only be opened once the request is sealed (2022 checks the
+ * request salt in it).
+ */
+export class FirstFlightStream implements Duplex {
+  readonly #stream: ShadowsocksStream;
+  #started: Promise<void> | undefined;
+  readonly #sent = Promise.withResolvers<void>();
+  #timer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(stream: ShadowsocksStream) {
+    this.#stream = stream;
+  }
+
+  #start(payload: Uint8Array): Promise<void> {
+    clearTimeout(this.#timer);
+    if (!this.#started) {
+      this.#started = this.#stream.start(payload);
+      this.#started.then(() => this.#sent.resolve(), (error) => this.#sent.reject(error));
+    }
+    return this.#started;
+  }
+
+  /** Arms the empty first flight, then waits until some first flight is out. */
+  #whenSent(): Promise<void> {
+    if (!this.#started && this.#timer === undefined) {
+      this.#timer = setTimeout(() => {
+        this.#start(new Uint8Array(0)).catch(() => closeQuietly(this.#stream));
+      }, FIRST_PAYLOAD_WAIT_MS);
+    }
+    return this.#sent.promise;
+  }
+
+  async write(p: Uint8Array): Promise<number> {
+    if (!this.#started) {
+      await this.#start(p);
+      return p.length;
+    }
+    await this.#started;
+    return await this.#stream.write(p);
+  }
+
+  async read(p: Uint8Array): Promise<number | null> {
+    await this.#whenSent();
+    return await this.#stream.read(p);
+  }
+
+  async readView(): Promise<Uint8Array | null> {
+    await this.#whenSent();
+    return await this.#stream.readView();
+  }
+
+  async closeWrite(): Promise<void> {
+    await this.#start(new Uint8Array(0));
+    await this.#stream.closeWrite();
+  }
+
+  close(): void {
+    clearTimeout(this.#timer);
+    this.#sent.reject(new Deno.errors.BadResource("closed before the first flight"));
+    this.#sent.promise.catch(() => {});
+    this.#stream.close();
+  }
+}
