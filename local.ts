@@ -9,11 +9,19 @@
  * @module
  */
 import type { LocalConfig } from "./config/types.ts";
+import { HttpInbound } from "./inbound/http.ts";
+import { MixedInbound } from "./inbound/mixed.ts";
+import { Socks4Inbound } from "./inbound/socks4.ts";
 import { Socks5Inbound } from "./inbound/socks5.ts";
+import { Balancer } from "./outbound/balancer.ts";
+import { DirectOutbound } from "./outbound/direct.ts";
 import { ShadowsocksOutbound } from "./outbound/shadowsocks.ts";
-import { addressFromHost, formatAddress } from "./protocol/address.ts";
+import { type Address, addressFromHost, formatAddress } from "./protocol/address.ts";
+import { parseHostPort } from "./protocol/host_port.ts";
+import { AccessControl } from "./route/acl.ts";
+import { resolveTarget } from "./relay/direct.ts";
 import { MAX_TIMESTAMP_SKEW } from "./protocol/aead2022_time.ts";
-import { fixedRouter } from "./route/router.ts";
+import { aclRouter, fixedRouter } from "./route/router.ts";
 import { type Logger, silentLogger } from "./relay/log.ts";
 import { listenTcp } from "./relay/listen.ts";
 import { type RunningService, serveConnections, type ServiceOptions } from "./relay/service.ts";
@@ -21,12 +29,21 @@ import { createAssociationTable, type UdpAssociateContext } from "./relay/socks_
 import { createUdpStats } from "./relay/udp_stats.ts";
 import { clientKeys } from "./relay/upstream.ts";
 import { loggingObserver } from "./service/observer.ts";
-import { runSession, type SessionSetup } from "./service/session.ts";
+import { dial, runSession, type SessionSetup } from "./service/session.ts";
 
 export type { RunningService, ServiceOptions };
 
 /** A 2022 server clock this far off (seconds) still passes but earns a debug line. */
 const NOTABLE_SKEW_S = 10;
+/**
+ * Where health checks of several servers send a small HTTP request by default (a host that
+ * answers quickly from most networks; `balancer.check_target` changes it).
+ */
+const DEFAULT_CHECK_TARGET = "www.gstatic.com:80";
+
+function parseCheckTarget(text: string): Address {
+  return parseHostPort(text);
+}
 
 /** Starts the SOCKS5 local listener on `config.localAddress:config.localPort`. */
 // deno-lint-ignore require-await -- async so that a bind or key failure is a rejection, not a throw
@@ -55,19 +72,59 @@ export async function startLocal(
       logger,
     };
   }
-  const outbound = new ShadowsocksOutbound(
-    { host: config.server, port: config.serverPort, framings, noDelay: config.noDelay },
-    (skew) => logServerSkew(logger, "local", skew),
-  );
+  const servers = config.servers ?? [config];
+  const outbounds = servers.map((server, i) => {
+    const keys = i === 0 ? { framings } : clientKeys({ ...config, ...server });
+    return new ShadowsocksOutbound(
+      {
+        host: server.server,
+        port: server.serverPort,
+        framings: keys.framings,
+        noDelay: config.noDelay,
+      },
+      (skew) => logServerSkew(logger, "local", skew),
+    );
+  });
+  const balancer = outbounds.length > 1
+    ? new Balancer(outbounds, {
+      logger,
+      intervalMs: (config.balancer?.checkIntervalS ?? 30) * 1000,
+      checkTarget: parseCheckTarget(config.balancer?.checkTarget ?? DEFAULT_CHECK_TARGET),
+    })
+    : undefined;
+  const proxy = balancer ?? outbounds[0]!;
+  const router = config.acl
+    ? aclRouter(new AccessControl(config.acl), {
+      proxy,
+      // Bypassed targets are the user's own network: private addresses are the point.
+      direct: new DirectOutbound({
+        allowPrivateTargets: true,
+        ipv6First: false,
+        noDelay: config.noDelay,
+      }),
+    }, (name) => resolveTarget({ type: "domain", host: name, port: 0 }))
+    : fixedRouter(proxy);
+  const users = config.users ? new Map(config.users.map((u) => [u.name, u.password])) : undefined;
+  const handshakeMs = config.handshakeTimeout * 1000;
+  const idleMs = config.timeout * 1000;
+  const socks5 = new Socks5Inbound({
+    tcp: config.mode !== "udp_only",
+    ...(context.udp ? { udp: context.udp } : {}),
+    ...(users ? { users } : {}),
+  });
+  const http = new HttpInbound({
+    ...(users ? { users } : {}),
+    dial: (target, user, signal) => dial(router, target, user, { signal }),
+    handshakeMs,
+    idleMs,
+  });
+  const socks4 = new Socks4Inbound({ authRequired: users !== undefined });
   const setup: SessionSetup = {
-    inbound: new Socks5Inbound({
-      tcp: config.mode !== "udp_only",
-      ...(context.udp ? { udp: context.udp } : {}),
-    }),
-    router: fixedRouter(outbound),
+    inbound: new MixedInbound({ socks5, socks4, http }, config.protocol ?? "mixed"),
+    router,
     observer: loggingObserver("local", logger),
-    handshakeMs: config.handshakeTimeout * 1000,
-    idleMs: config.timeout * 1000,
+    handshakeMs,
+    idleMs,
     noDelay: config.noDelay,
   };
   const tcp = serveConnections(
@@ -85,10 +142,21 @@ export async function startLocal(
       close: () => tcp.close().then(() => udp.associations.close()),
     }
     : tcp;
+  if (balancer) {
+    balancer.start();
+    service.closed.then(() => balancer.close());
+  }
+  const names = outbounds.map((o) => o.name).join(", ");
   logger.info(
-    `local SOCKS5 listening on ${service.addr.hostname}:${service.addr.port}, server ${
-      formatAddress(addressFromHost(config.server, config.serverPort))
-    } (${method.name})`,
+    `local ${config.protocol ?? "mixed"} proxy (${
+      config.protocol === "http"
+        ? "HTTP"
+        : config.protocol === "socks"
+        ? "SOCKS5, SOCKS4"
+        : "SOCKS5, SOCKS4, HTTP"
+    }) listening on ${formatAddress(addressFromHost(service.addr.hostname, service.addr.port))}, ` +
+      `server${outbounds.length > 1 ? "s" : ""} ${names} (${method.name})` +
+      (config.acl ? ", with an ACL" : "") + (users ? `, ${users.size} users` : ""),
   );
   return service;
 }

@@ -28,11 +28,12 @@
 import type { ServerConfig } from "./config/types.ts";
 import { findMethod } from "./crypto/methods.ts";
 import { formatAddress } from "./protocol/address.ts";
+import { AccessControl } from "./route/acl.ts";
 import { errorMessage, ProtocolError, type SessionStatus } from "./protocol/errors.ts";
 import { type ServerFramings, serverFramings } from "./protocol/session_framings.ts";
 import { serveDatagrams } from "./relay/datagram_service.ts";
 import { Deadline } from "./relay/deadline.ts";
-import { connectDirect } from "./relay/direct.ts";
+import { connectDirect, resolveTarget } from "./relay/direct.ts";
 import { closeQuietly, writeAll } from "./relay/io.ts";
 import { type Logger, silentLogger } from "./relay/log.ts";
 import { listenTcp } from "./relay/listen.ts";
@@ -66,6 +67,8 @@ interface ServerContext {
   /** Per-user counters (multi-user 2022), the same object as the service's `stats.users`. */
   userStats: Record<string, UserStats>;
   logger: Logger;
+  /** Client and outbound checks of the ACL, when there is one. */
+  acl?: AccessControl;
 }
 
 /**
@@ -90,6 +93,7 @@ export async function startServer(
     framings,
     userStats: createUserStats(framings.userNames),
     logger,
+    ...(config.acl ? { acl: new AccessControl(config.acl) } : {}),
   };
   let tcp: RunningService | undefined;
   if (config.mode !== "udp_only") {
@@ -137,6 +141,11 @@ async function serveSession(
   const { config, logger } = context;
   const peer = formatHostPort(conn.remoteAddr);
   const started = Date.now();
+  if (context.acl?.checksClients && context.acl.isClientBlocked(conn.remoteAddr.hostname)) {
+    // As libev and rust do: a client the ACL refuses is closed at once, before any byte.
+    logger.debug(`server ${peer} ERR_BLOCKED client refused by the ACL`);
+    return "ERR_BLOCKED";
+  }
   const deadline = new Deadline(config.handshakeTimeout * 1000, () => closeQuietly(conn));
   const stream = new ShadowsocksStream(conn, context.framings.session());
   let who = peer;
@@ -174,6 +183,14 @@ async function serveSession(
   if (request.user !== undefined) who = `${peer} user "${request.user}"`;
   const countSession = withUserCounts(countBytes, userStats);
 
+  if (
+    context.acl?.checksOutbound &&
+    (await context.acl.checkOutbound(address, (name) => resolveName(name, config.ipv6First))) ===
+      "block"
+  ) {
+    deadline.clear();
+    return finish("ERR_BLOCKED", `${formatAddress(address)} is on the ACL's outbound block list`);
+  }
   let target: Deno.TcpConn;
   try {
     target = await connectDirect(address, {
@@ -236,4 +253,9 @@ function formatHostPort(addr: Deno.Addr): string {
   return net.hostname.includes(":")
     ? `[${net.hostname}]:${net.port}`
     : `${net.hostname}:${net.port}`;
+}
+
+/** A name's addresses for ACL rules on IPs; a name that does not resolve matches none. */
+function resolveName(name: string, ipv6First: boolean): Promise<string[]> {
+  return resolveTarget({ type: "domain", host: name, port: 0 }, ipv6First);
 }

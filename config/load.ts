@@ -10,15 +10,18 @@ import { findMethod, METHOD_NAMES, type MethodInfo } from "../crypto/methods.ts"
 import { ConfigError } from "./errors.ts";
 import { jsonErrorOffset, lineAndColumn } from "./_json_error_offset.ts";
 import { parseHostPort } from "../protocol/host_port.ts";
+import { AclError, type AclFile, parseAcl } from "../protocol/acl.ts";
 import { InvalidPskError } from "../crypto/kdf2022.ts";
 import { clientKeys2022, serverKeys2022 } from "../protocol/aead2022_identity.ts";
 import type {
   CommonConfig,
   LocalConfig,
+  LocalUser,
   Mode,
   ServerConfig,
   ServerUser,
   TunnelConfig,
+  UpstreamServer,
 } from "./types.ts";
 
 /** A parsed but unchecked JSON config object, keyed as in the file (`server_port`, ...). */
@@ -65,6 +68,10 @@ const USED_KEYS = new Set([
   "allow_private_targets",
   "tunnel_address",
   "users",
+  "local_users",
+  "protocol",
+  "acl",
+  "balancer",
 ]);
 
 /** Keys accepted for compatibility but not acted on; each gets a warning when it has effect. */
@@ -236,6 +243,8 @@ export function buildServerConfigs(file: RawConfig, flags: RawConfig = {}): Serv
     throw new ConfigError(`Invalid servers: every entry is disabled, so there is nothing to run`);
   }
   checkDuplicates(listeners);
+  const acl = optional(raw, "acl", (v, n) => readAcl(asString(v, n), warnings));
+  if (acl !== undefined) listeners.forEach((config) => config.acl = acl);
   return { configs: listeners, warnings };
 }
 
@@ -249,44 +258,60 @@ export function buildLocalConfig(file: RawConfig, flags: RawConfig = {}): LocalC
   const base = commonSettings(raw);
   const password = optional(raw, "password", (v, n) => asString(v, n, true));
 
-  let fields: ListenerFields;
+  const all: ListenerFields[] = [];
   const hosts = optional(raw, "server", asStringList);
   if (hosts !== undefined) {
-    if (hosts.length > 1) warnings.push(`Using only the first of ${hosts.length} servers`);
-    const { host, port } = splitHostPort(hosts[0]!, listName("server", raw["server"], 0));
-    fields = {
-      address: host,
-      port: port ?? optional(raw, "server_port", (v, n) => asPort(v, n, 1)) ??
-        DEFAULT_SERVER_PORT,
-      password,
-      where: "",
-    };
+    const defaultPort = optional(raw, "server_port", (v, n) => asPort(v, n, 1)) ??
+      DEFAULT_SERVER_PORT;
+    hosts.forEach((text, i) => {
+      const where = listName("server", raw["server"], i);
+      const { host, port } = splitHostPort(text, where);
+      all.push({ address: host, port: port ?? defaultPort, password, where: "" });
+    });
   } else {
     const items = optional(raw, "servers", asList) ?? [];
-    const enabled = items.flatMap((item, i) => {
+    items.forEach((item, i) => {
       const parsed = serverItem(item, `servers[${i}]`, 1, warnings);
-      return parsed === undefined ? [] : [parsed];
+      if (parsed !== undefined) all.push(parsed);
     });
-    if (enabled[0] === undefined) {
+    if (all.length === 0) {
       throw new ConfigError(
         `Missing server: set "server" in the config file or pass -s/--server or --url`,
       );
     }
-    if (enabled.length > 1) warnings.push(`Using only the first of ${enabled.length} servers`);
-    fields = enabled[0];
   }
+  const upstreams: UpstreamServer[] = all.map((fields) => {
+    const upstream = {
+      server: fields.address,
+      serverPort: fields.port,
+      ...credentials(fields.method ?? base.method, fields.password ?? password, fields.where),
+    };
+    checkClientKeys({ ...base, ...upstream }, fields.where);
+    return upstream;
+  });
+  const fields = all[0]!;
+  const first = upstreams[0]!;
 
   const config: LocalConfig = {
     ...base,
-    ...credentials(fields.method ?? base.method, fields.password ?? password, fields.where),
+    method: first.method,
+    password: first.password,
     mode: fields.mode ?? base.mode,
     timeout: fields.timeout ?? base.timeout,
-    server: fields.address,
-    serverPort: fields.port,
+    server: first.server,
+    serverPort: first.serverPort,
     localAddress: unbracket(optional(raw, "local_address", asString) ?? "127.0.0.1"),
     localPort: optional(raw, "local_port", (v, n) => asPort(v, n, 0)) ?? 1080,
   };
-  checkClientKeys(config, fields.where);
+  if (upstreams.length > 1) config.servers = upstreams;
+  const protocol = optional(raw, "protocol", asProtocol);
+  if (protocol !== undefined) config.protocol = protocol;
+  const users = optional(raw, "local_users", asLocalUsers);
+  if (users !== undefined) config.users = users;
+  const acl = optional(raw, "acl", (v, n) => readAcl(asString(v, n), warnings));
+  if (acl !== undefined) config.acl = acl;
+  const balancer = optional(raw, "balancer", asBalancer);
+  if (balancer !== undefined) config.balancer = balancer;
   return { config, warnings };
 }
 
@@ -485,7 +510,7 @@ function checkServerKeys(config: ServerConfig, where: string): void {
   keyError(where, () => serverKeys2022(info, config.password, config.users));
 }
 
-function checkClientKeys(config: LocalConfig, where: string): void {
+function checkClientKeys(config: Pick<LocalConfig, "method" | "password">, where: string): void {
   const info = resolveMethod(config.method);
   if (info.family === "aead2022") keyError(where, () => clientKeys2022(info, config.password));
 }
@@ -648,4 +673,72 @@ function jsonReason(message: string): string {
     .replace(/ in JSON at position \d+.*$/s, "")
     .replace(/, .* is not valid JSON$/s, "")
     .replace(/^Unexpected end of JSON input$/, "Unexpected end of file");
+}
+
+/** `protocol` of a local: what its port speaks. rust's other values name other commands. */
+function asProtocol(value: unknown, name: string): "mixed" | "socks" | "http" {
+  const text = asString(value, name);
+  if (text === "mixed" || text === "socks" || text === "http") return text;
+  if (text === "tunnel") {
+    throw new ConfigError(`Invalid ${name} "tunnel": run \`ssdeno tunnel\` with tunnel_address`);
+  }
+  throw invalid(name, value, "mixed, socks or http");
+}
+
+/**
+ * `local_users`: who may use the local's port, `[{ "name": "...", "password": "..." }]`
+ * (`user_name`, shadowsocks-rust's spelling in its auth files, is accepted too).
+ */
+function asLocalUsers(value: unknown, name: string): LocalUser[] {
+  const list = asList(value, name);
+  if (list.length === 0) {
+    throw new ConfigError(`Invalid ${name}: the list is empty, so nobody could connect`);
+  }
+  const seen = new Set<string>();
+  return list.map((item, i) => {
+    const where = `${name}[${i}]`;
+    const obj = asObject(item, where);
+    const userName = asString(obj["name"] ?? obj["user_name"], `${where}.name`);
+    if (userName === "" || userName.length > 255) {
+      throw new ConfigError(`Invalid ${where}.name: expected 1 to 255 characters`);
+    }
+    if (seen.has(userName)) {
+      throw new ConfigError(`Invalid ${where}.name "${userName}": used twice`);
+    }
+    seen.add(userName);
+    const password = asString(obj["password"], `${where}.password`, true);
+    if (password.length > 255) {
+      throw new ConfigError(`Invalid ${where}.password: expected at most 255 characters`);
+    }
+    return { name: userName, password };
+  });
+}
+
+/** `balancer`: `{ "check_interval": seconds, "check_target": "host:port" }`. */
+function asBalancer(value: unknown, name: string): NonNullable<LocalConfig["balancer"]> {
+  const obj = asObject(value, name);
+  const interval = optional(obj, "check_interval", asSeconds, `${name}.`) ?? 30;
+  const target = optional(obj, "check_target", asString, `${name}.`);
+  if (target !== undefined) splitHostPort(target, `${name}.check_target`);
+  return target === undefined
+    ? { checkIntervalS: interval }
+    : { checkIntervalS: interval, checkTarget: target };
+}
+
+/** Reads and parses the ACL file at `path`; its warnings join the config's. */
+function readAcl(path: string, warnings: string[]): AclFile {
+  let text: Uint8Array;
+  try {
+    text = Deno.readFileSync(path);
+  } catch (error) {
+    throw new ConfigError(`Cannot read acl "${path}": ${(error as Error).message}`);
+  }
+  try {
+    const acl = parseAcl(text);
+    warnings.push(...acl.warnings.map((warning) => `acl "${path}": ${warning}`));
+    return acl;
+  } catch (error) {
+    if (error instanceof AclError) throw new ConfigError(`Invalid acl "${path}": ${error.message}`);
+    throw error;
+  }
 }

@@ -4,6 +4,7 @@
  * in `load.ts`; the services never see raw JSON.
  * @module
  */
+import type { AclFile } from "../protocol/acl.ts";
 
 /** Which transports a service runs. */
 export type Mode = "tcp_only" | "tcp_and_udp" | "udp_only";
@@ -42,6 +43,8 @@ export interface ServerConfig extends CommonConfig {
    * user, whose key is `password`.
    */
   users?: ServerUser[];
+  /** The ACL: `[outbound_block_list]` targets and `[black_list]`/`[white_list]` clients. */
+  acl?: AclFile;
 }
 
 /** One user of a multi-user server (`users` in the JSON config, as ss-rust reads it). */
@@ -52,13 +55,41 @@ export interface ServerUser {
   password: string;
 }
 
-/** `ssdeno local`: a SOCKS5 listener that forwards through one server. */
+/** One Shadowsocks server a local or tunnel can go through. */
+export interface UpstreamServer {
+  server: string;
+  serverPort: number;
+  method: string;
+  /** The server's password (2022: its PSK, or `iPSK:uPSK` for one user of a multi-user one). */
+  password: string;
+}
+
+/** One user of the local's own proxy port (SOCKS5 username/password, HTTP Basic). */
+export interface LocalUser {
+  name: string;
+  password: string;
+}
+
+/** `ssdeno local`: a SOCKS5/SOCKS4/HTTP listener that forwards through one or more servers. */
 export interface LocalConfig extends CommonConfig {
   /** Shadowsocks server host (name or IP literal). */
   server: string;
   serverPort: number;
   localAddress: string;
   localPort: number;
+  /**
+   * Every server to balance over, the first being `server`/`serverPort`/`method`/`password`.
+   * Absent or one entry: that one server.
+   */
+  servers?: UpstreamServer[];
+  /** Which protocols the port speaks: `mixed` (default: SOCKS5, SOCKS4 and HTTP), `socks`, `http`. */
+  protocol?: "mixed" | "socks" | "http";
+  /** Users of the port; when set, SOCKS5 and HTTP clients must authenticate and SOCKS4 is refused. */
+  users?: LocalUser[];
+  /** The ACL (libev/rust format): bypass, proxy and block decisions per target. */
+  acl?: AclFile;
+  /** Health checks of several servers. */
+  balancer?: { checkIntervalS: number; checkTarget?: string };
 }
 
 /** `ssdeno tunnel`: like `ss-tunnel`, a local port forwarded to one fixed target via the server. */

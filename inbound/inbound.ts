@@ -34,8 +34,30 @@ export interface InboundRequest {
  */
 export interface HandledSession {
   readonly kind: "handled";
-  run(signal: AbortSignal): Promise<{ status: SessionStatus; detail: string }>;
+  run(
+    signal: AbortSignal,
+    countBytes: (direction: "uplink" | "downlink", count: number) => void,
+  ): Promise<{ status: SessionStatus; detail: string }>;
 }
+
+/** A connection to a target that the session's router and outbound made. */
+export interface DialedConnection {
+  readonly stream: Duplex;
+  readonly bound: Deno.NetAddr;
+  /** The outbound's name, for the log line. */
+  readonly via: string;
+}
+
+/**
+ * Routes and connects `target` for an inbound that makes several connections in one session
+ * (HTTP forward proxying). Throws `ProtocolError` whose code is the status: `ERR_BLOCKED`,
+ * `ERR_RESOLVE`, `ERR_CONNECT`, `ERR_TIMEOUT`, …
+ */
+export type Dial = (
+  target: Address,
+  user: string | undefined,
+  signal: AbortSignal,
+) => Promise<DialedConnection>;
 
 export type Accepted = InboundRequest | HandledSession;
 

@@ -31,6 +31,7 @@ export class BufferedConn implements Duplex {
    */
   async parse<T extends { length: number }>(
     parser: (bytes: Uint8Array) => T | undefined,
+    maxBytes = HANDSHAKE_BUFFER_SIZE,
   ): Promise<T> {
     for (;;) {
       const message = parser(this.#buffer.subarray(this.#start, this.#end));
@@ -39,7 +40,13 @@ export class BufferedConn implements Duplex {
         return message;
       }
       if (this.#end === this.#buffer.length) {
-        if (this.#start === 0) {
+        if (this.#start === 0 && this.#buffer.length < maxBytes) {
+          // A longer message (an HTTP head): grow, doubling, up to what the caller allows.
+          const size = Math.max(HANDSHAKE_BUFFER_SIZE, this.#buffer.length * 2);
+          const grown = new Uint8Array(Math.min(maxBytes, size));
+          grown.set(this.#buffer.subarray(0, this.#end));
+          this.#buffer = grown;
+        } else if (this.#start === 0) {
           throw new ProtocolError("ERR_READ_ADDRESS", "Handshake message too long");
         }
         this.#buffer.copyWithin(0, this.#start, this.#end);
@@ -106,6 +113,22 @@ export class BufferedConn implements Duplex {
       return "eof";
     }
     return "data";
+  }
+
+  /**
+   * Puts `bytes` back in front of what is buffered: the part of a read that belongs to the next
+   * message (after an HTTP body whose end only the bytes themselves tell).
+   */
+  unread(bytes: Uint8Array): void {
+    if (bytes.length === 0) return;
+    if (this.#pending) throw new Error("Cannot unread while a read is pending");
+    const rest = this.#buffer.subarray(this.#start, this.#end);
+    const joined = new Uint8Array(bytes.length + rest.length);
+    joined.set(bytes);
+    joined.set(rest, bytes.length);
+    this.#buffer = joined;
+    this.#start = 0;
+    this.#end = joined.length;
   }
 
   async read(p: Uint8Array): Promise<number | null> {

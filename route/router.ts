@@ -7,6 +7,7 @@
  */
 import type { Address } from "../protocol/address.ts";
 import type { Outbound } from "../outbound/outbound.ts";
+import type { AccessControl } from "./acl.ts";
 
 /** Where a target goes. */
 export type Route = Outbound | "block";
@@ -18,4 +19,28 @@ export interface Router {
 /** Every target through one outbound. */
 export function fixedRouter(outbound: Outbound): Router {
   return { route: () => Promise.resolve(outbound) };
+}
+
+/** Resolves a name to IP literals for ACL rules on addresses (injected: route/ does no I/O). */
+export type Resolve = (name: string) => Promise<readonly string[]>;
+
+/**
+ * Routing by an ACL (NOTES-2 §16): targets on the outbound block list are refused, bypassed
+ * targets go `direct`, the rest through `proxy`.
+ */
+export function aclRouter(
+  acl: AccessControl,
+  outbounds: { proxy: Outbound; direct: Outbound },
+  resolve: Resolve,
+): Router {
+  return {
+    async route(target) {
+      if (acl.checksOutbound && (await acl.checkOutbound(target, resolve)) === "block") {
+        return "block";
+      }
+      return (await acl.checkTarget(target, resolve)) === "bypass"
+        ? outbounds.direct
+        : outbounds.proxy;
+    },
+  };
 }

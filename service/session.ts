@@ -9,9 +9,9 @@
  * server); the idle timeout covers the relay. Every way out ends in exactly one status.
  * @module
  */
-import { formatAddress } from "../protocol/address.ts";
+import { type Address, formatAddress } from "../protocol/address.ts";
 import { errorMessage, ProtocolError, type SessionStatus } from "../protocol/errors.ts";
-import type { Inbound } from "../inbound/inbound.ts";
+import type { DialedConnection, Inbound } from "../inbound/inbound.ts";
 import type { Router } from "../route/router.ts";
 import { BufferedConn } from "../relay/buffered_conn.ts";
 import { Deadline } from "../relay/deadline.ts";
@@ -69,7 +69,7 @@ export async function runSession(
   }
   if (accepted.kind === "handled") {
     deadline.clear();
-    const { status, detail } = await accepted.run(signal);
+    const { status, detail } = await accepted.run(signal, countBytes);
     return finish(status, detail);
   }
 
@@ -80,30 +80,20 @@ export async function runSession(
   };
   const refuse = async (status: SessionStatus, error: unknown) => {
     deadline.clear();
-    await request.reply({ status, error }).catch(() => {});
+    await request.reply({ status, error });
     return finish(status, errorMessage(error));
   };
 
-  let route;
-  try {
-    route = await setup.router.route(request.target, request.user);
-  } catch (error) {
-    return await refuse(error instanceof ProtocolError ? error.code : "ERR_RESOLVE", error);
-  }
-  if (route === "block") return await refuse("ERR_BLOCKED", new Error("blocked by the ACL"));
-  outcome = { ...outcome, via: route.name };
-
   let connection;
   try {
-    connection = await route.connect(request.target, { signal: deadline.linkedSignal(signal) });
+    connection = await dial(setup.router, request.target, request.user, {
+      signal: deadline.linkedSignal(signal),
+      deadline,
+    });
   } catch (error) {
-    const status = deadline.expired
-      ? "ERR_TIMEOUT"
-      : error instanceof ProtocolError
-      ? error.code
-      : "ERR_CONNECT";
-    return await refuse(status, error);
+    return await refuse(error instanceof ProtocolError ? error.code : "ERR_CONNECT", error);
   }
+  outcome = { ...outcome, via: connection.via };
 
   let app;
   try {
@@ -126,4 +116,37 @@ export async function runSession(
     onBytes: countBytes,
   });
   return finish(status, "relayed");
+}
+
+/**
+ * Routes `target` and connects through the chosen outbound. Every failure is a `ProtocolError`
+ * whose code is the session status: `ERR_BLOCKED` (ACL), `ERR_TIMEOUT` (the deadline passed),
+ * the outbound's own code (`ERR_RESOLVE`, `ERR_TARGET_FORBIDDEN`, …), else `ERR_CONNECT`.
+ */
+export async function dial(
+  router: Router,
+  target: Address,
+  user: string | undefined,
+  options: { signal: AbortSignal; deadline?: Deadline },
+): Promise<DialedConnection> {
+  let route;
+  try {
+    route = await router.route(target, user);
+  } catch (error) {
+    if (error instanceof ProtocolError) throw error;
+    throw new ProtocolError("ERR_RESOLVE", errorMessage(error), { cause: error });
+  }
+  if (route === "block") throw new ProtocolError("ERR_BLOCKED", "blocked by the ACL");
+  try {
+    const connection = await route.connect(target, { signal: options.signal });
+    return { ...connection, via: route.name };
+  } catch (error) {
+    if (options.deadline?.expired) {
+      throw new ProtocolError("ERR_TIMEOUT", "handshake deadline passed while connecting", {
+        cause: error,
+      });
+    }
+    if (error instanceof ProtocolError) throw error;
+    throw new ProtocolError("ERR_CONNECT", errorMessage(error), { cause: error });
+  }
 }

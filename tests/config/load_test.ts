@@ -354,7 +354,7 @@ Deno.test("buildServerConfigs() needs at least one enabled listener", async () =
   );
 });
 
-Deno.test("buildLocalConfig() takes the server from the top level, else the first enabled servers[] item", () => {
+Deno.test("buildLocalConfig() balances over the top-level servers, else the enabled servers[] items", () => {
   const list = [
     { server: "a.example", server_port: 1, password: "a", disabled: true },
     { server: "b.example", server_port: 2, password: "b", method: "aes-128-gcm" },
@@ -366,11 +366,19 @@ Deno.test("buildLocalConfig() takes the server from the top level, else the firs
     ["b.example", 2, "b"],
   );
   assert.equal(fromList.config.method, "aes-128-gcm");
-  assert.deepStrictEqual(fromList.warnings, ["Using only the first of 2 servers"]);
+  assert.deepStrictEqual(fromList.warnings, []);
+  assert.deepStrictEqual(
+    fromList.config.servers?.map((s) => [s.server, s.serverPort, s.method, s.password]),
+    [["b.example", 2, "aes-128-gcm", "b"], ["c.example", 3, "chacha20-ietf-poly1305", "c"]],
+  );
 
   const top = buildLocalConfig({ server: ["[::1]:9", "x"], password: "t", servers: list });
   assert.deepStrictEqual([top.config.server, top.config.serverPort], ["::1", 9]);
-  assert.deepStrictEqual(top.warnings, ["Using only the first of 2 servers"]);
+  assert.deepStrictEqual(top.warnings, []);
+  assert.deepStrictEqual(top.config.servers?.map((s) => [s.server, s.serverPort]), [
+    ["::1", 9],
+    ["x", 8388],
+  ]);
 });
 
 Deno.test("buildLocalConfig() says how to give a server when there is none", async () => {

@@ -52,15 +52,17 @@ Deno.test("local replies 0x07 to BIND and 0x08 to an unknown address type", asyn
 
 Deno.test("local closes on garbage, truncated greetings and a zero-length domain", async () => {
   await withLocal(async (port, chain) => {
-    assertEquals(
-      (await exchange(port, new TextEncoder().encode("GET / HTTP/1.1\r\n\r\n"))).length,
-      0,
-    );
+    // A TLS ClientHello's first byte is none of SOCKS5, SOCKS4 or HTTP: closed, no reply.
+    assertEquals((await exchange(port, Uint8Array.of(0x16, 3, 1, 0, 5))).length, 0);
+    // An origin-form HTTP request is HTTP, but not a proxy request: 400.
+    const origin = await exchange(port, new TextEncoder().encode("GET / HTTP/1.1\r\n\r\n"));
+    assertEquals(new TextDecoder().decode(origin).split("\r\n")[0], "HTTP/1.1 400 Bad Request");
     assertEquals((await exchange(port, Uint8Array.of(5))).length, 0);
     assertEquals((await exchange(port, Uint8Array.of(5, 3, 0))).length, 0);
     const zero = await exchange(port, Uint8Array.of(5, 1, 0, 5, 1, 0, 3, 0, 0, 80));
     assertEquals(Array.from(zero), [5, 0]);
-    await waitFor(() => chain.local.stats.statuses.ERR_READ_ADDRESS === 4, 5000, "4 failures");
+    await waitFor(() => chain.local.stats.statuses.ERR_READ_ADDRESS === 3, 5000, "3 failures");
+    await waitFor(() => chain.local.stats.statuses.ERR_CLIENT_PROTOCOL === 2, 5000, "2 more");
     assertEquals(chain.local.stats.active, 0);
   });
 });
