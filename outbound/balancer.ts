@@ -2,7 +2,8 @@
  * Several Shadowsocks servers as one outbound. Each session tries the servers best first and
  * moves on to the next when a connect fails, before the application is answered, so an
  * application sees no error while any server works. Best means: up (the last check or session
- * succeeded) before unchecked before down, then the lowest latency of the last check.
+ * succeeded) before unchecked before down, then the lowest latency of the last check, with the
+ * configured order among servers about as fast as the fastest.
  *
  * Health checks run in the background every `intervalMs`: a TCP connect to each server and a
  * small HTTP request through it to `checkTarget`, whose first response byte gives the latency.
@@ -17,6 +18,8 @@ import type { Outbound, OutboundConnection } from "./outbound.ts";
 
 /** How long one health check may take before it counts as a failure. */
 const CHECK_TIMEOUT_MS = 5000;
+/** Latencies this close to the fastest count as equal (see `ranked`). */
+export const LATENCY_TOLERANCE_MS = 50;
 
 export type ServerHealth = "unknown" | "up" | "down";
 
@@ -60,12 +63,21 @@ export class Balancer implements Outbound {
     this.#options = options;
   }
 
-  /** The servers in the order a session tries them. */
+  /**
+   * The servers in the order a session tries them: by health, then by latency, except that
+   * servers within `LATENCY_TOLERANCE_MS` of the fastest keep the configured order, so the first
+   * server stays the primary while it is about as fast as any (no flapping between near-equal
+   * servers, and the operator's order means something).
+   */
   ranked(): ServerState[] {
-    return [...this.servers].sort((a, b) =>
-      RANK[a.health] - RANK[b.health] ||
-      (a.latencyMs ?? Infinity) - (b.latencyMs ?? Infinity)
+    const fastest = Math.min(
+      ...this.servers.filter((s) => s.health === "up").map((s) => s.latencyMs ?? Infinity),
     );
+    const band = (s: ServerState) =>
+      s.latencyMs !== undefined && s.latencyMs <= fastest + LATENCY_TOLERANCE_MS
+        ? 0
+        : (s.latencyMs ?? Infinity);
+    return [...this.servers].sort((a, b) => RANK[a.health] - RANK[b.health] || band(a) - band(b));
   }
 
   async connect(target: Address, options: { signal: AbortSignal }): Promise<OutboundConnection> {

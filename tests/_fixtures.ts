@@ -121,6 +121,8 @@ export interface CurlOptions {
   maxTimeSeconds?: number;
   /** More arguments, placed before the URL. */
   extraArgs?: readonly string[];
+  /** How to reach the proxy instead of `--socks5-hostname 127.0.0.1:PORT`, e.g. `["-x", url]`. */
+  proxyArgs?: readonly string[];
   /** Kills curl when aborted. */
   signal?: AbortSignal;
 }
@@ -150,8 +152,7 @@ export async function curlViaSocks(
     "--fail",
     "--max-time",
     String(options.maxTimeSeconds ?? 30),
-    "--socks5-hostname",
-    `127.0.0.1:${socksPort}`,
+    ...(options.proxyArgs ?? ["--socks5-hostname", `127.0.0.1:${socksPort}`]),
   ];
   let tempFile: string | undefined;
   try {
