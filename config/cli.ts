@@ -7,7 +7,6 @@
 
 import { parseArgs } from "node:util";
 import denoConfig from "../deno.json" with { type: "json" };
-import type { LogLevel } from "../relay/log.ts";
 import { decodeSip002 } from "../protocol/sip002.ts";
 import { ConfigError } from "./errors.ts";
 import { type RawConfig, readConfigFile } from "./load.ts";
@@ -16,6 +15,9 @@ import { type RawConfig, readConfigFile } from "./load.ts";
 export const VERSION: string = denoConfig.version;
 
 /** Subcommands that do work (as opposed to `--help` and `--version`). */
+/** How much to log (the same levels as relay/log.ts, which config/ must not import). */
+export type LogLevel = "error" | "warn" | "info" | "debug" | "trace";
+
 export type CommandName = "server" | "local" | "tunnel" | "url" | "genkey";
 
 const COMMANDS: readonly CommandName[] = ["server", "local", "tunnel", "url", "genkey"];

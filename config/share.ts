@@ -5,7 +5,7 @@
  */
 
 import { encodeSip002 } from "../protocol/sip002.ts";
-import { isForbiddenIp } from "../relay/target_policy.ts";
+import { isForbiddenIp } from "../protocol/target_policy.ts";
 import { renderQr } from "./qr.ts";
 import type { ServerConfig } from "./types.ts";
 

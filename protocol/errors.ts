@@ -68,3 +68,16 @@ export class ProtocolError extends Error {
 export function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
+
+/**
+ * A mistake the user can fix in flags, config files or `ss://` URIs. `main.ts` prints only its
+ * message (no stack trace) and exits with code 2, so the message must stand alone as one clear
+ * sentence that names the flag or key and the accepted values. Defined here, at the bottom of
+ * the layers, because URI decoding (protocol/) reports such mistakes too.
+ */
+export class ConfigError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "ConfigError";
+  }
+}

@@ -13,7 +13,7 @@
  * @module
  */
 
-import { ConfigError } from "../config/errors.ts";
+import { ConfigError } from "./errors.ts";
 
 /** The fields a `ss://` URI carries. */
 export interface Sip002Config {

@@ -7,7 +7,7 @@
 import { lookup } from "node:dns/promises";
 import { type Address, formatAddress } from "../protocol/address.ts";
 import { ProtocolError } from "../protocol/errors.ts";
-import { isForbiddenIp } from "./target_policy.ts";
+import { isForbiddenIp } from "../protocol/target_policy.ts";
 
 export interface DirectOptions {
   /** Skip the target policy (tests, private deployments). Default false. */

@@ -36,6 +36,9 @@ import {
   udpPacketOverhead2022,
 } from "./shadowsocks_udp2022.ts";
 import { formatEndpoint } from "./udp_socket.ts";
+import type { UdpClientSession } from "./udp_client_session.ts";
+
+export type { UdpClientSession };
 
 /** Longest address header of an IP literal: ATYP + 16 bytes + port. */
 const MAX_IP_ADDRESS_LENGTH = 19;
@@ -91,17 +94,6 @@ export function serverUdpCodec(method: MethodInfo, masterKey: Uint8Array): Datag
 }
 
 /** The client side of one UDP association with the server. */
-export interface UdpClientSession {
-  /**
-   * Seals one Shadowsocks UDP plaintext (`address || payload`) into a packet for the server.
-   * With `out` (at least `plaintext.length + overhead` bytes, not overlapping `plaintext`) an
-   * AEAD-2017 packet is written there and a view returned; 2022 packets are always new arrays.
-   */
-  seal(plaintext: Uint8Array, out?: Uint8Array): Uint8Array;
-  /** Opens one packet from the server. Throws `ProtocolError` to drop it. */
-  open(packet: Uint8Array): UdpPlaintext;
-}
-
 /** What a UDP client of one server needs: a way to start sessions. */
 export interface UdpClientCipher {
   readonly method: MethodInfo;

@@ -48,7 +48,7 @@ import { ProtocolError } from "../protocol/errors.ts";
 import { REJECT_AFTER_PACKET_ID, SlidingWindow } from "../protocol/sliding_window.ts";
 import type { UdpPlaintext } from "../protocol/udp_packet.ts";
 import type { DatagramCodec, DatagramSession } from "./datagram_service.ts";
-import type { UdpClientSession } from "./shadowsocks_udp.ts";
+import type { UdpClientSession } from "./udp_client_session.ts";
 
 /** How long a session is remembered after its last packet: twice the timestamp tolerance. */
 export const SESSION_MEMORY_MS = 60_000;

@@ -5,7 +5,6 @@
  * data leave in one packet.
  * @module
  */
-import type { CommonConfig } from "../config/types.ts";
 import { findMethod, type MethodInfo } from "../crypto/methods.ts";
 import { errorMessage, type SessionStatus } from "../protocol/errors.ts";
 import { type ClientFramings, clientFramings } from "../protocol/session_framings.ts";
@@ -33,7 +32,9 @@ export interface ClientKeys {
  * Parses the method and keys of a client role's config. Called before anything is bound, so an
  * unknown method, a bad key (InvalidPskError) or a method without UDP fails the start.
  */
-export function clientKeys(config: CommonConfig): ClientKeys {
+export function clientKeys(
+  config: { method: string; password: string; mode: string },
+): ClientKeys {
   const method = findMethod(config.method);
   if (!method) throw new RangeError(`Invalid method "${config.method}"`);
   const framings = clientFramings(method, config.password);

@@ -4,7 +4,7 @@
  * the network it runs in (SSRF).
  * @module
  */
-import { parseIpv4, parseIpv6 } from "../protocol/address.ts";
+import { parseIpv4, parseIpv6 } from "./address.ts";
 
 /** True when `ip` (an IPv4 or IPv6 literal) is not a public unicast address. */
 export function isForbiddenIp(ip: string): boolean {

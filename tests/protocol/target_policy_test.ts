@@ -1,4 +1,4 @@
-import { isForbiddenIp } from "../../relay/target_policy.ts";
+import { isForbiddenIp } from "../../protocol/target_policy.ts";
 import { assertEquals } from "../_assert.ts";
 
 Deno.test("isForbiddenIp() refuses loopback, private, link-local and unspecified addresses", () => {
