@@ -10,6 +10,7 @@ import denoConfig from "../deno.json" with { type: "json" };
 import { decodeSip002 } from "../protocol/sip002.ts";
 import { ConfigError } from "./errors.ts";
 import { type RawConfig, readConfigFile } from "./load.ts";
+import { flagHelp, type Setting, SETTINGS } from "./schema.ts";
 
 /** The program version, from deno.json. */
 export const VERSION: string = denoConfig.version;
@@ -37,71 +38,67 @@ export type CliCommand =
     logLevel: LogLevel;
   };
 
-/** Help text for `ssdeno --help`. */
-export const USAGE = `ssdeno ${VERSION}: a Shadowsocks server and SOCKS5 local proxy
+/** Help text for `ssdeno --help`; the settings' flags come from the schema table. */
+export const USAGE = `ssdeno ${VERSION}: a Shadowsocks server and local proxy
 
 Usage: ssdeno <command> [flags]
 
 Commands:
   server    Run a Shadowsocks server (with no password given: use or create ./ssdeno.json)
-  local     Run a SOCKS5 proxy that forwards through a Shadowsocks server
+  local     Run a SOCKS5/SOCKS4/HTTP proxy that forwards through Shadowsocks servers
   tunnel    Forward a local port to a fixed target (-L) through a Shadowsocks server
   url       Print the ss:// URI and QR code of a config, then exit
   genkey    Print a new random password, then exit
 
 Flags (flags override the config file):
   -c, --config FILE          JSON config file (shadowsocks-libev / -rust format)
-  -s, --server HOST          Server address (server: address to listen on); repeatable
-  -p, --server-port PORT     Server port (server: port to listen on, 0 for any free port)
-  -b, --local-address ADDR   Local SOCKS5 listen address (default 127.0.0.1)
-  -l, --local-port PORT      Local SOCKS5 listen port (default 1080)
-  -k, --password PASS        Password
-  -m, --method METHOD        Cipher method (default chacha20-ietf-poly1305)
-  -t, --timeout SECONDS      Idle timeout of a TCP session (default 300)
-      --handshake-timeout S  Deadline for a session's handshake (default 10)
-  -L, --tunnel-address H:P   Target of the tunnel command, e.g. 1.1.1.1:53
+${flagHelp().join("\n")}
   -u                         Relay TCP and UDP
   -U                         Relay UDP only
       --url ss://...         Take method, password, host and port from a SIP002 URI
-      --plugin NAME          SIP003 plugin (not supported yet)
-      --plugin-opts OPTS     SIP003 plugin options (not supported yet)
-      --allow-private-targets  Let clients reach loopback and private addresses
-      --no-delay             Set TCP_NODELAY (the default)
-      --ipv6-first           Prefer IPv6 addresses of targets
   -v, --verbose              More logging: -v debug, -vv trace
   -q, --quiet                Log warnings and errors only
   -h, --help                 Show this help
       --version              Show the version
 `;
 
-const OPTIONS = {
+/** One parseArgs option. */
+type OptionConfig = { type: "string" | "boolean"; short?: string; multiple?: boolean };
+
+/** parseArgs options: the settings' flags, then the flags that are not settings. */
+const OPTIONS: Record<string, OptionConfig> = {
+  ...Object.fromEntries(
+    SETTINGS.flatMap((setting) =>
+      setting.flag === undefined ? [] : [[setting.flag, {
+        type: setting.value === "true" ? "boolean" : "string",
+        ...(setting.short ? { short: setting.short } : {}),
+        ...(setting.value === "strings" ? { multiple: true } : {}),
+      }]]
+    ),
+  ),
   config: { type: "string", short: "c" },
-  server: { type: "string", short: "s", multiple: true },
-  "server-port": { type: "string", short: "p" },
-  "local-address": { type: "string", short: "b" },
-  "local-port": { type: "string", short: "l" },
-  password: { type: "string", short: "k" },
-  method: { type: "string", short: "m" },
-  timeout: { type: "string", short: "t" },
-  "handshake-timeout": { type: "string" },
-  "tunnel-address": { type: "string", short: "L" },
   "tcp-and-udp": { type: "boolean", short: "u" },
   "udp-only": { type: "boolean", short: "U" },
   url: { type: "string" },
-  plugin: { type: "string" },
-  "plugin-opts": { type: "string" },
-  "allow-private-targets": { type: "boolean" },
-  "no-delay": { type: "boolean" },
-  "ipv6-first": { type: "boolean" },
   verbose: { type: "boolean", short: "v", multiple: true },
   quiet: { type: "boolean", short: "q" },
   help: { type: "boolean", short: "h" },
   version: { type: "boolean" },
-} as const;
+};
 
 /** Parses the arguments without any I/O; `configPath` is returned, not read. */
 export function parseCommandLine(args: readonly string[]): CliCommand {
-  const { values, positionals } = parse(args);
+  const { values: parsed, positionals } = parse(args);
+  const values = parsed as Record<string, string | boolean | string[] | boolean[] | undefined> & {
+    help?: boolean;
+    version?: boolean;
+    verbose?: boolean[];
+    quiet?: boolean;
+    url?: string;
+    config?: string;
+    "tcp-and-udp"?: boolean;
+    "udp-only"?: boolean;
+  };
   if (values.help) return { name: "help" };
   if (values.version) return { name: "version" };
 
@@ -129,22 +126,12 @@ export function parseCommandLine(args: readonly string[]): CliCommand {
   const set = (key: string, value: unknown) => {
     if (value !== undefined) flags[key] = value;
   };
-  const servers = values.server;
-  set("server", servers && servers.length === 1 ? servers[0] : servers);
-  set("server_port", port(values["server-port"], "-p/--server-port"));
-  set("local_address", values["local-address"]);
-  set("local_port", port(values["local-port"], "-l/--local-port"));
-  set("password", values.password);
-  set("method", values.method);
-  set("timeout", seconds(values.timeout, "-t/--timeout"));
-  set("handshake_timeout", seconds(values["handshake-timeout"], "--handshake-timeout"));
-  set("tunnel_address", values["tunnel-address"]);
+  for (const setting of SETTINGS) {
+    if (setting.flag === undefined) continue;
+    const name = `${setting.short ? `-${setting.short}/` : ""}--${setting.flag}`;
+    set(setting.key, flagValue(setting, values[setting.flag], name));
+  }
   set("mode", values["tcp-and-udp"] ? "tcp_and_udp" : values["udp-only"] ? "udp_only" : undefined);
-  set("plugin", values.plugin);
-  set("plugin_opts", values["plugin-opts"]);
-  set("allow_private_targets", values["allow-private-targets"]);
-  set("no_delay", values["no-delay"]);
-  set("ipv6_first", values["ipv6-first"]);
 
   const command: CliCommand = {
     name,
@@ -211,6 +198,23 @@ function fromUrl(uri: string): RawConfig {
   if (config.plugin !== undefined) flags["plugin"] = config.plugin;
   if (config.pluginOpts !== undefined) flags["plugin_opts"] = config.pluginOpts;
   return flags;
+}
+
+/** A flag's parsed value under its setting's type; `undefined` when the flag is absent. */
+function flagValue(setting: Setting, raw: unknown, flag: string): unknown {
+  if (raw === undefined) return undefined;
+  switch (setting.value) {
+    case "strings": {
+      const list = raw as string[];
+      return list.length === 1 ? list[0] : list;
+    }
+    case "port":
+      return port(raw as string, flag);
+    case "seconds":
+      return seconds(raw as string, flag);
+    default:
+      return raw;
+  }
 }
 
 function port(text: string | undefined, flag: string): number | undefined {

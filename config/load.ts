@@ -11,6 +11,7 @@ import { ConfigError } from "./errors.ts";
 import { jsonErrorOffset, lineAndColumn } from "./_json_error_offset.ts";
 import { parseHostPort } from "../protocol/host_port.ts";
 import { AclError, type AclFile, parseAcl } from "../protocol/acl.ts";
+import { ACCEPTED_KEYS } from "./schema.ts";
 import { InvalidPskError } from "../crypto/kdf2022.ts";
 import { clientKeys2022, serverKeys2022 } from "../protocol/aead2022_identity.ts";
 import type {
@@ -48,31 +49,8 @@ const MODES: readonly Mode[] = ["tcp_only", "tcp_and_udp", "udp_only"];
 /** setTimeout overflows past 2^31-1 ms, so longer timeouts would fire at once. */
 const MAX_SECONDS = 2_147_483;
 
-/** Keys read here, in either role. A file is often shared by ss-server and ss-local. */
-const USED_KEYS = new Set([
-  "server",
-  "server_port",
-  "password",
-  "method",
-  "local_address",
-  "local_port",
-  "timeout",
-  "handshake_timeout",
-  "mode",
-  "port_password",
-  "servers",
-  "ipv6_first",
-  "no_delay",
-  "udp_timeout",
-  "udp_max_associations",
-  "allow_private_targets",
-  "tunnel_address",
-  "users",
-  "local_users",
-  "protocol",
-  "acl",
-  "balancer",
-]);
+/** Keys read here, in either role (a file is often shared by ss-server and ss-local). */
+const USED_KEYS = ACCEPTED_KEYS;
 
 /** Keys accepted for compatibility but not acted on; each gets a warning when it has effect. */
 const IGNORED_KEYS: Record<string, (value: unknown, name: string) => string | undefined> = {

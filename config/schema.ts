@@ -1,0 +1,225 @@
+/**
+ * The one table of settings: each config-file key with its command-line flag, how the flag's
+ * text is read, which commands use it, its default and one line of help. The parseArgs options,
+ * the flag part of `--help`, the list of accepted config keys and the README's key table all
+ * come from here, so a new setting is one row.
+ * @module
+ */
+
+/** The commands that run a service and read settings. */
+export type Role = "server" | "local" | "tunnel";
+
+/** How a flag's text becomes a config value. */
+export type FlagValue = "string" | "strings" | "port" | "seconds" | "true";
+
+export interface Setting {
+  /** The config-file key (shadowsocks-libev / -rust spelling). */
+  readonly key: string;
+  /** The long flag without dashes, when there is one. */
+  readonly flag?: string;
+  readonly short?: string;
+  /** How the flag's text is read; "true" is a switch. */
+  readonly value?: FlagValue;
+  /** Placeholder for the value in `--help`. */
+  readonly placeholder?: string;
+  readonly roles: readonly Role[];
+  /** The default, as `--help` shows it. */
+  readonly default?: string;
+  readonly help: string;
+}
+
+const ALL: readonly Role[] = ["server", "local", "tunnel"];
+const CLIENTS: readonly Role[] = ["local", "tunnel"];
+
+export const SETTINGS: readonly Setting[] = [
+  {
+    key: "server",
+    flag: "server",
+    short: "s",
+    value: "strings",
+    placeholder: "HOST",
+    roles: ALL,
+    help: "Server address (server: address to listen on); repeatable",
+  },
+  {
+    key: "server_port",
+    flag: "server-port",
+    short: "p",
+    value: "port",
+    placeholder: "PORT",
+    roles: ALL,
+    default: "8388",
+    help: "Server port (server: listen port, 0 for any free one)",
+  },
+  {
+    key: "local_address",
+    flag: "local-address",
+    short: "b",
+    value: "string",
+    placeholder: "ADDR",
+    roles: CLIENTS,
+    default: "127.0.0.1",
+    help: "Local proxy (or tunnel) listen address",
+  },
+  {
+    key: "local_port",
+    flag: "local-port",
+    short: "l",
+    value: "port",
+    placeholder: "PORT",
+    roles: CLIENTS,
+    default: "1080",
+    help: "Local proxy (or tunnel) listen port",
+  },
+  {
+    key: "password",
+    flag: "password",
+    short: "k",
+    value: "string",
+    placeholder: "PASS",
+    roles: ALL,
+    help: "Password (2022: base64 key, or iPSK:uPSK for one user)",
+  },
+  {
+    key: "method",
+    flag: "method",
+    short: "m",
+    value: "string",
+    placeholder: "METHOD",
+    roles: ALL,
+    default: "chacha20-ietf-poly1305",
+    help: "Cipher method",
+  },
+  {
+    key: "timeout",
+    flag: "timeout",
+    short: "t",
+    value: "seconds",
+    placeholder: "SECONDS",
+    roles: ALL,
+    default: "300",
+    help: "Idle timeout of a TCP session",
+  },
+  {
+    key: "handshake_timeout",
+    flag: "handshake-timeout",
+    value: "seconds",
+    placeholder: "S",
+    roles: ALL,
+    default: "10",
+    help: "Deadline for a session's handshake",
+  },
+  {
+    key: "tunnel_address",
+    flag: "tunnel-address",
+    short: "L",
+    value: "string",
+    placeholder: "H:P",
+    roles: ["tunnel"],
+    help: "Target of the tunnel command, e.g. 1.1.1.1:53",
+  },
+  {
+    key: "protocol",
+    flag: "protocol",
+    value: "string",
+    placeholder: "P",
+    roles: ["local"],
+    default: "mixed",
+    help: "Local port speaks mixed (SOCKS5/4, HTTP), socks or http",
+  },
+  {
+    key: "acl",
+    flag: "acl",
+    value: "string",
+    placeholder: "FILE",
+    roles: ["server", "local"],
+    help: "ACL file (libev/rust format): bypass, proxy, block",
+  },
+  {
+    key: "plugin",
+    flag: "plugin",
+    value: "string",
+    placeholder: "NAME",
+    roles: ALL,
+    help: "SIP003 plugin (not supported yet)",
+  },
+  {
+    key: "plugin_opts",
+    flag: "plugin-opts",
+    value: "string",
+    placeholder: "OPTS",
+    roles: ALL,
+    help: "SIP003 plugin options (not supported yet)",
+  },
+  {
+    key: "allow_private_targets",
+    flag: "allow-private-targets",
+    value: "true",
+    roles: ["server"],
+    help: "Let clients reach loopback and private addresses",
+  },
+  {
+    key: "no_delay",
+    flag: "no-delay",
+    value: "true",
+    roles: ALL,
+    default: "on",
+    help: "Set TCP_NODELAY",
+  },
+  {
+    key: "ipv6_first",
+    flag: "ipv6-first",
+    value: "true",
+    roles: ["server"],
+    help: "Prefer IPv6 addresses of targets",
+  },
+  // Keys with no flag: lists and objects belong in a file.
+  {
+    key: "mode",
+    roles: ALL,
+    default: "tcp_only",
+    help: "tcp_only, tcp_and_udp or udp_only (-u, -U)",
+  },
+  {
+    key: "servers",
+    roles: ALL,
+    help: "Several servers (rust's list form): listeners, or upstreams",
+  },
+  {
+    key: "port_password",
+    roles: ["server"],
+    help: "One listener per port, each with its password",
+  },
+  { key: "users", roles: ["server"], help: "SIP023 multi-user: [{name, password (uPSK)}]" },
+  {
+    key: "local_users",
+    roles: ["local"],
+    help: "Users of the local port: [{name, password}] (SOCKS5 and HTTP auth)",
+  },
+  {
+    key: "balancer",
+    roles: ["local"],
+    help: "Health checks of several servers: {check_interval (s), check_target (host:port)}",
+  },
+  { key: "udp_timeout", roles: ALL, default: "300", help: "Idle timeout of a UDP association" },
+  {
+    key: "udp_max_associations",
+    roles: ALL,
+    default: "2048",
+    help: "UDP associations kept at once (least recently used evicted)",
+  },
+];
+
+/** Every key a config file may hold, in either role (a file is often shared by both). */
+export const ACCEPTED_KEYS: ReadonlySet<string> = new Set(SETTINGS.map((setting) => setting.key));
+
+/** The flag lines of `--help`, aligned. */
+export function flagHelp(): string[] {
+  return SETTINGS.filter((setting) => setting.flag !== undefined).map((setting) => {
+    const short = setting.short ? `-${setting.short}, ` : "    ";
+    const value = setting.placeholder ? ` ${setting.placeholder}` : "";
+    const left = `  ${short}--${setting.flag}${value}`;
+    const note = setting.default === undefined ? "" : ` (default ${setting.default})`;
+    return `${left.padEnd(29)}${left.length >= 29 ? " " : ""}${setting.help}${note}`;
+  });
+}
