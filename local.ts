@@ -21,7 +21,7 @@ import { parseHostPort } from "./protocol/host_port.ts";
 import { AccessControl } from "./route/acl.ts";
 import { resolveTarget } from "./relay/direct.ts";
 import { MAX_TIMESTAMP_SKEW } from "./protocol/aead2022_time.ts";
-import { aclRouter, fixedRouter } from "./route/router.ts";
+import { aclDecision, aclRouter, fixedRouter } from "./route/router.ts";
 import { type Logger, silentLogger } from "./relay/log.ts";
 import { listenTcp } from "./relay/listen.ts";
 import { type RunningService, serveConnections, type ServiceOptions } from "./relay/service.ts";
@@ -93,8 +93,10 @@ export async function startLocal(
     })
     : undefined;
   const proxy = balancer ?? outbounds[0]!;
-  const router = config.acl
-    ? aclRouter(new AccessControl(config.acl), {
+  const acl = config.acl ? new AccessControl(config.acl) : undefined;
+  const resolve = (name: string) => resolveTarget({ type: "domain", host: name, port: 0 });
+  const router = acl
+    ? aclRouter(acl, {
       proxy,
       // Bypassed targets are the user's own network: private addresses are the point.
       direct: new DirectOutbound({
@@ -102,8 +104,10 @@ export async function startLocal(
         ipv6First: false,
         noDelay: config.noDelay,
       }),
-    }, (name) => resolveTarget({ type: "domain", host: name, port: 0 }))
+    }, resolve)
     : fixedRouter(proxy);
+  // UDP follows the same decision per datagram target.
+  if (acl && context.udp) context.udp.route = (target) => aclDecision(acl, target, resolve);
   const users = config.users ? new Map(config.users.map((u) => [u.name, u.password])) : undefined;
   const handshakeMs = config.handshakeTimeout * 1000;
   const idleMs = config.timeout * 1000;

@@ -27,7 +27,7 @@
  */
 import type { ServerConfig } from "./config/types.ts";
 import { findMethod } from "./crypto/methods.ts";
-import { formatAddress } from "./protocol/address.ts";
+import { type Address, formatAddress } from "./protocol/address.ts";
 import { AccessControl } from "./route/acl.ts";
 import { errorMessage, ProtocolError, type SessionStatus } from "./protocol/errors.ts";
 import { type ServerFramings, serverFramings } from "./protocol/session_framings.ts";
@@ -121,6 +121,15 @@ export async function startServer(
       idleTimeoutMs: config.udpTimeout * 1000,
       allowPrivateTargets: config.allowPrivateTargets,
       ipv6First: config.ipv6First,
+      ...(context.acl?.checksOutbound
+        ? {
+          blocked: async (target: Address) =>
+            (await context.acl!.checkOutbound(
+              target,
+              (name) => resolveName(name, config.ipv6First),
+            )) === "block",
+        }
+        : {}),
       ...(options.signal ? { signal: options.signal } : {}),
     });
   }

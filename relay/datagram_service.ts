@@ -101,6 +101,8 @@ export interface DatagramServiceOptions {
   /** Skip the target policy (tests, the tunnel's own server). */
   allowPrivateTargets: boolean;
   ipv6First: boolean;
+  /** True for targets an ACL blocks: their datagrams are dropped as `ERR_BLOCKED`. */
+  blocked?: (target: Address) => Promise<boolean>;
   /** The NAT table's clock. Default `Date.now`. */
   now?: () => number;
   signal?: AbortSignal;
@@ -264,6 +266,9 @@ class Association<S extends DatagramSession> {
   async #send(request: DatagramRequest): Promise<void> {
     const { stats, options } = this.#relay;
     try {
+      if (options.blocked && await options.blocked(request.target)) {
+        throw new ProtocolError("ERR_BLOCKED", "blocked by the ACL");
+      }
       const ip = await this.#pickIp(request.target);
       const socket = this.#socketFor(ip);
       await socket.send(request.payload, { hostname: ip, port: request.target.port });

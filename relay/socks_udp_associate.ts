@@ -22,7 +22,11 @@
 import { type Address, addressFromHost, encodeAddress } from "../protocol/address.ts";
 import { errorMessage, ProtocolError, type SessionStatus } from "../protocol/errors.ts";
 import { encodeReply, Reply } from "../protocol/socks5.ts";
-import { decodeSocksUdpHeader, SOCKS_UDP_PREFIX_LENGTH } from "../protocol/udp_packet.ts";
+import {
+  decodeSocksUdpHeader,
+  decodeUdpPlaintext,
+  SOCKS_UDP_PREFIX_LENGTH,
+} from "../protocol/udp_packet.ts";
 import { sweepInterval } from "./datagram_service.ts";
 import { resolveTarget } from "./direct.ts";
 import { closeQuietly, type Duplex, writeAll } from "./io.ts";
@@ -43,11 +47,17 @@ export interface UdpAssociateContext {
   associations: NatTable<SocksUdpAssociation>;
   stats: UdpStats;
   logger: Logger;
+  /**
+   * The router's decision per datagram target (an ACL): `bypass` is sent from this machine
+   * straight to the target, `block` dropped and counted as `ERR_BLOCKED`. Absent: all proxied.
+   */
+  route?: (target: Address) => Promise<"proxy" | "bypass" | "block">;
 }
 
 /** One live association as the table sees it: closing it ends the whole session. */
 export class SocksUdpAssociation {
   readonly #resources: { close(): void }[];
+  #closed = false;
   /** Set by the table when it removes the association. */
   removedFor: RemovalReason | undefined;
 
@@ -55,7 +65,14 @@ export class SocksUdpAssociation {
     this.#resources = resources;
   }
 
+  /** Adds a resource opened later (a direct socket); closed at once if the association is. */
+  add(resource: { close(): void }): void {
+    this.#resources.push(resource);
+    if (this.#closed) closeQuietly(resource);
+  }
+
   close(): void {
+    this.#closed = true;
     for (const resource of this.#resources) closeQuietly(resource);
   }
 }
@@ -148,6 +165,7 @@ export async function serveUdpAssociate(
     session: context.cipher.newSession(),
     context,
     touch: () => context.associations.touch(key, association),
+    direct: new DirectPath(association),
   };
   const loops = [uplink(link), downlink(link)];
   try {
@@ -157,6 +175,7 @@ export async function serveUdpAssociate(
     context.associations.delete(key, association);
     association.close();
     await Promise.all(loops);
+    await link.direct.done();
   }
   logger.debug(`local udp ${key} ended (${association.removedFor ?? "deleted"})`);
   return association.removedFor === "idle" ? "ERR_TIMEOUT" : "OK";
@@ -180,6 +199,8 @@ interface AssociationLink {
   readonly context: UdpAssociateContext;
   /** Marks the association used (its idle expiry starts again). */
   readonly touch: () => void;
+  /** Sockets for datagrams the router bypasses, opened on first use. */
+  readonly direct: DirectPath;
 }
 
 /** App → server: check the source, strip RSV FRAG, seal, send. Ends when the socket closes. */
@@ -213,6 +234,24 @@ async function uplink(link: AssociationLink): Promise<void> {
     }
     client.port ??= from.port;
     touch();
+    if (context.route) {
+      let decided;
+      try {
+        const { address, payload } = decodeUdpPlaintext(data.subarray(SOCKS_UDP_PREFIX_LENGTH));
+        decided = { address, payload, route: await context.route(address) };
+      } catch (error) {
+        stats.statuses[error instanceof ProtocolError ? error.code : "ERR_READ_ADDRESS"]++;
+        continue;
+      }
+      if (decided.route === "block") {
+        stats.statuses.ERR_BLOCKED++;
+        continue;
+      }
+      if (decided.route === "bypass") {
+        await link.direct.send(link, decided.address, decided.payload.slice());
+        continue;
+      }
+    }
     let packet: Uint8Array;
     try {
       packet = session.seal(data.subarray(SOCKS_UDP_PREFIX_LENGTH), sealed);
@@ -319,5 +358,96 @@ async function sendReply(control: Deno.TcpConn, reply: number): Promise<void> {
       !(error instanceof Deno.errors.BadResource || error instanceof Deno.errors.BrokenPipe ||
         error instanceof Deno.errors.ConnectionReset)
     ) throw error;
+  }
+}
+
+/** Resolved names one association's direct path remembers; emptied when full. */
+const MAX_DIRECT_NAMES = 16;
+
+/**
+ * The direct half of an association: datagrams the router bypasses leave from this machine's
+ * own sockets (one per IP family, opened on first use) and their replies come back to the app
+ * with the replying address in the SOCKS5 header, as a proxied reply would.
+ */
+class DirectPath {
+  readonly #association: SocksUdpAssociation;
+  readonly #sockets: { v4?: UdpSocket; v6?: UdpSocket } = {};
+  readonly #names = new Map<string, string>();
+  readonly #loops: Promise<void>[] = [];
+
+  constructor(association: SocksUdpAssociation) {
+    this.#association = association;
+  }
+
+  async send(link: AssociationLink, target: Address, payload: Uint8Array): Promise<void> {
+    const { stats, logger } = link.context;
+    try {
+      const ip = await this.#resolve(target);
+      const socket = this.#socketFor(link, ip);
+      await socket.send(payload, { hostname: ip, port: target.port });
+      stats.statuses.OK++;
+      stats.bytesUplink += payload.length;
+    } catch (error) {
+      stats.statuses[error instanceof ProtocolError ? error.code : "ERR_RELAY_TARGET"]++;
+      logger.debug(`local udp: direct send failed: ${errorMessage(error)}`);
+    }
+  }
+
+  async done(): Promise<void> {
+    await Promise.all(this.#loops);
+  }
+
+  async #resolve(target: Address): Promise<string> {
+    if (target.type !== "domain") return target.host;
+    let ip = this.#names.get(target.host);
+    if (ip === undefined) {
+      ip = (await resolveTarget(target))[0]!;
+      if (this.#names.size >= MAX_DIRECT_NAMES) this.#names.clear();
+      this.#names.set(target.host, ip);
+    }
+    return ip;
+  }
+
+  #socketFor(link: AssociationLink, ip: string): UdpSocket {
+    const family = ip.includes(":") ? "v6" : "v4";
+    let socket = this.#sockets[family];
+    if (!socket) {
+      socket = UdpSocket.bind(family === "v6" ? "::" : "0.0.0.0", 0);
+      this.#sockets[family] = socket;
+      this.#association.add(socket);
+      this.#loops.push(directReplies(link, socket));
+    }
+    return socket;
+  }
+}
+
+/** Target → app on a direct socket: prefix the SOCKS5 header with the sender, send to the app. */
+async function directReplies(link: AssociationLink, socket: UdpSocket): Promise<void> {
+  const { relaySocket, client, context, touch } = link;
+  const { stats } = context;
+  const buffer = new Uint8Array(UDP_BUFFER_SIZE);
+  const guard = receiveGuard(socket, context);
+  for (;;) {
+    const datagram = await socket.receiveNext(buffer, guard);
+    if (!datagram) return;
+    if (client.port === undefined) {
+      stats.repliesDropped++;
+      continue;
+    }
+    touch();
+    stats.bytesDownlink += datagram.data.length;
+    const header = encodeAddress(
+      addressFromHost(unmapIpv4(datagram.from.hostname), datagram.from.port),
+    );
+    const reply = new Uint8Array(SOCKS_UDP_PREFIX_LENGTH + header.length + datagram.data.length);
+    reply.set(header, SOCKS_UDP_PREFIX_LENGTH);
+    reply.set(datagram.data, SOCKS_UDP_PREFIX_LENGTH + header.length);
+    try {
+      await relaySocket.send(reply, { hostname: client.ip, port: client.port });
+      stats.repliesRelayed++;
+    } catch (error) {
+      stats.repliesDropped++;
+      context.logger.debug(`local udp: send to the app failed: ${errorMessage(error)}`);
+    }
   }
 }

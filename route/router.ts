@@ -24,6 +24,21 @@ export function fixedRouter(outbound: Outbound): Router {
 /** Resolves a name to IP literals for ACL rules on addresses (injected: route/ does no I/O). */
 export type Resolve = (name: string) => Promise<readonly string[]>;
 
+/** What an ACL decides for one target on a local: through the server, direct, or refused. */
+export type AclDecision = "proxy" | "bypass" | "block";
+
+/** The local-side ACL decision (NOTES-2 §16.3): the outbound block list first, then bypass. */
+export async function aclDecision(
+  acl: AccessControl,
+  target: Address,
+  resolve: Resolve,
+): Promise<AclDecision> {
+  if (acl.checksOutbound && (await acl.checkOutbound(target, resolve)) === "block") {
+    return "block";
+  }
+  return await acl.checkTarget(target, resolve);
+}
+
 /**
  * Routing by an ACL (NOTES-2 §16): targets on the outbound block list are refused, bypassed
  * targets go `direct`, the rest through `proxy`.
@@ -35,10 +50,10 @@ export function aclRouter(
 ): Router {
   return {
     async route(target) {
-      if (acl.checksOutbound && (await acl.checkOutbound(target, resolve)) === "block") {
-        return "block";
-      }
-      return (await acl.checkTarget(target, resolve)) === "bypass"
+      const decision = await aclDecision(acl, target, resolve);
+      return decision === "block"
+        ? "block"
+        : decision === "bypass"
         ? outbounds.direct
         : outbounds.proxy;
     },

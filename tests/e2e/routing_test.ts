@@ -13,6 +13,7 @@ import { createLogger } from "../../relay/log.ts";
 import type { RunningService } from "../../relay/service.ts";
 import { startServer } from "../../server.ts";
 import { curlViaSocks, deterministicBytes, startHttpFixture } from "../_fixtures.ts";
+import { datagramBytes, SocksUdpClient, UdpEcho } from "./_udp_harness.ts";
 import {
   localConfig,
   readAll,
@@ -169,5 +170,53 @@ Deno.test("three servers: the first dies mid-run, 200 sessions all succeed, and 
   } finally {
     await local.close();
     for (const server of servers) await server.close();
+  }
+});
+
+Deno.test("UDP follows the ACL per datagram: bypass direct, proxy via the server, block dropped", async () => {
+  const proxiedEcho = new UdpEcho({ hostname: "127.0.0.1" });
+  const bypassedEcho = new UdpEcho({ hostname: "127.0.0.2" });
+  const acl = parseAcl("[proxy_all]\n[bypass_list]\n127.0.0.2\n[outbound_block_list]\n127.0.0.3\n");
+  const udp = { mode: "tcp_and_udp", udpMaxAssociations: 16 } as const;
+  const chain = await startChain(METHOD, { local: { ...udp, acl }, server: udp });
+  const client = await SocksUdpClient.open(chain.local.addr.port);
+  try {
+    const exchange = async (host: string, port: number, size: number) => {
+      const payload = datagramBytes(size, size);
+      await client.send({ type: "ipv4", host, port }, payload);
+      const reply = await client.next(2000);
+      assert.deepEqual(reply.address, { type: "ipv4", host, port });
+      assert.deepEqual(reply.payload, payload);
+    };
+    await exchange("127.0.0.1", proxiedEcho.port, 100);
+    await exchange("127.0.0.2", bypassedEcho.port, 200);
+    await client.send({ type: "ipv4", host: "127.0.0.3", port: 9 }, datagramBytes(5, 1));
+    await waitFor(() => chain.local.udpStats!.statuses.ERR_BLOCKED === 1, 5000, "blocked");
+    assert.equal(chain.server.udpStats!.statuses.OK, 1, "only the proxied datagram reached it");
+    assert.equal(bypassedEcho.echoed, 1);
+  } finally {
+    await client.close();
+    await chain.close();
+    await proxiedEcho.close();
+    await bypassedEcho.close();
+  }
+});
+
+Deno.test("a server ACL drops UDP datagrams to blocked targets", async () => {
+  const echo = new UdpEcho({ hostname: "127.0.0.2" });
+  const udp = { mode: "tcp_and_udp", udpMaxAssociations: 16 } as const;
+  const chain = await startChain(METHOD, {
+    local: udp,
+    server: { ...udp, acl: parseAcl("[outbound_block_list]\n127.0.0.2\n") },
+  });
+  const client = await SocksUdpClient.open(chain.local.addr.port);
+  try {
+    await client.send({ type: "ipv4", host: "127.0.0.2", port: echo.port }, datagramBytes(9, 9));
+    await waitFor(() => chain.server.udpStats!.statuses.ERR_BLOCKED === 1, 5000, "blocked");
+    assert.equal(echo.echoed, 0);
+  } finally {
+    await client.close();
+    await chain.close();
+    await echo.close();
   }
 });
