@@ -73,8 +73,11 @@ export async function startLocal(
     };
   }
   const servers = config.servers ?? [config];
+  const keysOf = servers.map((server, i) =>
+    i === 0 ? { framings, udpCipher } : clientKeys({ ...config, ...server })
+  );
   const outbounds = servers.map((server, i) => {
-    const keys = i === 0 ? { framings } : clientKeys({ ...config, ...server });
+    const keys = keysOf[i]!;
     return new ShadowsocksOutbound(
       {
         host: server.server,
@@ -93,6 +96,17 @@ export async function startLocal(
     })
     : undefined;
   const proxy = balancer ?? outbounds[0]!;
+  if (balancer && context.udp) {
+    // A new UDP association goes to the server TCP sessions would go to now.
+    context.udp.pick = () => {
+      const i = outbounds.indexOf(balancer.ranked()[0]!.outbound as ShadowsocksOutbound);
+      return {
+        cipher: keysOf[i]!.udpCipher!,
+        server: servers[i]!.server,
+        serverPort: servers[i]!.serverPort,
+      };
+    };
+  }
   const acl = config.acl ? new AccessControl(config.acl) : undefined;
   const resolve = (name: string) => resolveTarget({ type: "domain", host: name, port: 0 });
   const router = acl

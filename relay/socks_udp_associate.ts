@@ -52,6 +52,8 @@ export interface UdpAssociateContext {
    * straight to the target, `block` dropped and counted as `ERR_BLOCKED`. Absent: all proxied.
    */
   route?: (target: Address) => Promise<"proxy" | "bypass" | "block">;
+  /** With several servers: the one a new association uses (default: the fields above). */
+  pick?: () => { cipher: UdpClientCipher; server: string; serverPort: number };
 }
 
 /** One live association as the table sees it: closing it ends the whole session. */
@@ -115,9 +117,10 @@ export async function serveUdpAssociate(
   context: UdpAssociateContext,
 ): Promise<SessionStatus> {
   const { stats, logger } = context;
+  const upstream = context.pick?.() ?? context;
   let serverIp: string;
   try {
-    [serverIp] = await resolveTarget(addressFromHost(context.server, context.serverPort)) as [
+    [serverIp] = await resolveTarget(addressFromHost(upstream.server, upstream.serverPort)) as [
       string,
     ];
   } catch (error) {
@@ -157,12 +160,13 @@ export async function serveUdpAssociate(
   const link: AssociationLink = {
     relaySocket,
     outbound,
-    server: { hostname: serverIp, port: context.serverPort },
+    server: { hostname: serverIp, port: upstream.serverPort },
     client: {
       ip: unmapIpv4(control.remoteAddr.hostname),
       port: requested.port !== 0 ? requested.port : undefined,
     },
-    session: context.cipher.newSession(),
+    session: upstream.cipher.newSession(),
+    overhead: upstream.cipher.overhead,
     context,
     touch: () => context.associations.touch(key, association),
     direct: new DirectPath(association),
@@ -196,6 +200,8 @@ interface AssociationLink {
   readonly server: { hostname: string; port: number };
   readonly client: ClientFilter;
   readonly session: UdpClientSession;
+  /** Bytes the session's cipher adds to a datagram. */
+  readonly overhead: number;
   readonly context: UdpAssociateContext;
   /** Marks the association used (its idle expiry starts again). */
   readonly touch: () => void;
@@ -208,7 +214,7 @@ async function uplink(link: AssociationLink): Promise<void> {
   const { relaySocket, outbound, server, client, session, context, touch } = link;
   const { stats } = context;
   const buffer = new Uint8Array(UDP_BUFFER_SIZE);
-  const sealed = new Uint8Array(UDP_BUFFER_SIZE + context.cipher.overhead);
+  const sealed = new Uint8Array(UDP_BUFFER_SIZE + link.overhead);
   const guard = receiveGuard(relaySocket, context);
   for (;;) {
     const datagram = await relaySocket.receiveNext(buffer, guard);
