@@ -174,7 +174,8 @@ export async function startLocal(
         : "SOCKS5, SOCKS4, HTTP"
     }) listening on ${formatAddress(addressFromHost(service.addr.hostname, service.addr.port))}, ` +
       `server${outbounds.length > 1 ? "s" : ""} ${names} (${method.name})` +
-      (config.acl ? ", with an ACL" : "") + (users ? `, ${users.size} users` : ""),
+      (config.acl ? ", with an ACL" : "") +
+      (users ? `, ${users.size} user${users.size === 1 ? "" : "s"}` : ""),
   );
   return service;
 }

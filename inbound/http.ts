@@ -11,7 +11,7 @@
  * connect or upstream failure, 504 timeout; after an error the connection closes.
  * @module
  */
-import type { Address } from "../protocol/address.ts";
+import { type Address, formatAddress } from "../protocol/address.ts";
 import { errorMessage, ProtocolError, type SessionStatus } from "../protocol/errors.ts";
 import {
   basicCredentials,
@@ -162,20 +162,25 @@ export class HttpInbound implements Inbound {
     first: { head: RequestHead; target: ProxyTarget; user: string | undefined },
     signal: AbortSignal,
     countBytes: Counter,
-  ): Promise<{ status: SessionStatus; detail: string }> {
+  ): Promise<{ status: SessionStatus; detail: string; target?: string; user?: string }> {
+    // The log line names the first request's target and user (later ones may differ).
+    const who = {
+      target: formatAddress(first.target.address),
+      ...(first.user === undefined ? {} : { user: first.user }),
+    };
     let request = first;
     for (let count = 1;; count++) {
       const outcome = await this.#forwardOne(client, conn, request, signal, countBytes);
       if (outcome.status !== "OK" || !outcome.keepAlive) {
-        return { status: outcome.status, detail: `${outcome.detail} (${count} requests)` };
+        return { ...who, status: outcome.status, detail: `${outcome.detail} (${count} requests)` };
       }
       // Wait for the next request: the idle timeout until its first byte, then the deadline.
       const next = await this.#nextRequest(client, conn);
-      if (next === "end") return { status: "OK", detail: `${count} requests` };
+      if (next === "end") return { ...who, status: "OK", detail: `${count} requests` };
       request = next;
       if (request.target.kind === "connect") {
         const status = await this.#tunnel(client, conn, request, signal, countBytes);
-        return { status, detail: `CONNECT after ${count} requests` };
+        return { ...who, status, detail: `CONNECT after ${count} requests` };
       }
     }
   }

@@ -37,7 +37,7 @@ export interface HandledSession {
   run(
     signal: AbortSignal,
     countBytes: (direction: "uplink" | "downlink", count: number) => void,
-  ): Promise<{ status: SessionStatus; detail: string }>;
+  ): Promise<{ status: SessionStatus; detail: string; target?: string; user?: string }>;
 }
 
 /** A connection to a target that the session's router and outbound made. */

@@ -86,7 +86,7 @@ export class Balancer implements Outbound {
       try {
         const connection = await server.outbound.connect(target, options);
         if (server.health !== "up") this.#mark(server, "up", undefined);
-        return connection;
+        return { ...connection, via: server.outbound.name };
       } catch (error) {
         lastError = error;
         if (options.signal.aborted) break;

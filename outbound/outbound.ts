@@ -14,6 +14,8 @@ export interface OutboundConnection {
   readonly stream: Duplex;
   /** Our end of the TCP connection it runs on: what a SOCKS reply reports as bound. */
   readonly bound: Deno.NetAddr;
+  /** Which server carried it, when the outbound chose among several. */
+  readonly via?: string;
 }
 
 export interface Outbound {

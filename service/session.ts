@@ -69,7 +69,11 @@ export async function runSession(
   }
   if (accepted.kind === "handled") {
     deadline.clear();
-    const { status, detail } = await accepted.run(signal, countBytes);
+    const { status, detail, target, user } = await accepted.run(signal, countBytes);
+    outcome = {
+      ...(target === undefined ? {} : { target }),
+      ...(user === undefined ? {} : { user }),
+    };
     return finish(status, detail);
   }
 
@@ -139,7 +143,7 @@ export async function dial(
   if (route === "block") throw new ProtocolError("ERR_BLOCKED", "blocked by the ACL");
   try {
     const connection = await route.connect(target, { signal: options.signal });
-    return { ...connection, via: route.name };
+    return { ...connection, via: connection.via ?? route.name };
   } catch (error) {
     if (options.deadline?.expired) {
       throw new ProtocolError("ERR_TIMEOUT", "handshake deadline passed while connecting", {
