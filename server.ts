@@ -29,6 +29,7 @@ import type { ServerConfig } from "./config/types.ts";
 import { findMethod } from "./crypto/methods.ts";
 import { type Address, formatAddress } from "./protocol/address.ts";
 import { AccessControl } from "./route/acl.ts";
+import { loggingObserver, type Observer, SERVER_INFO_STATUSES } from "./service/observer.ts";
 import { errorMessage, ProtocolError, type SessionStatus } from "./protocol/errors.ts";
 import { type ServerFramings, serverFramings } from "./protocol/session_framings.ts";
 import { serveDatagrams } from "./relay/datagram_service.ts";
@@ -67,6 +68,8 @@ interface ServerContext {
   /** Per-user counters (multi-user 2022), the same object as the service's `stats.users`. */
   userStats: Record<string, UserStats>;
   logger: Logger;
+  /** Writes each session's one log line. */
+  observer: Observer;
   /** Client and outbound checks of the ACL, when there is one. */
   acl?: AccessControl;
 }
@@ -93,6 +96,7 @@ export async function startServer(
     framings,
     userStats: createUserStats(framings.userNames),
     logger,
+    observer: loggingObserver("server", logger, { infoStatuses: SERVER_INFO_STATUSES }),
     ...(config.acl ? { acl: new AccessControl(config.acl) } : {}),
   };
   let tcp: RunningService | undefined;
@@ -157,15 +161,18 @@ async function serveSession(
   }
   const deadline = new Deadline(config.handshakeTimeout * 1000, () => closeQuietly(conn));
   const stream = new ShadowsocksStream(conn, context.framings.session());
-  let who = peer;
 
+  let user: string | undefined;
+  let targetText: string | undefined;
   const finish = (status: SessionStatus, detail: string) => {
-    const line = `server ${who} ${status} ${detail} (${Date.now() - started} ms)`;
-    if (status === "OK" || status === "ERR_TIMEOUT" || status.startsWith("ERR_RELAY")) {
-      logger.debug(line);
-    } else {
-      logger.info(line);
-    }
+    context.observer.sessionEnded({
+      peer,
+      status,
+      detail,
+      durationMs: Date.now() - started,
+      ...(user === undefined ? {} : { user }),
+      ...(targetText === undefined ? {} : { target: targetText }),
+    });
     return status;
   };
 
@@ -189,7 +196,8 @@ async function serveSession(
   }
   const userStats = request.user === undefined ? undefined : context.userStats[request.user];
   if (userStats !== undefined) userStats.sessions++;
-  if (request.user !== undefined) who = `${peer} user "${request.user}"`;
+  user = request.user;
+  targetText = formatAddress(address);
   const countSession = withUserCounts(countBytes, userStats);
 
   if (
@@ -228,7 +236,7 @@ async function serveSession(
     signal,
     onBytes: countSession,
   });
-  return finish(status, formatAddress(address));
+  return finish(status, "relayed");
 }
 
 /** The byte counter of one session: the service totals, and the user's when there is one. */

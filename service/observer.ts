@@ -45,19 +45,32 @@ const PROBE_STATUSES: ReadonlySet<SessionStatus> = new Set([
 export const PROBE_LINES = 20;
 export const PROBE_WINDOW_MS = 10_000;
 
+/**
+ * Statuses a server logs at info: a server's operator wants to see probes and refusals (still
+ * throttled), where a local's user does not.
+ */
+export const SERVER_INFO_STATUSES: ReadonlySet<SessionStatus> = new Set([
+  ...INFO_STATUSES,
+  "ERR_CIPHER",
+  "ERR_REPLAY",
+  "ERR_READ_ADDRESS",
+]);
+
 /** An observer that writes one line per session to `logger`, named by `role`. */
 export function loggingObserver(
   role: string,
   logger: Logger,
-  now: () => number = () => performance.now(),
+  options: { infoStatuses?: ReadonlySet<SessionStatus>; now?: () => number } = {},
 ): Observer {
+  const infoStatuses = options.infoStatuses ?? INFO_STATUSES;
+  const now = options.now ?? (() => performance.now());
   let windowStart = -Infinity;
   let probeLines = 0;
   let suppressed = 0;
   return {
     sessionEnded(outcome) {
       const { status } = outcome;
-      const level = INFO_STATUSES.has(status) ? "info" : "debug";
+      const level = infoStatuses.has(status) ? "info" : "debug";
       if (!logger.enabled(level)) return;
       if (PROBE_STATUSES.has(status)) {
         const t = now();
