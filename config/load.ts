@@ -232,7 +232,7 @@ export function buildServerConfigs(file: RawConfig, flags: RawConfig = {}): Serv
  */
 export function buildLocalConfig(file: RawConfig, flags: RawConfig = {}): LocalConfigResult {
   const warnings: string[] = [];
-  const raw = overlay(file, flags, warnings);
+  const raw = overlay(withFirstLocal(file, warnings), flags, warnings);
   const base = commonSettings(raw);
   const password = optional(raw, "password", (v, n) => asString(v, n, true));
 
@@ -719,4 +719,27 @@ function readAcl(path: string, warnings: string[]): AclFile {
     if (error instanceof AclError) throw new ConfigError(`Invalid acl "${path}": ${error.message}`);
     throw error;
   }
+}
+
+/**
+ * shadowsocks-rust's `locals: [{ local_address, local_port, protocol, … }]`: the first entry's
+ * keys stand in for the top-level ones it does not set. One listener per local is served.
+ */
+function withFirstLocal(file: RawConfig, warnings: string[]): RawConfig {
+  if (file["locals"] === undefined) return file;
+  const locals = asList(file["locals"], "locals");
+  const first = locals[0] === undefined ? {} : asObject(locals[0], "locals[0]");
+  if (locals.length > 1) {
+    warnings.push(`Serving only locals[0] of ${locals.length}: run one ssdeno local per listener`);
+  }
+  const known = ["local_address", "local_port", "protocol", "mode", "acl"];
+  for (const key of Object.keys(first)) {
+    if (!known.includes(key)) warnings.push(`Ignoring unknown config key "locals[0].${key}"`);
+  }
+  const merged: RawConfig = { ...file };
+  delete merged["locals"];
+  for (const key of known) {
+    if (first[key] !== undefined && merged[key] === undefined) merged[key] = first[key];
+  }
+  return merged;
 }

@@ -197,6 +197,11 @@ export const SETTINGS: readonly Setting[] = [
     help: "Users of the local port: [{name, password}] (SOCKS5 and HTTP auth)",
   },
   {
+    key: "locals",
+    roles: ["local"],
+    help: "rust's list of local listeners: the first one's local_address, local_port, protocol",
+  },
+  {
     key: "balancer",
     roles: ["local"],
     help: "Health checks of several servers: {check_interval (s), check_target (host:port)}",

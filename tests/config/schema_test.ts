@@ -27,3 +27,20 @@ Deno.test("every setting's key is accepted in a file without an unknown-key warn
 Deno.test("--help lines stay within 100 columns", () => {
   for (const line of USAGE.split("\n")) assert.ok(line.length <= 100, line);
 });
+
+Deno.test("a shadowsocks-rust local config with locals, servers and protocol works unchanged", () => {
+  const { config, warnings } = buildLocalConfig({
+    locals: [{ local_address: "127.0.0.1", local_port: 1086, protocol: "http" }],
+    servers: [
+      { server: "a.example", server_port: 8388, method: "aes-256-gcm", password: "pa" },
+      { server: "b.example", server_port: 8389, method: "aes-128-gcm", password: "pb" },
+    ],
+  });
+  assert.deepEqual(warnings, []);
+  assert.deepEqual([config.localAddress, config.localPort, config.protocol], [
+    "127.0.0.1",
+    1086,
+    "http",
+  ]);
+  assert.equal(config.servers?.length, 2);
+});
