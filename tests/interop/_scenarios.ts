@@ -29,6 +29,18 @@ import {
 } from "./_checks.ts";
 import type { PeerProcess } from "./_peers.ts";
 
+/** The AEAD-2017 and 2022 methods every full implementation has. */
+export const SIX_METHODS = [
+  "aes-128-gcm",
+  "aes-256-gcm",
+  "chacha20-ietf-poly1305",
+  "2022-blake3-aes-128-gcm",
+  "2022-blake3-aes-256-gcm",
+  "2022-blake3-chacha20-poly1305",
+] as const;
+/** The 2022 methods with identity headers, which SIP023 multi-user needs. */
+export const MULTI_USER_METHODS = ["2022-blake3-aes-128-gcm", "2022-blake3-aes-256-gcm"] as const;
+
 /** Datagram sizes for peers that, like ssdeno, take datagrams far larger than libev's 2.8 KB. */
 export const UDP_SIZES = [1, 64, 512, 1400, 4096, 16_384];
 /** UDP on, with a small NAT table. */

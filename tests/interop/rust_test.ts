@@ -9,25 +9,16 @@ import assert from "node:assert/strict";
 import { peerTest } from "./_peers.ts";
 import { startRustLocal, startRustServer } from "./_rust.ts";
 import {
+  MULTI_USER_METHODS,
   multiUser,
   passwordFor,
   peerLocalToSsdeno,
   peerRefusesUnknownUser,
+  SIX_METHODS as METHODS,
   ssdenoRefusesUnknownUser,
   ssdenoToPeerServer,
   UDP_SIZES,
 } from "./_scenarios.ts";
-
-const METHODS = [
-  "aes-128-gcm",
-  "aes-256-gcm",
-  "chacha20-ietf-poly1305",
-  "2022-blake3-aes-128-gcm",
-  "2022-blake3-aes-256-gcm",
-  "2022-blake3-chacha20-poly1305",
-] as const;
-/** The 2022 methods with identity headers, which SIP023 multi-user needs. */
-const MULTI_USER_METHODS = ["2022-blake3-aes-128-gcm", "2022-blake3-aes-256-gcm"] as const;
 
 for (const method of METHODS) {
   peerTest({

@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { startSingBoxClient, startSingBoxServer } from "./_go_peers.ts";
 import { peerTest } from "./_peers.ts";
 import {
+  MULTI_USER_METHODS,
   multiUser,
   passwordFor,
   peerLocalToSsdeno,
@@ -25,7 +26,6 @@ const METHODS = [
   "2022-blake3-aes-256-gcm",
   "2022-blake3-chacha20-poly1305",
 ] as const;
-const MULTI_USER_METHODS = ["2022-blake3-aes-128-gcm", "2022-blake3-aes-256-gcm"] as const;
 /**
  * sing-box 1.12 reads datagrams into 16 KiB buffers: a 16 384-byte payload plus its headers is
  * cut short (as a server it then fails to decrypt it; as a client it passes a truncated datagram

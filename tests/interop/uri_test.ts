@@ -15,19 +15,11 @@ import { startLocal } from "../../local.ts";
 import { curlViaSocks, deterministicBytes, startHttpFixture } from "../_fixtures.ts";
 import { findPeer, peerTest } from "./_peers.ts";
 import { startRustServer } from "./_rust.ts";
-import { passwordFor } from "./_scenarios.ts";
+import { passwordFor, SIX_METHODS as METHODS } from "./_scenarios.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 const CONFIG = new URL("../../deno.json", import.meta.url).pathname;
 
-const METHODS = [
-  "aes-128-gcm",
-  "aes-256-gcm",
-  "chacha20-ietf-poly1305",
-  "2022-blake3-aes-128-gcm",
-  "2022-blake3-aes-256-gcm",
-  "2022-blake3-chacha20-poly1305",
-];
 /** AEAD-2017 passwords are free text: these carry every character SIP002 must escape. */
 const AWKWARD_PASSWORDS = ["p@ss:w/o?r#d%20+=&", "пароль with spaces", "a"];
 
