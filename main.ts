@@ -11,6 +11,7 @@ import {
   buildLocalConfig,
   buildServerConfigs,
   buildTunnelConfig,
+  DEFAULT_GRACE_PERIOD,
   type RawConfig,
   resolveMethod,
 } from "./config/load.ts";
@@ -73,7 +74,11 @@ async function local(command: RunCommand): Promise<number> {
   const { config, warnings } = buildLocalConfig(command.file ?? {}, command.flags);
   warnings.forEach((warning) => logger.warn(warning));
   return await runServices(
-    [{ label: `${config.localAddress}:${config.localPort}`, start: (o) => startLocal(config, o) }],
+    [{
+      label: `${config.localAddress}:${config.localPort}`,
+      start: (o) => startLocal(config, o),
+      graceMs: graceMs(config),
+    }],
     logger,
   );
 }
@@ -83,7 +88,11 @@ async function tunnel(command: RunCommand): Promise<number> {
   const { config, warnings } = buildTunnelConfig(command.file ?? {}, command.flags);
   warnings.forEach((warning) => logger.warn(warning));
   return await runServices(
-    [{ label: `${config.localAddress}:${config.localPort}`, start: (o) => startTunnel(config, o) }],
+    [{
+      label: `${config.localAddress}:${config.localPort}`,
+      start: (o) => startTunnel(config, o),
+      graceMs: graceMs(config),
+    }],
     logger,
   );
 }
@@ -113,6 +122,7 @@ async function server(command: RunCommand): Promise<number> {
     configs.map((config) => ({
       label: `${config.address}:${config.port}`,
       start: (options) => startServer(config, options),
+      graceMs: graceMs(config),
       config,
     })),
     logger,
@@ -123,6 +133,10 @@ async function server(command: RunCommand): Promise<number> {
       console.log(await shareText(live, { color: colorOutput() }));
     },
   );
+}
+
+function graceMs(config: { gracePeriod?: number }): number {
+  return (config.gracePeriod ?? DEFAULT_GRACE_PERIOD) * 1000;
 }
 
 /** No `-c` and no password from the flags: settings come from ./ssdeno.json. */
@@ -137,6 +151,8 @@ function colorOutput(): boolean {
 interface Launch {
   label: string;
   start(options: ServiceOptions): Promise<RunningService>;
+  /** How long its sessions may finish after SIGTERM/SIGINT. */
+  graceMs: number;
   config?: ServerConfig;
 }
 
@@ -171,18 +187,27 @@ async function runServices(
       logger.warn("Second signal: exiting without waiting for sessions");
       Deno.exit(1);
     }
-    logger.info("Shutting down");
+    const live = services.reduce((sum, service) => sum + service.stats.active, 0);
+    const grace = Math.max(...launches.map((launch) => launch.graceMs)) / 1000;
+    logger.info(
+      `Shutting down: no new sessions; ${live} live session${live === 1 ? "" : "s"} get up to ` +
+        `${grace} s to finish (a second signal exits at once)`,
+    );
     controller.abort();
   };
+  const services: RunningService[] = [];
   signals.forEach((signal) => Deno.addSignalListener(signal, onSignal));
 
-  const services: RunningService[] = [];
   try {
     const started: Started[] = [];
     for (const launch of launches) {
       let service: RunningService;
       try {
-        service = await launch.start({ signal: controller.signal, logger });
+        service = await launch.start({
+          signal: controller.signal,
+          logger,
+          graceMs: launch.graceMs,
+        });
       } catch (error) {
         if (error instanceof ConfigError) throw error;
         throw new StartupError(launch.label, error);

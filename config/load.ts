@@ -44,6 +44,8 @@ export interface LocalConfigResult {
 export const DEFAULT_METHOD = "chacha20-ietf-poly1305";
 /** Port used when neither the file nor the flags give one (the SIP002 default). */
 export const DEFAULT_SERVER_PORT = 8388;
+/** Seconds live sessions get after SIGTERM/SIGINT (long enough for most downloads to end). */
+export const DEFAULT_GRACE_PERIOD = 30;
 
 const MODES: readonly Mode[] = ["tcp_only", "tcp_and_udp", "udp_only"];
 /** setTimeout overflows past 2^31-1 ms, so longer timeouts would fire at once. */
@@ -383,6 +385,7 @@ function commonSettings(raw: RawConfig): Omit<CommonConfig, "password"> {
       "udp_max_associations",
       (v, n) => asInteger(v, n, 1, Number.MAX_SAFE_INTEGER, "a positive integer"),
     ) ?? 2048,
+    gracePeriod: optional(raw, "grace_period", asSeconds) ?? DEFAULT_GRACE_PERIOD,
   };
 }
 

@@ -136,6 +136,15 @@ export const SETTINGS: readonly Setting[] = [
     help: "ACL file (libev/rust format): bypass, proxy, block",
   },
   {
+    key: "grace_period",
+    flag: "grace-period",
+    value: "seconds",
+    placeholder: "S",
+    roles: ALL,
+    default: "30",
+    help: "On SIGTERM/SIGINT: how long live sessions may finish",
+  },
+  {
     key: "plugin",
     flag: "plugin",
     value: "string",

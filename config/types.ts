@@ -26,6 +26,8 @@ export interface CommonConfig {
   udpTimeout: number;
   /** Maximum UDP associations kept at once (LRU eviction beyond). Default 2048. */
   udpMaxAssociations: number;
+  /** Seconds live sessions get to finish after SIGTERM/SIGINT before they are cut. Default 30. */
+  gracePeriod?: number;
 }
 
 /** One server listener: `ssdeno server`. */

@@ -65,7 +65,8 @@ export async function relay(
     }, delay);
   };
   armIdleTimer(options.idleTimeoutMs);
-  const onAbort = () => closeBoth("OK");
+  // The service cuts what is left at the end of its shutdown grace period.
+  const onAbort = () => closeBoth("ERR_SHUTDOWN");
   options.signal?.addEventListener("abort", onAbort, { once: true });
 
   /** One direction; a failure closes both sides with the failing side's status. */

@@ -161,7 +161,7 @@ Deno.test("closing a service ends its live sessions after the grace period", asy
     assertEquals(chain.server.stats.active, 1);
     await chain.server.close();
     assertEquals(chain.server.stats.active, 0);
-    assertEquals(chain.server.stats.statuses.OK, 1);
+    assertEquals(chain.server.stats.statuses.ERR_SHUTDOWN, 1);
     await readAll(conn).catch(() => new Uint8Array(0));
     conn.close();
   } finally {

@@ -1,0 +1,87 @@
+/**
+ * Graceful shutdown as an operator meets it: `ssdeno server --grace-period S` in a subprocess,
+ * SIGTERM with a session live. New connections are refused at once, the live session keeps
+ * working through the grace period, is cut at its end with `ERR_SHUTDOWN`, and the process
+ * exits 0.
+ */
+import assert from "node:assert/strict";
+import { startLocal } from "../../local.ts";
+import { writeAll } from "../../relay/io.ts";
+import { freePort, waitForTcpPort } from "../interop/_peers.ts";
+import {
+  localConfig,
+  localhostTarget,
+  readAll,
+  socksConnect,
+  startEchoServer,
+  waitFor,
+} from "./_harness.ts";
+
+const MAIN = new URL("../../main.ts", import.meta.url).pathname;
+const CONFIG = new URL("../../deno.json", import.meta.url).pathname;
+const METHOD = "aes-128-gcm";
+const GRACE_S = 2;
+
+Deno.test("SIGTERM: no new sessions, live ones go on for the grace period, then ERR_SHUTDOWN", async () => {
+  const echo = startEchoServer();
+  const port = freePort();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      ...["run", "-A", "--quiet", "--config", CONFIG, MAIN, "server", "-v"],
+      ...["-s", "127.0.0.1", "-p", `${port}`, "-k", "e2e-password", "-m", METHOD],
+      ...["--allow-private-targets", "--grace-period", `${GRACE_S}`],
+    ],
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  let log = "";
+  const reading = (async () => {
+    for await (const text of child.stderr.pipeThrough(new TextDecoderStream())) log += text;
+  })();
+  const local = await startLocal(localConfig(METHOD, port), { graceMs: 0 });
+  try {
+    await waitForTcpPort(port, { exited: child.status });
+    const { conn } = await socksConnect(local.addr.port, localhostTarget(echo.port));
+    const ping = async (byte: number) => {
+      await writeAll(conn, Uint8Array.of(byte));
+      const got = new Uint8Array(1);
+      assert.equal(await conn.read(got), 1);
+      assert.equal(got[0], byte);
+    };
+    await ping(1);
+
+    const signalled = performance.now();
+    child.kill("SIGTERM");
+    await waitFor(
+      () => log.includes("Shutting down: no new sessions; 1 live session"),
+      5000,
+      "the line",
+    );
+    // The listener is closed: a new TCP connection is refused.
+    await assert.rejects(
+      Deno.connect({ hostname: "127.0.0.1", port }),
+      Deno.errors.ConnectionRefused,
+    );
+    // The live session still relays during the grace period.
+    await ping(2);
+    // At its end the session is cut, the process exits 0.
+    assert.equal((await readAll(conn)).length, 0);
+    const cutAfter = (performance.now() - signalled) / 1000;
+    conn.close();
+    const status = await child.status;
+    assert.equal(status.code, 0, log);
+    assert.ok(cutAfter >= GRACE_S - 0.2 && cutAfter < GRACE_S + 3, `cut after ${cutAfter} s`);
+    await reading;
+    assert.match(log, /server 127\.0\.0\.1:\d+ → 127\.0\.0\.1:\d+ ERR_SHUTDOWN/);
+  } finally {
+    try {
+      child.kill("SIGKILL");
+    } catch (error) {
+      if (!(error instanceof TypeError)) throw error; // already exited
+    }
+    await child.status;
+    await local.close();
+    await echo.close();
+  }
+});
