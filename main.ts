@@ -197,6 +197,11 @@ async function runServices(
   };
   const services: RunningService[] = [];
   signals.forEach((signal) => Deno.addSignalListener(signal, onSignal));
+  // SIGHUP's default action would end the process without a word: until reloading exists, a
+  // reload request (systemctl reload, kill -HUP) is logged and the running config kept.
+  const onHangup = () =>
+    logger.warn("SIGHUP: reloading the config is not supported yet; still running as started");
+  if (Deno.build.os !== "windows") Deno.addSignalListener("SIGHUP", onHangup);
 
   try {
     const started: Started[] = [];
@@ -224,6 +229,7 @@ async function runServices(
     controller.abort();
     await Promise.allSettled(services.map((service) => service.closed));
     signals.forEach((signal) => Deno.removeSignalListener(signal, onSignal));
+    if (Deno.build.os !== "windows") Deno.removeSignalListener("SIGHUP", onHangup);
   }
 }
 

@@ -2,7 +2,8 @@
  * The process's open-file limit, which caps how many sessions it can hold: a TCP session needs
  * two descriptors (the client's connection and the target's or server's), a UDP association one
  * per IP family it sends to, and the process itself keeps a few dozen (runtime, listeners, log).
- * Deno has no getrlimit, so this reads Linux's `/proc/self/limits`; elsewhere it is unknown.
+ * Deno has no getrlimit: this reads Linux's `/proc/self/limits`, or calls libc's getrlimit
+ * through FFI; elsewhere it is unknown.
  * @module
  */
 
@@ -29,17 +30,47 @@ export function parseFileLimit(text: string): FileLimit | undefined {
   return Number.isNaN(soft) || Number.isNaN(hard) ? undefined : { soft, hard };
 }
 
-/** This process's file limit, or undefined where it cannot be read (not Linux, no permission). */
+/**
+ * This process's file limit, or undefined where it cannot be read. Deno asks for --allow-all to
+ * read `/proc/self/limits`, so with narrower permissions (the tasks') `getrlimit` is called
+ * through FFI (--allow-ffi) instead.
+ */
 export function readFileLimit(): FileLimit | undefined {
   try {
     return parseFileLimit(Deno.readTextFileSync("/proc/self/limits"));
   } catch (error) {
-    // Not Linux, or --allow-read withheld: the limit is simply unknown, which costs one log line.
     if (
-      error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotCapable ||
-      error instanceof Deno.errors.PermissionDenied
-    ) return undefined;
-    throw error;
+      !(error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotCapable ||
+        error instanceof Deno.errors.PermissionDenied)
+    ) throw error;
+  }
+  return getrlimitNofile();
+}
+
+/** Linux's RLIMIT_NOFILE; `struct rlimit` is two 64-bit unsigned integers there. */
+const RLIMIT_NOFILE = 7;
+const RLIM_INFINITY = 0xffff_ffff_ffff_ffffn;
+
+function getrlimitNofile(): FileLimit | undefined {
+  if (Deno.build.os !== "linux") return undefined;
+  let libc;
+  try {
+    libc = Deno.dlopen("libc.so.6", {
+      getrlimit: { parameters: ["i32", "buffer"], result: "i32" },
+    });
+  } catch {
+    // No FFI permission or no glibc: the limit is simply unknown, which costs one log line.
+    return undefined;
+  }
+  try {
+    const limits = new BigUint64Array(2);
+    if (libc.symbols.getrlimit(RLIMIT_NOFILE, new Uint8Array(limits.buffer)) !== 0) {
+      return undefined;
+    }
+    const value = (n: bigint) => (n === RLIM_INFINITY ? Infinity : Number(n));
+    return { soft: value(limits[0]!), hard: value(limits[1]!) };
+  } finally {
+    libc.close();
   }
 }
 

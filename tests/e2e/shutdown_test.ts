@@ -50,6 +50,10 @@ Deno.test("SIGTERM: no new sessions, live ones go on for the grace period, then 
       assert.equal(got[0], byte);
     };
     await ping(1);
+    // SIGHUP (a reload request) must not end the process: it logs and keeps serving.
+    child.kill("SIGHUP");
+    await waitFor(() => log.includes("SIGHUP: reloading"), 5000, "the SIGHUP line");
+    await ping(3);
 
     const signalled = performance.now();
     child.kill("SIGTERM");
