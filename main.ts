@@ -25,6 +25,7 @@ import { createLogger, type Logger } from "./relay/log.ts";
 import type { RunningService, ServiceOptions } from "./relay/service.ts";
 import { startServer } from "./server.ts";
 import { startTunnel } from "./tunnel.ts";
+import { renderMetrics, startMetricsServer } from "./service/metrics.ts";
 
 type RunCommand = Extract<CliCommand, { flags: unknown }>;
 
@@ -115,7 +116,7 @@ async function server(command: RunCommand): Promise<number> {
         : `Using ${ZERO_CONFIG_PATH}`,
     );
   }
-  const { configs, warnings } = loaded.value;
+  const { configs, warnings, metrics } = loaded.value;
   warnings.forEach((warning) => logger.warn(warning));
 
   return await runServices(
@@ -127,6 +128,7 @@ async function server(command: RunCommand): Promise<number> {
     })),
     logger,
     async (started) => {
+      if (metrics) startMetrics(metrics, started, logger);
       if (!zeroConfig) return;
       // The bound port, which differs from the configured one when that was 0.
       const live = started.map(({ config, service }) => ({ ...config, port: service.addr.port }));
@@ -137,6 +139,33 @@ async function server(command: RunCommand): Promise<number> {
 
 function graceMs(config: { gracePeriod?: number }): number {
   return (config.gracePeriod ?? DEFAULT_GRACE_PERIOD) * 1000;
+}
+
+/** Serves the listeners' metrics until they have all closed. */
+function startMetrics(
+  where: { host: string; port: number },
+  started: Started[],
+  logger: Logger,
+): void {
+  const sources = started.map(({ config, service }) => ({
+    port: service.addr.port,
+    users: config.users?.map((user) => user.name) ?? [],
+    service,
+  }));
+  let server;
+  try {
+    server = startMetricsServer(where.host, where.port, () => renderMetrics(sources, VERSION));
+  } catch (error) {
+    throw new StartupError(`metrics ${where.host}:${where.port}`, error);
+  }
+  logger.info(`metrics on http://${formatHostPort(server.addr)}/metrics`);
+  Promise.all(started.map(({ service }) => service.closed)).then(() => server.close());
+}
+
+function formatHostPort(addr: Deno.NetAddr): string {
+  return addr.hostname.includes(":")
+    ? `[${addr.hostname}]:${addr.port}`
+    : `${addr.hostname}:${addr.port}`;
 }
 
 /** No `-c` and no password from the flags: settings come from ./ssdeno.json. */

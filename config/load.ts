@@ -32,6 +32,8 @@ export type RawConfig = Record<string, unknown>;
 export interface ServerConfigs {
   configs: ServerConfig[];
   warnings: string[];
+  /** Where to serve Prometheus metrics (`metrics`, `--metrics`), when asked. */
+  metrics?: { host: string; port: number };
 }
 
 /** The validated `ssdeno local` config, plus warnings for the caller to log. */
@@ -225,7 +227,8 @@ export function buildServerConfigs(file: RawConfig, flags: RawConfig = {}): Serv
   checkDuplicates(listeners);
   const acl = optional(raw, "acl", (v, n) => readAcl(asString(v, n), warnings));
   if (acl !== undefined) listeners.forEach((config) => config.acl = acl);
-  return { configs: listeners, warnings };
+  const metrics = optional(raw, "metrics", asMetricsAddress);
+  return { configs: listeners, warnings, ...(metrics ? { metrics } : {}) };
 }
 
 /**
@@ -745,4 +748,13 @@ function withFirstLocal(file: RawConfig, warnings: string[]): RawConfig {
     if (first[key] !== undefined && merged[key] === undefined) merged[key] = first[key];
   }
   return merged;
+}
+
+/** `metrics`: `host:port`, or a bare port on 127.0.0.1 (metrics stay on this machine by default). */
+function asMetricsAddress(value: unknown, name: string): { host: string; port: number } {
+  const text = typeof value === "number" ? String(value) : asString(value, name);
+  if (/^[0-9]+$/.test(text)) return { host: "127.0.0.1", port: asPort(Number(text), name, 0) };
+  const { host, port } = splitHostPort(text, name);
+  if (port === undefined) throw invalid(name, value, "host:port or a port number");
+  return { host, port };
 }

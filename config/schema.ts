@@ -136,6 +136,14 @@ export const SETTINGS: readonly Setting[] = [
     help: "ACL file (libev/rust format): bypass, proxy, block",
   },
   {
+    key: "metrics",
+    flag: "metrics",
+    value: "string",
+    placeholder: "H:P",
+    roles: ["server"],
+    help: "Serve Prometheus metrics at http://H:P/metrics (a bare port: 127.0.0.1)",
+  },
+  {
     key: "grace_period",
     flag: "grace-period",
     value: "seconds",

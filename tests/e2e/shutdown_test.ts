@@ -1,5 +1,6 @@
 /**
- * Graceful shutdown as an operator meets it: `ssdeno server --grace-period S` in a subprocess,
+ * Graceful shutdown (and the metrics endpoint) as an operator meets them: `ssdeno server
+ * --grace-period S --metrics H:P` in a subprocess,
  * SIGTERM with a session live. New connections are refused at once, the live session keeps
  * working through the grace period, is cut at its end with `ERR_SHUTDOWN`, and the process
  * exits 0.
@@ -25,11 +26,13 @@ const GRACE_S = 2;
 Deno.test("SIGTERM: no new sessions, live ones go on for the grace period, then ERR_SHUTDOWN", async () => {
   const echo = startEchoServer();
   const port = freePort();
+  const metricsPort = freePort();
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       ...["run", "-A", "--quiet", "--config", CONFIG, MAIN, "server", "-v"],
       ...["-s", "127.0.0.1", "-p", `${port}`, "-k", "e2e-password", "-m", METHOD],
       ...["--allow-private-targets", "--grace-period", `${GRACE_S}`],
+      ...["--metrics", `127.0.0.1:${metricsPort}`],
     ],
     stdin: "null",
     stdout: "null",
@@ -50,6 +53,10 @@ Deno.test("SIGTERM: no new sessions, live ones go on for the grace period, then 
       assert.equal(got[0], byte);
     };
     await ping(1);
+    // --metrics serves the live counters.
+    const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    assert.match(metrics, /^ssdeno_sessions_live 1$/m);
+    assert.match(metrics, /^shadowsocks_build_info\{version="[^"]+"\} 1$/m);
     // SIGHUP (a reload request) must not end the process: it logs and keeps serving.
     child.kill("SIGHUP");
     await waitFor(() => log.includes("SIGHUP: reloading"), 5000, "the SIGHUP line");

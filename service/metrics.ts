@@ -1,0 +1,151 @@
+/**
+ * Prometheus metrics of the server role, in the text exposition format (0.0.4), with the
+ * families and labels outline-ss-server exports (NOTES-2 §19) where ssdeno measures the same
+ * thing, so Outline's dashboards and queries work, plus ssdeno's own (`ssdeno_*`).
+ *
+ * Rendered at scrape time from the services' counters (nothing is kept twice). As Outline does,
+ * counter families carry no `_total` suffix and zero byte series are left out. Bytes are the
+ * plaintext relayed: `dir="p>t"` (to targets) and `dir="p<t"` (from targets); ssdeno does not
+ * count ciphertext, so the `c>p`/`c<p` series are absent (Outline's data-limit query sums
+ * `c<p|p>t`: here it sees uploads only; use `p>t|p<t`).
+ * @module
+ */
+import { STATUSES } from "../protocol/errors.ts";
+import type { RunningService } from "../relay/service.ts";
+
+/** One server listener as the metrics see it. */
+export interface MetricsSource {
+  /** The listener's port: the `access_key` of a single-key listener (Outline's key id). */
+  readonly port: number;
+  /** Users of a multi-user listener (their names are their `access_key`s). */
+  readonly users: readonly string[];
+  readonly service: RunningService;
+}
+
+type Labels = Record<string, string | number>;
+
+/** Builds the exposition text one family at a time. */
+class Exposition {
+  readonly #lines: string[] = [];
+
+  family(name: string, type: "counter" | "gauge", help: string, samples: [Labels, number][]) {
+    if (samples.length === 0) return;
+    this.#lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+    for (const [labels, value] of samples) {
+      const text = Object.entries(labels).map(([k, v]) => `${k}="${escapeLabel(String(v))}"`);
+      this.#lines.push(`${name}${text.length ? `{${text.join(",")}}` : ""} ${value}`);
+    }
+  }
+
+  toString(): string {
+    return this.#lines.join("\n") + "\n";
+  }
+}
+
+function escapeLabel(value: string): string {
+  return value.replaceAll("\\", "\\\\").replaceAll('"', '\\"').replaceAll("\n", "\\n");
+}
+
+/** The metrics text for `sources` right now. */
+export function renderMetrics(sources: readonly MetricsSource[], version: string): string {
+  const out = new Exposition();
+  out.family("shadowsocks_build_info", "gauge", "The running version.", [[{ version }, 1]]);
+  out.family("shadowsocks_ports", "gauge", "Open listener ports.", [[{}, sources.length]]);
+  const keys = sources.reduce((sum, s) => sum + Math.max(1, s.users.length), 0);
+  out.family("shadowsocks_keys", "gauge", "Access keys (users) configured.", [[{}, keys]]);
+
+  const bytes: [Labels, number][] = [];
+  const add = (proto: string, dir: string, key: string | number, value: number) => {
+    if (value > 0) bytes.push([{ proto, dir, access_key: key }, value]);
+  };
+  for (const { port, users, service } of sources) {
+    const { stats, udpStats } = service;
+    if (users.length === 0) {
+      add("tcp", "p>t", port, stats.bytesUplink);
+      add("tcp", "p<t", port, stats.bytesDownlink);
+      if (udpStats) {
+        add("udp", "p>t", port, udpStats.bytesUplink);
+        add("udp", "p<t", port, udpStats.bytesDownlink);
+      }
+      continue;
+    }
+    for (const user of users) {
+      add("tcp", "p>t", user, stats.users[user]?.bytesUplink ?? 0);
+      add("tcp", "p<t", user, stats.users[user]?.bytesDownlink ?? 0);
+      add("udp", "p>t", user, udpStats?.users[user]?.bytesUplink ?? 0);
+      add("udp", "p<t", user, udpStats?.users[user]?.bytesDownlink ?? 0);
+    }
+  }
+  out.family("shadowsocks_data_bytes", "counter", "Plaintext bytes relayed.", bytes);
+
+  const sum = (pick: (service: RunningService) => number) =>
+    sources.reduce((total, source) => total + pick(source.service), 0);
+  const closed = STATUSES.map((status): [Labels, number] => [
+    { status },
+    sum((s) => s.stats.statuses[status]),
+  ]).filter(([, n]) => n > 0);
+  const ended = closed.reduce((total, [, n]) => total + n, 0);
+  const live = sum((s) => s.stats.active);
+  out.family("shadowsocks_tcp_connections_opened", "counter", "TCP connections accepted.", [
+    [{}, ended + live],
+  ]);
+  out.family(
+    "shadowsocks_tcp_connections_closed",
+    "counter",
+    "TCP connections ended, by status.",
+    closed,
+  );
+  const udpSources = sources.filter((s) => s.service.udpStats !== undefined);
+  if (udpSources.length > 0) {
+    const udp = (pick: (stats: NonNullable<RunningService["udpStats"]>) => number) =>
+      udpSources.reduce((total, source) => total + pick(source.service.udpStats!), 0);
+    out.family("shadowsocks_udp_nat_entries_added", "counter", "UDP associations created.", [
+      [{}, udp((u) => u.associationsOpened)],
+    ]);
+    out.family("shadowsocks_udp_nat_entries_removed", "counter", "UDP associations removed.", [
+      [{}, udp((u) => u.associationsOpened - u.associations)],
+    ]);
+    out.family(
+      "shadowsocks_udp_packets_from_client_per_location",
+      "counter",
+      "Client datagrams, by status.",
+      STATUSES.map((status): [Labels, number] => [{ status }, udp((u) => u.statuses[status])])
+        .filter(([, n]) => n > 0),
+    );
+    out.family("ssdeno_udp_associations", "gauge", "UDP associations open now.", [
+      [{}, udp((u) => u.associations)],
+    ]);
+  }
+  out.family("ssdeno_sessions_live", "gauge", "TCP sessions in progress.", [[{}, live]]);
+  out.family("ssdeno_accept_errors_total", "counter", "Accept errors skipped or waited out.", [
+    [{ kind: "peer" }, sum((s) => s.stats.acceptErrors.peer)],
+    [{ kind: "resource" }, sum((s) => s.stats.acceptErrors.resource)],
+  ]);
+  return out.toString();
+}
+
+/** A started metrics endpoint. */
+export interface MetricsServer {
+  readonly addr: Deno.NetAddr;
+  close(): Promise<void>;
+}
+
+/** Serves `render()` at `GET /metrics` on `hostname:port`; every other path is a 404. */
+export function startMetricsServer(
+  hostname: string,
+  port: number,
+  render: () => string,
+): MetricsServer {
+  const server = Deno.serve({ hostname, port, onListen: () => {} }, (request) => {
+    if (new URL(request.url).pathname !== "/metrics" || request.method !== "GET") {
+      return new Response("Not found\n", { status: 404 });
+    }
+    return new Response(render(), {
+      headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
+    });
+  });
+  return {
+    addr: server.addr as Deno.NetAddr,
+    close: () => server.shutdown(),
+  };
+}
