@@ -2,7 +2,9 @@
  * A plain TCP forwarder in Deno, with no protocol and no crypto: the benchmark's "Deno floor"
  * chain (forwarder → forwarder), so the tables show how much of ssdeno's cost is Deno's own.
  *
- * Run: `deno run --allow-net bench/forwarder.ts LISTEN_PORT TARGET_PORT` (127.0.0.1 only).
+ * Run: `deno run --allow-net bench/forwarder.ts LISTEN_PORT TARGET_PORT [TARGET_HOST]`: listens
+ * on 127.0.0.1 and connects to TARGET_HOST (default 127.0.0.1; the benchmark passes its test
+ * host's address when the targets run there).
  * Each direction reads into a 1 KiB buffer while reads come back short and a 16 KiB one while
  * they come back full, as ssdeno's relay does, so idle memory compares like with like.
  * @module
@@ -39,10 +41,14 @@ function closeQuietly(conn: Deno.TcpConn): void {
   }
 }
 
-async function forward(client: Deno.TcpConn, targetPort: number): Promise<void> {
+async function forward(
+  client: Deno.TcpConn,
+  targetHost: string,
+  targetPort: number,
+): Promise<void> {
   let target: Deno.TcpConn;
   try {
-    target = await Deno.connect({ hostname: HOST, port: targetPort });
+    target = await Deno.connect({ hostname: targetHost, port: targetPort });
   } catch {
     closeQuietly(client);
     return;
@@ -55,12 +61,13 @@ async function forward(client: Deno.TcpConn, targetPort: number): Promise<void> 
 }
 
 if (import.meta.main) {
-  const [listenPort, targetPort] = Deno.args.map(Number);
+  const [listenPort, targetPort] = Deno.args.slice(0, 2).map(Number);
+  const targetHost = Deno.args[2] ?? HOST;
   if (!Number.isInteger(listenPort) || !Number.isInteger(targetPort)) {
-    console.error("usage: forwarder.ts LISTEN_PORT TARGET_PORT");
+    console.error("usage: forwarder.ts LISTEN_PORT TARGET_PORT [TARGET_HOST]");
     Deno.exit(2);
   }
   for await (const client of Deno.listen({ hostname: HOST, port: listenPort! })) {
-    forward(client, targetPort!);
+    forward(client, targetHost, targetPort!);
   }
 }

@@ -1,18 +1,40 @@
 /**
- * Side-by-side network benchmark: ssdeno against shadowsocks-libev, in one run, on loopback.
+ * Side-by-side network benchmark: ssdeno against other Shadowsocks implementations ("peers"),
+ * in one run, on loopback.
  *
  * ```
- * iperf3 -c ─▶ tunnel (ss-tunnel | ssdeno) ══AEAD══▶ server (ss-server | ssdeno) ─▶ iperf3 -s
+ * iperf3 -c ─▶ tunnel ══AEAD══▶ server ─▶ iperf3 -s
  * ```
  *
- * Four measurements per method (the AEAD-2017 ones and the 2022 edition; in a 2022 row libev runs
- * the AEAD-2017 method of the same cipher), each repeated and reported as a median (with min–max):
- * - throughput: iperf3, 1 and 8 streams, upload (client → target) and download (`-R`), Gbit/s;
+ * Chains (tunnel → server), each left out with one printed line when its binaries are missing:
+ * - `libev`: shadowsocks-libev `ss-tunnel` → `ss-server`;
+ * - `rust`: shadowsocks-rust `sslocal --protocol tunnel` → `ssserver`;
+ * - `go-ss2`: `go-shadowsocks2 -tcptun` → `go-shadowsocks2 -s`;
+ * - `outline`: libev `ss-tunnel` → `outline-ss-server` (Outline has no client of its own);
+ * - `ssdeno`: `ssdeno tunnel` → `ssdeno server` (one chain per `--variant`);
+ * - `deno-fwd`: bench/forwarder.ts on both sides, no protocol and no crypto: Deno's floor.
+ * Peers are found on PATH, then in `$HOME/.cache/ssdeno-peers/NAME/bin` where `.ci/peers.sh`
+ * builds them (tests/interop/_peers.ts). libev, go-ss2 and outline have no 2022 edition: in a
+ * 2022 row they run the AEAD-2017 method of the same cipher; rust runs all six methods.
+ *
+ * Targets: outline-ss-server dials only public addresses, with no flag to allow others. When the
+ * outline chain is in the run, the targets (iperf3 -s and the echo server, bench/echo_target.ts)
+ * run on the test host of tests/_target_host.ts, 198.18.0.2 in the network namespace
+ * `ssdeno-target` behind a veth, and every chain of the run uses them, so all relay to the same
+ * place (ssdeno gets `--allow-private-targets`, as on loopback). When that host cannot be made
+ * (no root, no `ip`), the outline chain is left out with the reason and targets stay on loopback.
+ *
+ * Four measurements per method (the AEAD-2017 ones and the 2022 edition), each repeated and
+ * reported as a median (with min–max):
+ * - throughput: iperf3, 1 and 8 streams, upload (client → target) and download (`-R`), Gbit/s,
+ *   with the CPU seconds per GB that the server and the tunnel spent meanwhile;
  * - idle memory: RSS growth of the server and the tunnel per connection held open end to end
  *   (each connection sends one byte and waits for its echo, so every hop exists), KiB;
  * - setup: wall time of N sequential short connections (connect, one byte, echo, close), ms;
  * - burst: wall time until N connections opened at once have all echoed one byte, ms (a
  *   listener whose accept queue overflows makes clients resend SYNs a second later).
+ * Tables give ssdeno's ratio to libev and to the best peer of the row (the fastest, or the least
+ * CPU, memory or time, among libev, rust, go-ss2 and outline).
  *
  * Until ssdeno has a tunnel command, its chain is "libev ss-tunnel → ssdeno server", which
  * measures the ssdeno server side only (the table says so).
@@ -30,7 +52,11 @@
  *   --streams list          iperf3 parallel streams (default 1,8)
  *   --variant NAME=DIR[:K=V,K=V]  an ssdeno build (a directory holding main.ts) and environment;
  *                           repeatable; default "ssdeno" = this checkout. Used to compare levers.
- *   --no-libev              leave the libev chain out (lever comparisons between variants)
+ *   --peers list            peer chains to run: libev,rust,go-ss2,outline (default all; an
+ *                           empty list runs none)
+ *   --no-libev, --no-rust, --no-go-ss2, --no-outline
+ *                           leave that peer's chain out (e.g. --no-outline keeps the targets on
+ *                           loopback; --no-libev for lever comparisons between variants)
  *   --no-floor              leave out the `deno-fwd` chain: bench/forwarder.ts on both sides, a
  *                           plain Deno TCP forwarder (no protocol, no crypto), i.e. Deno's floor
  *   --out FILE              markdown output (default bench/results.md; none with --quick)
@@ -39,11 +65,15 @@
  *   --verbose               show the children's stderr
  *
  * Every child process is started here and ended here by its PID (SIGTERM, then SIGKILL after
- * 2 s), on success, on failure and on SIGINT/SIGTERM. Only 127.0.0.1 is used.
+ * 2 s), on success, on failure and on SIGINT/SIGTERM; the test host's children run through
+ * `ip netns exec`, which execs them under the same PID. Only 127.0.0.1 and the test host's
+ * address are used.
  * @module
  */
 
-import { listenTcp } from "../relay/listen.ts";
+import { ensureTargetHost, targetHostCommand } from "../tests/_target_host.ts";
+import { findPeer } from "../tests/interop/_peers.ts";
+import { closeQuietly, type Echo, startEcho } from "./echo_target.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const PASSWORD = "bench-password-not-secret";
@@ -57,14 +87,38 @@ const ALL_METHODS = [
   "2022-blake3-chacha20-poly1305",
 ];
 /**
- * What libev runs in a method's row: libev has no 2022 edition, so a 2022 row compares with
- * libev's AEAD-2017 method of the same cipher.
+ * What the peers without a 2022 edition (libev, go-ss2, outline) run in a 2022 method's row:
+ * the AEAD-2017 method of the same cipher, so the row still compares like ciphers.
  */
-const LIBEV_METHOD: Record<string, string> = {
+const AEAD_2017_METHOD: Record<string, string> = {
   "2022-blake3-aes-128-gcm": "aes-128-gcm",
   "2022-blake3-aes-256-gcm": "aes-256-gcm",
   "2022-blake3-chacha20-poly1305": "chacha20-ietf-poly1305",
 };
+/** go-shadowsocks2's names for the AEAD-2017 methods (`-cipher` and the `ss://` URL). */
+const GO_SS2_CIPHER: Record<string, string> = {
+  "aes-128-gcm": "AEAD_AES_128_GCM",
+  "aes-256-gcm": "AEAD_AES_256_GCM",
+  "chacha20-ietf-poly1305": "AEAD_CHACHA20_POLY1305",
+};
+/** The peer chains, in table order. */
+const PEERS = ["libev", "rust", "go-ss2", "outline"] as const;
+type Peer = typeof PEERS[number];
+/** The binaries each peer chain runs (outline's tunnel is libev's ss-tunnel). */
+const PEER_BINARIES: Record<Peer, string[]> = {
+  libev: ["ss-server", "ss-tunnel"],
+  rust: ["ssserver", "sslocal"],
+  "go-ss2": ["go-shadowsocks2"],
+  outline: ["outline-ss-server", "ss-tunnel"],
+};
+/** Paths of the peer binaries found (`findPeer`), by name. */
+const binaries = new Map<string, string>();
+
+function binary(name: string): string {
+  const path = binaries.get(name);
+  if (!path) throw new Error(`${name} was not looked up`);
+  return path;
+}
 
 /** ssdeno's `-k` for `method`: 2022 methods take a base64 key of the cipher's size. */
 function ssdenoPassword(method: string): string {
@@ -74,6 +128,12 @@ function ssdenoPassword(method: string): string {
   return btoa(String.fromCharCode(...Array.from({ length: size }, (_, i) => (i * 37 + 11) & 0xff)));
 }
 const KILL_GRACE_MS = 2000;
+/**
+ * Echo ports on the test host, one per chain started in turn: a chain makes at most about 6000
+ * connections to its port (setup, 3 × 2000) before the pool comes round again, well below the
+ * ~14 000 per destination in a minute where connect() slows down (bench/echo_target.ts).
+ */
+const ECHO_PORTS = 16;
 const READY_TIMEOUT_MS = 15_000;
 /** USER_HZ of /proc/PID/stat: 100 on Linux x86_64 and arm64 (`getconf CLK_TCK`). */
 const CLOCK_TICKS_PER_SECOND = 100;
@@ -97,7 +157,8 @@ interface Options {
   only: Set<string>;
   streams: number[];
   variants: Variant[];
-  libev: boolean;
+  /** The peer chains asked for; those whose binaries are missing are left out in `main`. */
+  peers: Set<Peer>;
   floor: boolean;
   /** This checkout's runtime flags (`runtimeFlagsOf`), read once: the forwarder runs with them. */
   checkoutFlags: string[];
@@ -119,7 +180,7 @@ function parseOptions(args: string[]): Options {
     only: new Set(["throughput", "memory", "setup", "burst"]),
     streams: [1, 8],
     variants: [],
-    libev: true,
+    peers: new Set(PEERS),
     floor: true,
     checkoutFlags: runtimeFlagsOf(ROOT),
     out: quick ? undefined : `${ROOT}/bench/results.md`,
@@ -171,8 +232,21 @@ function parseOptions(args: string[]): Options {
       case "--variant":
         options.variants.push(parseVariant(value()));
         break;
+      case "--peers":
+        options.peers = new Set(
+          list(value()).map((name) => {
+            if (!(PEERS as readonly string[]).includes(name)) {
+              throw new UsageError(`Invalid peer "${name}": expected one of ${PEERS.join(", ")}`);
+            }
+            return name as Peer;
+          }),
+        );
+        break;
       case "--no-libev":
-        options.libev = false;
+      case "--no-rust":
+      case "--no-go-ss2":
+      case "--no-outline":
+        options.peers.delete(flag.slice("--no-".length) as Peer);
         break;
       case "--no-floor":
         options.floor = false;
@@ -261,20 +335,28 @@ const children = new Map<number, Child>();
 /** iperf3 runs whose every try failed; reported under the tables. */
 let failures = 0;
 
-function spawn(
-  name: string,
-  command: string,
-  args: string[],
-  options: { cwd?: string; env?: Record<string, string>; verbose: boolean },
-): Child {
-  const process = new Deno.Command(command, {
-    args,
+interface SpawnOptions {
+  cwd?: string;
+  env?: Record<string, string>;
+  verbose: boolean;
+  /** Run inside the test host's network namespace (`ip netns exec`, same PID). */
+  inTargetHost?: boolean;
+  /** Pipe stdout (for a child that prints its ports); null otherwise. */
+  stdout?: "piped";
+}
+
+function spawn(name: string, command: string, args: string[], options: SpawnOptions): Child {
+  const commandOptions: Deno.CommandOptions = {
     cwd: options.cwd ?? ROOT,
     env: { NO_COLOR: "1", ...options.env },
     stdin: "null",
-    stdout: "null",
+    stdout: options.stdout ?? "null",
     stderr: options.verbose ? "inherit" : "null",
-  }).spawn();
+  };
+  const process =
+    (options.inTargetHost
+      ? targetHostCommand(command, args, commandOptions)
+      : new Deno.Command(command, { ...commandOptions, args })).spawn();
   const child = { name, pid: process.pid, process };
   children.set(process.pid, child);
   return child;
@@ -308,10 +390,14 @@ function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** True when something listens on TCP `port` (from /proc/net/tcp; no connection is made). */
-async function isListening(port: number): Promise<boolean> {
+/**
+ * True when something listens on TCP `port` in the network namespace of process `pid` (from
+ * /proc/PID/net/tcp, which shows that process's namespace: the test host's for its children;
+ * no connection is made). False when the process is gone.
+ */
+async function isListening(port: number, pid: number): Promise<boolean> {
   const hexPort = `:${port.toString(16).toUpperCase().padStart(4, "0")} `;
-  for (const file of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+  for (const file of [`/proc/${pid}/net/tcp`, `/proc/${pid}/net/tcp6`]) {
     let text: string;
     try {
       text = await Deno.readTextFile(file);
@@ -329,7 +415,7 @@ async function isListening(port: number): Promise<boolean> {
 
 async function waitListening(child: Child, port: number): Promise<void> {
   const deadline = Date.now() + READY_TIMEOUT_MS;
-  while (!(await isListening(port))) {
+  while (!(await isListening(port, child.pid))) {
     if (!children.has(child.pid)) throw new Error(`${child.name} was stopped before listening`);
     const status = await Promise.race([child.process.status, delay(25).then(() => undefined)]);
     if (status) {
@@ -364,8 +450,14 @@ async function readRssKiB(pid: number): Promise<number> {
 // ---------------------------------------------------------------------------------------------
 // Chains.
 
-/** libev, an ssdeno build, or the plain Deno forwarder (bench/forwarder.ts): Deno's floor. */
-type Impl = { kind: "libev" } | { kind: "ssdeno"; variant: Variant } | { kind: "forwarder" };
+/**
+ * One side of a chain: a peer's binary, an ssdeno build, or the plain Deno forwarder
+ * (bench/forwarder.ts): Deno's floor.
+ */
+type Impl =
+  | { kind: "libev" | "rust" | "go-ss2" | "outline" }
+  | { kind: "ssdeno"; variant: Variant }
+  | { kind: "forwarder" };
 
 interface ChainSpec {
   label: string;
@@ -373,10 +465,21 @@ interface ChainSpec {
   tunnel: Impl;
 }
 
+/** A peer's chain: ssdeno is compared with these ("best peer"); deno-fwd is not one. */
+function isPeer(spec: ChainSpec): boolean {
+  return spec.server.kind !== "ssdeno" && spec.server.kind !== "forwarder";
+}
+
 interface RunningChain {
   spec: ChainSpec;
   server: Child;
   tunnel: Child;
+  port: number;
+}
+
+/** Where a chain's server relays to: loopback, or the test host (see the module comment). */
+interface Endpoint {
+  host: string;
   port: number;
 }
 
@@ -396,7 +499,7 @@ async function supportsTunnel(variant: Variant): Promise<boolean> {
 async function startChain(
   spec: ChainSpec,
   method: string,
-  target: number,
+  target: Endpoint,
   options: Options,
 ): Promise<RunningChain> {
   const serverPort = freePort();
@@ -419,36 +522,66 @@ async function startChain(
   }
 }
 
+/** A scratch directory for config files (outline-ss-server's), removed at the end of `main`. */
+let scratchDir: string | undefined;
+
 function startServerProcess(
   impl: Impl,
   method: string,
   port: number,
-  target: number,
+  target: Endpoint,
   options: Options,
 ): Child {
   const listen = ["-s", HOST, "-p", String(port)];
-  if (impl.kind === "libev") {
-    const libevMethod = LIBEV_METHOD[method] ?? method;
-    const args = [...listen, "-k", PASSWORD, "-m", libevMethod, "--no-delay"];
-    return spawn("ss-server", "ss-server", args, options);
+  const aead2017 = AEAD_2017_METHOD[method] ?? method;
+  switch (impl.kind) {
+    case "libev": {
+      const args = [...listen, "-k", PASSWORD, "-m", aead2017, "--no-delay"];
+      return spawn("ss-server", binary("ss-server"), args, options);
+    }
+    case "rust": {
+      const args = ["-s", `${HOST}:${port}`, "-m", method, "-k", ssdenoPassword(method)];
+      return spawn("ssserver", binary("ssserver"), [...args, "--tcp-no-delay"], options);
+    }
+    case "go-ss2": {
+      const url = `ss://${GO_SS2_CIPHER[aead2017]}:${PASSWORD}@${HOST}:${port}`;
+      return spawn("go-shadowsocks2 -s", binary("go-shadowsocks2"), ["-s", url], options);
+    }
+    case "outline": {
+      // Outline's `services` format (JSON is YAML), which can listen on 127.0.0.1 alone; its
+      // `keys` format listens on every address.
+      const config = {
+        services: [{
+          listeners: [{ type: "tcp", address: `${HOST}:${port}` }],
+          keys: [{ id: "bench", cipher: aead2017, secret: PASSWORD }],
+        }],
+      };
+      scratchDir ??= Deno.makeTempDirSync({ prefix: "ssdeno-bench-" });
+      const path = `${scratchDir}/outline-${port}.yml`;
+      Deno.writeTextFileSync(path, JSON.stringify(config));
+      const args = ["-config", path, "-replay_history", "10000"];
+      return spawn("outline-ss-server", binary("outline-ss-server"), args, options);
+    }
+    case "forwarder":
+      return startForwarder("forwarder server", port, target, options);
+    case "ssdeno":
+      return spawn(
+        `${impl.variant.name} server`,
+        Deno.execPath(),
+        [
+          "run",
+          "-A",
+          ...impl.variant.runtimeFlags,
+          "main.ts",
+          "server",
+          ...listen,
+          ...["-k", ssdenoPassword(method), "-m", method],
+          "--allow-private-targets",
+          "-q",
+        ],
+        { ...options, cwd: impl.variant.dir, env: impl.variant.env },
+      );
   }
-  const common = [...listen, "-k", ssdenoPassword(method), "-m", method];
-  if (impl.kind === "forwarder") return startForwarder("forwarder server", port, target, options);
-  return spawn(
-    `${impl.variant.name} server`,
-    Deno.execPath(),
-    [
-      "run",
-      "-A",
-      ...impl.variant.runtimeFlags,
-      "main.ts",
-      "server",
-      ...common,
-      "--allow-private-targets",
-      "-q",
-    ],
-    { ...options, cwd: impl.variant.dir, env: impl.variant.env },
-  );
 }
 
 function startTunnelProcess(
@@ -456,39 +589,65 @@ function startTunnelProcess(
   method: string,
   serverPort: number,
   port: number,
-  target: number,
+  target: Endpoint,
   options: Options,
 ): Child {
   const route = [
     ...["-s", HOST, "-p", String(serverPort), "-b", HOST, "-l", String(port)],
-    ...["-L", `${HOST}:${target}`],
+    ...["-L", `${target.host}:${target.port}`],
   ];
-  if (impl.kind === "libev") {
-    const libevMethod = LIBEV_METHOD[method] ?? method;
-    const args = [...route, "-k", PASSWORD, "-m", libevMethod, "--no-delay"];
-    return spawn("ss-tunnel", "ss-tunnel", args, options);
+  const aead2017 = AEAD_2017_METHOD[method] ?? method;
+  switch (impl.kind) {
+    case "libev": {
+      const args = [...route, "-k", PASSWORD, "-m", aead2017, "--no-delay"];
+      return spawn("ss-tunnel", binary("ss-tunnel"), args, options);
+    }
+    case "outline":
+      throw new Error("outline-ss-server has no client: the outline chain's tunnel is libev's");
+    case "rust": {
+      const args = [
+        ...["--protocol", "tunnel", "-b", `${HOST}:${port}`],
+        ...["-f", `${target.host}:${target.port}`, "-s", `${HOST}:${serverPort}`],
+        ...["-m", method, "-k", ssdenoPassword(method), "--tcp-no-delay"],
+      ];
+      return spawn("sslocal", binary("sslocal"), args, options);
+    }
+    case "go-ss2": {
+      const url = `ss://${GO_SS2_CIPHER[aead2017]}:${PASSWORD}@${HOST}:${serverPort}`;
+      const tunnel = `${HOST}:${port}=${target.host}:${target.port}`;
+      const args = ["-c", url, "-tcptun", tunnel];
+      return spawn("go-shadowsocks2 -c", binary("go-shadowsocks2"), args, options);
+    }
+    case "forwarder":
+      return startForwarder("forwarder tunnel", port, { host: HOST, port: serverPort }, options);
+    case "ssdeno":
+      return spawn(
+        `${impl.variant.name} tunnel`,
+        Deno.execPath(),
+        [
+          "run",
+          "-A",
+          ...impl.variant.runtimeFlags,
+          "main.ts",
+          "tunnel",
+          ...route,
+          ...["-k", ssdenoPassword(method), "-m", method, "-q"],
+        ],
+        { ...options, cwd: impl.variant.dir, env: impl.variant.env },
+      );
   }
-  const common = [...route, "-k", ssdenoPassword(method), "-m", method];
-  if (impl.kind === "forwarder") {
-    return startForwarder("forwarder tunnel", port, serverPort, options);
-  }
-  return spawn(
-    `${impl.variant.name} tunnel`,
-    Deno.execPath(),
-    ["run", "-A", ...impl.variant.runtimeFlags, "main.ts", "tunnel", ...common, "-q"],
-    { ...options, cwd: impl.variant.dir, env: impl.variant.env },
-  );
 }
 
 /** bench/forwarder.ts with this checkout's runtime flags, as ssdeno runs. */
-function startForwarder(name: string, port: number, target: number, options: Options): Child {
+function startForwarder(name: string, port: number, target: Endpoint, options: Options): Child {
   return spawn(name, Deno.execPath(), [
     "run",
     "--allow-net",
     ...options.checkoutFlags,
     `${ROOT}/bench/forwarder.ts`,
     String(port),
-    String(target),
+    String(target.port),
+    target.host,
   ], options);
 }
 
@@ -558,58 +717,111 @@ async function iperf(
   return { gbps: bits / 1e9, bytes };
 }
 
-/** An in-process echo server: the target for the memory and setup tests. */
-/** The echo listens like ssdeno (a deep accept queue, relay/listen.ts): bursts never overflow it. */
-function startEcho(): { port: number; close(): Promise<void> } {
-  const listener = listenTcp(HOST, 0);
-  const conns = new Set<Deno.Conn>();
-  const sessions = new Set<Promise<void>>();
-  const serve = async (conn: Deno.Conn) => {
-    const buffer = new Uint8Array(4096);
-    try {
-      for (;;) {
-        const n = await conn.read(buffer);
-        if (n === null) break;
-        let written = 0;
-        while (written < n) written += await conn.write(buffer.subarray(written, n));
-      }
-    } catch (error) {
-      // A peer reset or our own close at shutdown ends the echo; anything else is a bug.
-      if (
-        !(error instanceof Deno.errors.ConnectionReset ||
-          error instanceof Deno.errors.BadResource ||
-          error instanceof Deno.errors.Interrupted || error instanceof Deno.errors.BrokenPipe)
-      ) throw error;
-    } finally {
-      conns.delete(conn);
-      closeQuietly(conn);
-    }
-  };
-  const accepting = (async () => {
-    for await (const conn of listener) {
-      conns.add(conn);
-      const session = serve(conn);
-      sessions.add(session);
-      session.finally(() => sessions.delete(session));
-    }
-  })();
+/** iperf3 -s and the echo server (memory, setup and burst tests), and how to end them. */
+interface Targets {
+  iperf: Endpoint;
+  /** The echo for the next chain: on the test host, each chain started gets the next port. */
+  echo(): Endpoint;
+  /** How the markdown describes where they ran. */
+  where: string;
+  close(): Promise<void>;
+}
+
+/**
+ * The targets on loopback: iperf3 -s as a child, the echo in this process (as before the test
+ * host existed: nothing to gain from a process of its own there).
+ */
+async function startLoopbackTargets(options: Options): Promise<Targets> {
+  const port = freePort();
+  const iperf = spawn("iperf3 -s", "iperf3", ["-s", "-B", HOST, "-p", String(port)], options);
+  let echo: Echo | undefined;
+  try {
+    await waitListening(iperf, port);
+    echo = startEcho(HOST);
+  } catch (error) {
+    await stop(iperf);
+    throw error;
+  }
+  const started = echo;
   return {
-    port: (listener.addr as Deno.NetAddr).port,
+    iperf: { host: HOST, port },
+    echo: () => ({ host: HOST, port: started.port }),
+    where: "loopback",
     async close() {
-      listener.close();
-      for (const conn of conns) closeQuietly(conn);
-      await accepting;
-      await Promise.allSettled([...sessions]);
+      await stop(iperf);
+      await started.close();
     },
   };
 }
 
-function closeQuietly(conn: Deno.Conn): void {
+/**
+ * The targets on the test host at `address`: the echo (bench/echo_target.ts, which prints its
+ * ports) and iperf3 -s, both children run inside its namespace. The echo listens on
+ * ECHO_PORTS ports, taken in turn by the chains started (see bench/echo_target.ts for why).
+ */
+async function startHostTargets(address: string, options: Options): Promise<Targets> {
+  const echo = spawn(
+    "echo target",
+    Deno.execPath(),
+    ["run", "--allow-net", `${ROOT}/bench/echo_target.ts`, address, String(ECHO_PORTS)],
+    { ...options, inTargetHost: true, stdout: "piped" },
+  );
+  let iperf: Child | undefined;
   try {
-    conn.close();
+    const echoPorts = await readPorts(echo);
+    let next = 0;
+    // A port free here is almost surely free in the namespace too; checked, not assumed.
+    let port = freePort();
+    for (let tries = 1; await isListening(port, echo.pid); tries++) {
+      if (tries >= 10) throw new Error("No free port for iperf3 -s on the test host");
+      port = freePort();
+    }
+    iperf = spawn("iperf3 -s (test host)", "iperf3", ["-s", "-B", address, "-p", String(port)], {
+      ...options,
+      inTargetHost: true,
+    });
+    await waitListening(iperf, port);
+    const started = iperf;
+    return {
+      iperf: { host: address, port },
+      echo: () => ({ host: address, port: echoPorts[next++ % echoPorts.length]! }),
+      where: `the test host ${address}`,
+      async close() {
+        await stop(started);
+        await stop(echo);
+      },
+    };
   } catch (error) {
-    if (!(error instanceof Deno.errors.BadResource)) throw error;
+    if (iperf) await stop(iperf);
+    await stop(echo);
+    throw error;
   }
+}
+
+/** The ports in the first stdout line (`{"ports": [N, …]}`) of `child`, in the ready timeout. */
+async function readPorts(child: Child): Promise<number[]> {
+  const reader = child.process.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), READY_TIMEOUT_MS);
+  });
+  let text = "";
+  try {
+    while (!text.includes("\n")) {
+      const read = await Promise.race([reader.read(), deadline]);
+      if (!read) throw new Error(`${child.name} printed no ports in time`);
+      if (read.done) throw new Error(`${child.name} exited before it listened`);
+      text += read.value;
+    }
+  } finally {
+    clearTimeout(timer);
+    await reader.cancel();
+  }
+  const ports = (JSON.parse(text.slice(0, text.indexOf("\n"))) as { ports?: unknown }).ports;
+  if (!Array.isArray(ports) || ports.length === 0 || !ports.every(Number.isInteger)) {
+    throw new Error(`${child.name} printed no ports: ${text}`);
+  }
+  return ports;
 }
 
 /** Connects through the chain and waits for the echo of one byte: every hop then exists. */
@@ -723,20 +935,44 @@ function ratio(a: Sample | undefined, b: Sample | undefined): string {
   return denominator === 0 ? "–" : (median(a.values) / denominator).toFixed(2);
 }
 
-async function machineLine(): Promise<string> {
+async function machineLine(peers: readonly Peer[]): Promise<string> {
   const cpuinfo = await Deno.readTextFile("/proc/cpuinfo");
   const model = /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1] ?? "unknown CPU";
   const load = (await Deno.readTextFile("/proc/loadavg")).split(" ").slice(0, 3).join(" ");
-  const libev = await commandText("ss-server", ["-h"]);
   const iperfVersion = await commandText("iperf3", ["--version"]);
+  const versions: string[] = [];
+  for (const peer of peers) versions.push(await peerVersion(peer));
   return [
     `${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC`,
     `${navigator.hardwareConcurrency} × ${model}`,
     `Deno ${Deno.version.deno}`,
-    /shadowsocks-libev [\d.]+/.exec(libev)?.[0] ?? "shadowsocks-libev ?",
+    ...versions,
     /iperf [\d.]+/.exec(iperfVersion)?.[0] ?? "iperf3 ?",
     `load average at start ${load}`,
   ].join(" · ");
+}
+
+/** "shadowsocks-rust 1.25.0" and the like, from the binary or the folder .ci/peers.sh made. */
+async function peerVersion(peer: Peer): Promise<string> {
+  switch (peer) {
+    case "libev": {
+      const text = await commandText(binary("ss-server"), ["-h"]);
+      return /shadowsocks-libev [\d.]+/.exec(text)?.[0] ?? "shadowsocks-libev ?";
+    }
+    case "rust": {
+      const text = await commandText(binary("ssserver"), ["--version"]);
+      return `shadowsocks-rust ${/\d+\.\d+\.\d+/.exec(text)?.[0] ?? "?"}`;
+    }
+    case "go-ss2": {
+      // go-shadowsocks2 prints no version: its folder is named after it.
+      const version = /go-shadowsocks2-([\d.]+)\/bin\//.exec(binary("go-shadowsocks2"))?.[1];
+      return `go-shadowsocks2 ${version ?? "?"}`;
+    }
+    case "outline": {
+      const text = await commandText(binary("outline-ss-server"), ["-version"]);
+      return `outline-ss-server ${/\d+\.\d+\.\d+/.exec(text)?.[0] ?? "?"}`;
+    }
+  }
 }
 
 async function commandText(command: string, args: string[]): Promise<string> {
@@ -763,10 +999,62 @@ async function main(args: string[]): Promise<number> {
     throw error;
   }
 
+  for (const name of new Set(Object.values(PEER_BINARIES).flat())) {
+    const path = findPeer(name);
+    if (path) binaries.set(name, path);
+  }
+  /** Peers left out, and why: printed now and noted under the tables. */
+  const leftOut: string[] = [];
+  const peers = PEERS.filter((peer) => {
+    if (!options.peers.has(peer)) return false;
+    const missing = PEER_BINARIES[peer].filter((name) => !binaries.has(name));
+    if (missing.length > 0) {
+      leftOut.push(
+        `\`${peer}\` left out: ${missing.join(", ")} not found on PATH or where ` +
+          "`.ci/peers.sh` builds the peers (`$HOME/.cache/ssdeno-peers/NAME/bin`).",
+      );
+    }
+    return missing.length === 0;
+  });
+  /** Started here already when outline is in: a failure to start them leaves outline out. */
+  let hostTargets: Targets | undefined;
+  if (peers.includes("outline")) {
+    const host = await ensureTargetHost();
+    let reason = host.ok ? undefined : host.reason;
+    if (host.ok) {
+      try {
+        hostTargets = await startHostTargets(host.address, options);
+      } catch (error) {
+        // E.g. `ip netns exec` refused to a non-root user on a machine where root made the host.
+        reason = `its targets did not start: ${error instanceof Error ? error.message : error}`;
+      }
+    }
+    if (reason !== undefined) {
+      peers.splice(peers.indexOf("outline"), 1);
+      leftOut.push(
+        "`outline` left out: it dials only public addresses and the test host for them could " +
+          `not be had (${reason}); the targets stay on loopback.`,
+      );
+    }
+  }
+  for (const line of leftOut) console.log(line);
+
   const specs: ChainSpec[] = [];
   const notes: string[] = [];
-  if (options.libev) {
-    specs.push({ label: "libev", server: { kind: "libev" }, tunnel: { kind: "libev" } });
+  const peerNotes: Record<Peer, string> = {
+    libev: "`libev`: shadowsocks-libev ss-tunnel → ss-server, both with `--no-delay`.",
+    rust: "`rust`: shadowsocks-rust sslocal `--protocol tunnel` → ssserver, both with " +
+      "`--tcp-no-delay` and their default multi-threaded runtime; it runs every method itself, " +
+      "the 2022 ones included.",
+    "go-ss2": "`go-ss2`: go-shadowsocks2 `-c … -tcptun` → go-shadowsocks2 `-s`.",
+    outline: "`outline`: libev ss-tunnel → outline-ss-server (`-replay_history 10000`). Outline " +
+      "has no client, so this chain's tunnel-side columns are libev's ss-tunnel again.",
+  };
+  for (const peer of peers) {
+    // Outline has no client: its chain's tunnel is libev's ss-tunnel.
+    const tunnel: Impl = { kind: peer === "outline" ? "libev" : peer };
+    specs.push({ label: peer, server: { kind: peer }, tunnel });
+    notes.push(peerNotes[peer]);
   }
   for (const variant of options.variants) {
     const ssdeno: Impl = { kind: "ssdeno", variant };
@@ -791,10 +1079,27 @@ async function main(args: string[]): Promise<number> {
         "it runs in the first method's rows only.",
     );
   }
-  if (options.libev && options.methods.some((method) => LIBEV_METHOD[method])) {
+  const without2022 = peers.filter((peer) => peer !== "rust");
+  if (without2022.length > 0 && options.methods.some((method) => AEAD_2017_METHOD[method])) {
+    const names = without2022.map((peer) => `\`${peer}\``);
+    const list = names.length === 1
+      ? names[0]
+      : `${names.slice(0, -1).join(", ")} and ${names.at(-1)}`;
     notes.push(
-      "2022 rows: libev has no 2022 edition, so its cells there are libev running the " +
-        "AEAD-2017 method with the same cipher, measured again in that row's own runs.",
+      `2022 rows: ${list} ${names.length === 1 ? "has" : "have"} no 2022 edition, so ` +
+        `${names.length === 1 ? "its" : "their"} cells there are the AEAD-2017 method with ` +
+        "the same cipher, measured again in that row's own runs" +
+        (peers.includes("rust") ? "; `rust` runs the 2022 method." : "."),
+    );
+  }
+  if (peers.length > 0) {
+    notes.push(
+      "`/best`: ssdeno's median over the best peer's in that row (the highest throughput; the " +
+        "least CPU, memory or time) among the peer chains, named in brackets; `deno-fwd` is no " +
+        "peer" +
+        (peers.includes("outline")
+          ? ", and tunnel-side cells leave out `outline` (its tunnel is libev's)."
+          : "."),
     );
   }
   if (specs.some((spec) => spec.label.endsWith("*"))) {
@@ -803,19 +1108,25 @@ async function main(args: string[]): Promise<number> {
         "the tunnel-side memory column is libev's.",
     );
   }
-  const header = await machineLine();
-  console.log(`# ssdeno vs shadowsocks-libev\n\n${header}\n`);
+  if (hostTargets) {
+    notes.push(
+      `Targets: iperf3 -s and the echo server run on ${hostTargets.where}, in a network ` +
+        "namespace behind a veth pair (tests/_target_host.ts), because outline-ss-server dials " +
+        "only public addresses. Every chain relays there, so for all alike the server → target " +
+        "hop crosses the veth (MTU 1500) rather than loopback (MTU 65536).",
+    );
+  }
+  notes.push(...leftOut);
+  if (specs.some((spec) => spec.label.endsWith("*")) && !binaries.has("ss-tunnel")) {
+    console.error("ssdeno has no tunnel command here and libev's ss-tunnel is missing");
+    return 1;
+  }
+  const header = await machineLine(peers);
+  console.log(`# ssdeno vs peers\n\n${header}\n`);
   console.log(`chains: ${specs.map((spec) => spec.label).join(", ")}`);
 
-  const iperfServerPort = freePort();
-  const iperfServer = spawn("iperf3 -s", "iperf3", [
-    "-s",
-    "-B",
-    HOST,
-    "-p",
-    String(iperfServerPort),
-  ], options);
-  const echo = startEcho();
+  const targets = hostTargets ?? await startLoopbackTargets(options);
+  console.log(`targets: ${targets.where}`);
   const throughput = new Map<string, Sample>();
   const serverCpuPerGb = new Map<string, Sample>();
   const tunnelCpuPerGb = new Map<string, Sample>();
@@ -844,7 +1155,7 @@ async function main(args: string[]): Promise<number> {
     const chains: RunningChain[] = [];
     try {
       for (const spec of chainSpecs) {
-        chains.push(await startChain(spec, method, echo.port, options));
+        chains.push(await startChain(spec, method, targets.echo(), options));
       }
       for (const chain of chains) await measure(chain.port, 20, chain.spec.label);
       for (let rep = 0; rep < options.repeat; rep++) {
@@ -860,7 +1171,6 @@ async function main(args: string[]): Promise<number> {
   };
 
   try {
-    await waitListening(iperfServer, iperfServerPort);
     for (const method of options.methods) {
       // The forwarder has no method: it runs with the first method only.
       const methodSpecs = specs.filter((spec) =>
@@ -870,7 +1180,7 @@ async function main(args: string[]): Promise<number> {
         const chains: RunningChain[] = [];
         try {
           for (const spec of methodSpecs) {
-            chains.push(await startChain(spec, method, iperfServerPort, options));
+            chains.push(await startChain(spec, method, targets.iperf, options));
           }
           for (const streams of options.streams) {
             for (const reverse of [false, true]) {
@@ -908,7 +1218,7 @@ async function main(args: string[]): Promise<number> {
         for (let rep = 0; rep < options.repeat; rep++) {
           for (const spec of methodSpecs) {
             // Fresh processes: memory left over from earlier tests would hide the growth.
-            const chain = await startChain(spec, method, echo.port, options);
+            const chain = await startChain(spec, method, targets.echo(), options);
             try {
               const result = await measureIdle(chain, options.idle);
               const k = key(method, spec.label);
@@ -934,8 +1244,9 @@ async function main(args: string[]): Promise<number> {
       }
     }
   } finally {
+    await targets.close();
     await stopAll();
-    await echo.close();
+    if (scratchDir) await Deno.remove(scratchDir, { recursive: true });
   }
 
   const markdown = renderMarkdown(header, notes, specs, options, {
@@ -945,7 +1256,7 @@ async function main(args: string[]): Promise<number> {
     memory,
     setup,
     burst,
-  });
+  }, targets.where);
   console.log(`\n${markdown}`);
   if (options.out) {
     await Deno.writeTextFile(options.out, markdown);
@@ -964,27 +1275,80 @@ interface Results {
   burst: Map<string, Sample>;
 }
 
+/**
+ * ssdeno's median over the best peer's in a row, with that peer's label ("0.93 (rust)"); best is
+ * the highest median when `higherIsBetter`, else the lowest. "–" when nothing to compare.
+ */
+function ratioToBest(
+  ours: Sample | undefined,
+  peers: { label: string; sample: Sample | undefined }[],
+  higherIsBetter: boolean,
+): string {
+  let best: { label: string; value: number } | undefined;
+  for (const { label, sample } of peers) {
+    if (!sample || sample.values.length === 0) continue;
+    const value = median(sample.values);
+    if (!best || (higherIsBetter ? value > best.value : value < best.value)) {
+      best = { label, value };
+    }
+  }
+  if (!best || !ours || ours.values.length === 0 || best.value <= 0) return "–";
+  return `${(median(ours.values) / best.value).toFixed(2)} (${best.label})`;
+}
+
 function renderMarkdown(
   header: string,
   notes: string[],
   specs: ChainSpec[],
   options: Options,
   results: Results,
+  targetsWhere: string,
 ): string {
   const { throughput, serverCpuPerGb, tunnelCpuPerGb, memory, setup, burst } = results;
   const ours = specs.filter((spec) => spec.server.kind === "ssdeno");
   const base = specs.find((spec) => spec.server.kind === "libev");
+  const peers = specs.filter(isPeer);
+  /**
+   * The peers whose tunnel side is their own, for tunnel-side comparisons: outline's tunnel is
+   * libev's ss-tunnel, already in the libev chain.
+   */
+  const ownTunnels = peers.filter((spec) => spec.tunnel.kind === spec.server.kind);
+  const where = targetsWhere === "loopback"
+    ? "Loopback"
+    : `Chains on loopback, targets on ${targetsWhere}`;
   const lines: string[] = [
     `Measured ${header}.`,
     "",
-    `Loopback, iperf3 ${options.duration} s per run, ${options.repeat} run(s) per case with the ` +
+    `${where}, iperf3 ${options.duration} s per run, ${options.repeat} run(s) per case with the ` +
     "chains interleaved; each cell is the median (min–max). Other work on the machine makes " +
     "single runs noisy.",
     "",
     ...notes.map((note) => `- ${note}`),
     "",
   ];
-  const ratioHeads = base ? ours.map((spec) => `${spec.label}/libev`) : [];
+  const ratioHeads = [
+    ...(base ? ours.map((spec) => `${spec.label}/libev`) : []),
+    ...(peers.length > 0 ? ours.map((spec) => `${spec.label}/best`) : []),
+  ];
+  /**
+   * The ratio cells of a row: to libev, then to the best of `candidates`, for each ssdeno chain.
+   */
+  const ratioCells = (
+    cell: (spec: ChainSpec) => Sample | undefined,
+    higherIsBetter: boolean,
+    candidates = peers,
+  ) => [
+    ...(base ? ours.map((spec) => ratio(cell(spec), cell(base))) : []),
+    ...(peers.length > 0
+      ? ours.map((spec) =>
+        ratioToBest(
+          cell(spec),
+          candidates.map((peer) => ({ label: peer.label, sample: cell(peer) })),
+          higherIsBetter,
+        )
+      )
+      : []),
+  ];
   if (options.only.has("throughput")) {
     lines.push(
       "Throughput, Gbit/s (up = client → target, down = `-R`):",
@@ -996,24 +1360,24 @@ function renderMarkdown(
         for (const dir of ["up", "down"]) {
           const cell = (spec: ChainSpec) =>
             throughput.get([method, streams, dir, spec.label].join("|"));
-          const ratios = base ? ours.map((spec) => ratio(cell(spec), cell(base))) : [];
           lines.push(
             tableRow([
               method,
               streams,
               dir,
               ...specs.map((s) => formatSample(cell(s), 2)),
-              ...ratios,
+              ...ratioCells(cell, true),
             ]),
           );
         }
       }
     }
+    const bestHeads = peers.length > 0 ? ours.map((spec) => `${spec.label}/best`) : [];
     lines.push(
       "",
       "CPU seconds per GB relayed (= ns per byte), server side / tunnel side, medians:",
       "",
-      ...tableHead(["method", "streams", "dir", ...specs.map((s) => s.label)]),
+      ...tableHead(["method", "streams", "dir", ...specs.map((s) => s.label), ...bestHeads]),
     );
     for (const method of options.methods) {
       for (const streams of options.streams) {
@@ -1025,7 +1389,24 @@ function renderMarkdown(
             if (!server || !tunnel) return "–";
             return `${median(server.values).toFixed(2)} / ${median(tunnel.values).toFixed(2)}`;
           };
-          lines.push(tableRow([method, streams, dir, ...specs.map(cost)]));
+          /** Server side and tunnel side each against the least CPU among the peers. */
+          const best = (side: Map<string, Sample>, spec: ChainSpec, candidates: ChainSpec[]) =>
+            ratioToBest(
+              side.get(k(spec)),
+              candidates.map((peer) => ({ label: peer.label, sample: side.get(k(peer)) })),
+              false,
+            );
+          const toBest = (spec: ChainSpec) =>
+            `${best(serverCpuPerGb, spec, peers)} / ${best(tunnelCpuPerGb, spec, ownTunnels)}`;
+          lines.push(
+            tableRow([
+              method,
+              streams,
+              dir,
+              ...specs.map(cost),
+              ...(peers.length > 0 ? ours.map(toBest) : []),
+            ]),
+          );
         }
       }
     }
@@ -1040,21 +1421,30 @@ function renderMarkdown(
     for (const method of options.methods) {
       for (const side of ["server", "tunnel"] as const) {
         const cell = (spec: ChainSpec) => memory.get([method, spec.label].join("|"))?.[side];
-        const ratios = base ? ours.map((spec) => ratio(cell(spec), cell(base))) : [];
         lines.push(
-          tableRow([method, side, ...specs.map((s) => formatSample(cell(s), 1)), ...ratios]),
+          tableRow([
+            method,
+            side,
+            ...specs.map((s) => formatSample(cell(s), 1)),
+            ...ratioCells(cell, false, side === "tunnel" ? ownTunnels : peers),
+          ]),
         );
       }
     }
     lines.push("");
   }
-  /** A per-method table of milliseconds, one column per chain, then the ratios to libev. */
+  /** A per-method table of milliseconds, one column per chain, then the ratios. */
   const timingTable = (title: string, results: Map<string, Sample>) => {
     lines.push(title, "", ...tableHead(["method", ...specs.map((s) => s.label), ...ratioHeads]));
     for (const method of options.methods) {
       const cell = (spec: ChainSpec) => results.get([method, spec.label].join("|"));
-      const ratios = base ? ours.map((spec) => ratio(cell(spec), cell(base))) : [];
-      lines.push(tableRow([method, ...specs.map((s) => formatSample(cell(s), 0)), ...ratios]));
+      lines.push(
+        tableRow([
+          method,
+          ...specs.map((s) => formatSample(cell(s), 0)),
+          ...ratioCells(cell, false),
+        ]),
+      );
     }
     lines.push("");
   };
@@ -1122,7 +1512,10 @@ async function updateReadme(markdown: string): Promise<void> {
 
 if (import.meta.main) {
   const onSignal = () => {
-    stopAll().finally(() => Deno.exit(130));
+    stopAll().finally(() => {
+      if (scratchDir) Deno.removeSync(scratchDir, { recursive: true });
+      Deno.exit(130);
+    });
   };
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
