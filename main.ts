@@ -7,12 +7,14 @@
 
 import { type CliCommand, parseCli, USAGE, VERSION } from "./config/cli.ts";
 import { ConfigError } from "./config/errors.ts";
+import { errorMessage } from "./protocol/errors.ts";
 import {
   buildLocalConfig,
   buildServerConfigs,
   buildTunnelConfig,
   DEFAULT_GRACE_PERIOD,
   type RawConfig,
+  readConfigFile,
   resolveMethod,
 } from "./config/load.ts";
 import { generatePassword } from "./config/password.ts";
@@ -23,7 +25,8 @@ import { startLocal } from "./local.ts";
 import { describeFileLimit, readFileLimit } from "./relay/file_limit.ts";
 import { createLogger, type Logger } from "./relay/log.ts";
 import type { RunningService, ServiceOptions } from "./relay/service.ts";
-import { startServer } from "./server.ts";
+import { startServer, updatableInPlace } from "./server.ts";
+import { type ListenerEntry, ServerSupervisor } from "./service/supervisor.ts";
 import { startTunnel } from "./tunnel.ts";
 import { renderMetrics, startMetricsServer } from "./service/metrics.ts";
 
@@ -101,6 +104,8 @@ async function tunnel(command: RunCommand): Promise<number> {
 /**
  * Serves every listener. With no config file and no password this is the zero-config run: it
  * uses (or creates) ./ssdeno.json and prints the URI and QR code once the listeners are up.
+ * SIGHUP re-reads the config (the `-c` file, or ./ssdeno.json) and applies the difference
+ * (service/supervisor.ts); an invalid new config is logged and the running one kept.
  */
 async function server(command: RunCommand): Promise<number> {
   const logger = createLogger(command.logLevel);
@@ -119,47 +124,105 @@ async function server(command: RunCommand): Promise<number> {
   const { configs, warnings, metrics } = loaded.value;
   warnings.forEach((warning) => logger.warn(warning));
 
-  return await runServices(
-    configs.map((config) => ({
-      label: `${config.address}:${config.port}`,
-      start: (options) => startServer(config, options),
-      graceMs: graceMs(config),
-      config,
-    })),
-    logger,
-    async (started) => {
-      if (metrics) startMetrics(metrics, started, logger);
-      if (!zeroConfig) return;
-      // The bound port, which differs from the configured one when that was 0.
-      const live = started.map(({ config, service }) => ({ ...config, port: service.addr.port }));
-      console.log(await shareText(live, { color: colorOutput() }));
+  const controller = new AbortController();
+  const supervisor = new ServerSupervisor({
+    start: async (config) => {
+      try {
+        return await startServer(config, {
+          signal: controller.signal,
+          logger,
+          graceMs: graceMs(config),
+        });
+      } catch (error) {
+        if (error instanceof ConfigError) throw error;
+        throw new StartupError(`${config.address}:${config.port}`, error);
+      }
     },
+    canUpdate: updatableInPlace,
+    logger,
+  });
+  let reloading = Promise.resolve();
+  const reload = () => {
+    reloading = reloading.then(async () => {
+      logger.info("SIGHUP: reloading the config");
+      try {
+        const file = zeroConfig
+          ? await readZeroConfig()
+          : command.configPath === undefined
+          ? {}
+          : await readConfigFile(command.configPath);
+        const next = build(file ?? {});
+        next.warnings.forEach((warning) => logger.warn(`reload: ${warning}`));
+        const lines = await supervisor.apply(next.configs);
+        if (lines.length === 0) logger.info("reload: nothing changed");
+      } catch (error) {
+        logger.error(`reload failed, the running config stays: ${errorMessage(error)}`);
+      }
+    });
+  };
+  const removeSignals = handleSignals(
+    controller,
+    logger,
+    () => ({
+      services: supervisor.listeners.map((entry) => entry.service),
+      grace: Math.max(...supervisor.listeners.map((entry) => graceMs(entry.config))),
+    }),
+    reload,
   );
+  try {
+    await supervisor.startAll(configs);
+    logger.info(describeFileLimit(readFileLimit()));
+    if (metrics) startMetrics(metrics, () => supervisor.listeners, controller.signal, logger);
+    if (zeroConfig) {
+      // The bound port, which differs from the configured one when that was 0.
+      const live = supervisor.listeners.map(({ config, service }) => ({
+        ...config,
+        port: service.addr.port,
+      }));
+      console.log(await shareText(live, { color: colorOutput() }));
+    }
+    await new Promise<void>((resolve) => {
+      if (controller.signal.aborted) resolve();
+      controller.signal.addEventListener("abort", () => resolve(), { once: true });
+    });
+    await reloading;
+    await supervisor.closeAll();
+    return 0;
+  } finally {
+    controller.abort();
+    await supervisor.closeAll();
+    removeSignals();
+  }
 }
 
 function graceMs(config: { gracePeriod?: number }): number {
   return (config.gracePeriod ?? DEFAULT_GRACE_PERIOD) * 1000;
 }
 
-/** Serves the listeners' metrics until they have all closed. */
+/** Serves the listeners' metrics (whichever run at each scrape) until `signal` aborts. */
 function startMetrics(
   where: { host: string; port: number },
-  started: Started[],
+  listeners: () => ListenerEntry[],
+  signal: AbortSignal,
   logger: Logger,
 ): void {
-  const sources = started.map(({ config, service }) => ({
-    port: service.addr.port,
-    users: config.users?.map((user) => user.name) ?? [],
-    service,
-  }));
+  const render = () =>
+    renderMetrics(
+      listeners().map(({ config, service }) => ({
+        port: service.addr.port,
+        users: config.users?.map((user) => user.name) ?? [],
+        service,
+      })),
+      VERSION,
+    );
   let server;
   try {
-    server = startMetricsServer(where.host, where.port, () => renderMetrics(sources, VERSION));
+    server = startMetricsServer(where.host, where.port, render);
   } catch (error) {
     throw new StartupError(`metrics ${where.host}:${where.port}`, error);
   }
   logger.info(`metrics on http://${formatHostPort(server.addr)}/metrics`);
-  Promise.all(started.map(({ service }) => service.closed)).then(() => server.close());
+  signal.addEventListener("abort", () => server.close(), { once: true });
 }
 
 function formatHostPort(addr: Deno.NetAddr): string {
@@ -210,27 +273,14 @@ async function runServices(
   onStarted?: (started: Started[]) => Promise<void>,
 ): Promise<number> {
   const controller = new AbortController();
-  const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
-  const onSignal = () => {
-    if (controller.signal.aborted) {
-      logger.warn("Second signal: exiting without waiting for sessions");
-      Deno.exit(1);
-    }
-    const live = services.reduce((sum, service) => sum + service.stats.active, 0);
-    const grace = Math.max(...launches.map((launch) => launch.graceMs)) / 1000;
-    logger.info(
-      `Shutting down: no new sessions; ${live} live session${live === 1 ? "" : "s"} get up to ` +
-        `${grace} s to finish (a second signal exits at once)`,
-    );
-    controller.abort();
-  };
   const services: RunningService[] = [];
-  signals.forEach((signal) => Deno.addSignalListener(signal, onSignal));
-  // SIGHUP's default action would end the process without a word: until reloading exists, a
-  // reload request (systemctl reload, kill -HUP) is logged and the running config kept.
-  const onHangup = () =>
-    logger.warn("SIGHUP: reloading the config is not supported yet; still running as started");
-  if (Deno.build.os !== "windows") Deno.addSignalListener("SIGHUP", onHangup);
+  const grace = Math.max(...launches.map((launch) => launch.graceMs));
+  const removeSignals = handleSignals(
+    controller,
+    logger,
+    () => ({ services, grace }),
+    () => logger.warn("SIGHUP: only the server reloads its config; still running as started"),
+  );
 
   try {
     const started: Started[] = [];
@@ -257,9 +307,42 @@ async function runServices(
   } finally {
     controller.abort();
     await Promise.allSettled(services.map((service) => service.closed));
-    signals.forEach((signal) => Deno.removeSignalListener(signal, onSignal));
-    if (Deno.build.os !== "windows") Deno.removeSignalListener("SIGHUP", onHangup);
+    removeSignals();
   }
+}
+
+/**
+ * SIGINT and SIGTERM abort `controller` (stop accepting, grace period, cut), a second one exits
+ * at once; SIGHUP calls `onHangup` (its default action would end the process without a word).
+ * Returns the function that removes the handlers.
+ */
+function handleSignals(
+  controller: AbortController,
+  logger: Logger,
+  now: () => { services: readonly RunningService[]; grace: number },
+  onHangup: () => void,
+): () => void {
+  const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
+  const onSignal = () => {
+    if (controller.signal.aborted) {
+      logger.warn("Second signal: exiting without waiting for sessions");
+      Deno.exit(1);
+    }
+    const { services, grace } = now();
+    const live = services.reduce((sum, service) => sum + service.stats.active, 0);
+    logger.info(
+      `Shutting down: no new sessions; ${live} live session${live === 1 ? "" : "s"} get up to ` +
+        `${grace / 1000} s to finish (a second signal exits at once)`,
+    );
+    controller.abort();
+  };
+  signals.forEach((signal) => Deno.addSignalListener(signal, onSignal));
+  const hangup = Deno.build.os === "windows" ? undefined : "SIGHUP";
+  if (hangup) Deno.addSignalListener(hangup, onHangup);
+  return () => {
+    signals.forEach((signal) => Deno.removeSignalListener(signal, onSignal));
+    if (hangup) Deno.removeSignalListener(hangup, onHangup);
+  };
 }
 
 /** Maps an escaped error to one line on stderr and the exit code. */

@@ -32,7 +32,9 @@ import { AccessControl } from "./route/acl.ts";
 import { loggingObserver, type Observer, SERVER_INFO_STATUSES } from "./service/observer.ts";
 import { errorMessage, ProtocolError, type SessionStatus } from "./protocol/errors.ts";
 import { type ServerFramings, serverFramings } from "./protocol/session_framings.ts";
-import { serveDatagrams } from "./relay/datagram_service.ts";
+import { type DatagramCodec, serveDatagrams } from "./relay/datagram_service.ts";
+import { ReplayFilter } from "./protocol/replay_filter.ts";
+import { SaltPool } from "./protocol/salt_pool.ts";
 import { Deadline } from "./relay/deadline.ts";
 import { connectDirect, resolveTarget } from "./relay/direct.ts";
 import { closeQuietly, writeAll } from "./relay/io.ts";
@@ -60,11 +62,18 @@ const DRAIN_BUFFER_SIZE = 4096;
 /** A 2022 client clock this far off (seconds) still passes but earns a debug line. */
 const NOTABLE_SKEW_S = 10;
 
-/** What a server session needs, fixed for the listener's lifetime. */
+/**
+ * What a server session needs. A reload may replace the config, keys and ACL (`update`): each
+ * session reads them once when it starts, so live sessions keep what they started with.
+ */
 interface ServerContext {
   config: ServerConfig;
-  /** Keys and replay state: one framing per session. */
+  /** Keys: one framing per session. */
   framings: ServerFramings;
+  /** Replay memory, kept across reloads: salts are random, so a new key needs no new store. */
+  readonly replay: { saltPool: SaltPool; replayFilter: ReplayFilter };
+  /** Live TCP connections per user, so a reload that removes a user can end their sessions. */
+  readonly liveByUser: Map<string, Set<Deno.TcpConn>>;
   /** Per-user counters (multi-user 2022), the same object as the service's `stats.users`. */
   userStats: Record<string, UserStats>;
   logger: Logger;
@@ -81,11 +90,12 @@ interface ServerContext {
 export async function startServer(
   config: ServerConfig,
   options: ServiceOptions = {},
-): Promise<RunningService> {
+): Promise<ServerService> {
   const method = findMethod(config.method);
   if (!method) throw new RangeError(`Invalid method "${config.method}"`);
+  const replay = { saltPool: new SaltPool(), replayFilter: new ReplayFilter() };
   // Keys are parsed before anything is bound: a bad one fails the start (InvalidPskError).
-  const framings = serverFramings(method, config.password, { users: config.users });
+  const framings = serverFramings(method, config.password, { users: config.users, ...replay });
   // Built first: a method without UDP or a bad key fails before anything is bound.
   const udpCodec = config.mode === "tcp_only"
     ? undefined
@@ -94,6 +104,8 @@ export async function startServer(
   const context: ServerContext = {
     config,
     framings,
+    replay,
+    liveByUser: new Map(),
     userStats: createUserStats(framings.userNames),
     logger,
     observer: loggingObserver("server", logger, { infoStatuses: SERVER_INFO_STATUSES }),
@@ -109,6 +121,7 @@ export async function startServer(
     );
   }
   let udp: UdpService | undefined;
+  const codecRef = { current: udpCodec };
   if (udpCodec) {
     let socket: UdpSocket;
     try {
@@ -118,7 +131,7 @@ export async function startServer(
       await tcp.close();
       throw error;
     }
-    udp = serveDatagrams(socket, udpCodec, {
+    udp = serveDatagrams(socket, swappable(udpCodec, codecRef), {
       name: "server",
       logger,
       maxAssociations: config.udpMaxAssociations,
@@ -142,7 +155,94 @@ export async function startServer(
   logger.info(
     `server listening on ${formatHostPort(service.addr)} (${method.name}, ${transports})`,
   );
-  return service;
+  return { ...service, update: (next) => updateInPlace(context, codecRef, next) };
+}
+
+/** A running server listener that a reload can change in place. */
+export interface ServerService extends RunningService {
+  /**
+   * Applies `next` (same address, port, mode and method: anything else needs a new listener)
+   * without dropping a session: new sessions use its keys, users and settings, live ones keep
+   * theirs, except sessions of users it removes or rekeys, which are closed. Returns one phrase
+   * per change; throws (changing nothing) when a key is invalid.
+   */
+  update(next: ServerConfig): string[];
+}
+
+/** Whether `next` can be applied to a listener running `current` by `update`. */
+export function updatableInPlace(current: ServerConfig, next: ServerConfig): boolean {
+  return current.address === next.address && current.port === next.port &&
+    current.mode === next.mode && current.method === next.method;
+}
+
+function updateInPlace(
+  context: ServerContext,
+  codecRef: { current: DatagramCodec | undefined },
+  next: ServerConfig,
+): string[] {
+  const current = context.config;
+  if (!updatableInPlace(current, next)) throw new RangeError("update needs the same listener");
+  const method = findMethod(next.method)!;
+  // Everything that can fail is built before anything changes.
+  const framings = serverFramings(method, next.password, { users: next.users, ...context.replay });
+  const udpCodec = codecRef.current
+    ? createServerUdpCodec(method, next.password, next.users)
+    : undefined;
+  const changes: string[] = [];
+  const before = new Map((current.users ?? []).map((u) => [u.name, u.password]));
+  const after = new Map((next.users ?? []).map((u) => [u.name, u.password]));
+  const added = [...after.keys()].filter((name) => !before.has(name));
+  const removed = [...before.keys()].filter((name) => !after.has(name));
+  const rekeyed = [...after.keys()].filter((name) =>
+    before.has(name) && before.get(name) !== after.get(name)
+  );
+  if (current.password !== next.password) changes.push("key changed");
+  if (added.length) changes.push(`users added: ${added.join(", ")}`);
+  if (removed.length) changes.push(`users removed: ${removed.join(", ")}`);
+  if (rekeyed.length) changes.push(`users rekeyed: ${rekeyed.join(", ")}`);
+  for (
+    const key of [
+      "timeout",
+      "handshakeTimeout",
+      "noDelay",
+      "allowPrivateTargets",
+      "ipv6First",
+      "udpTimeout",
+      "udpMaxAssociations",
+    ] as const
+  ) {
+    if (current[key] !== next[key]) changes.push(`${key} ${current[key]} → ${next[key]}`);
+  }
+  if (current.acl !== next.acl) changes.push(next.acl ? "ACL reloaded" : "ACL removed");
+
+  context.config = next;
+  context.framings = framings;
+  if (udpCodec) codecRef.current = udpCodec;
+  if (next.acl) context.acl = new AccessControl(next.acl);
+  else delete context.acl;
+  for (const name of added) {
+    context.userStats[name] ??= { sessions: 0, bytesUplink: 0, bytesDownlink: 0 };
+  }
+  // A removed or rekeyed user lost access with the old key: their sessions end. A single-key
+  // listener's sessions go on (its port was not removed).
+  for (const name of [...removed, ...rekeyed]) {
+    for (const conn of context.liveByUser.get(name) ?? []) closeQuietly(conn);
+  }
+  return changes;
+}
+
+/** A datagram codec whose implementation a reload can swap (same method: same headroom). */
+function swappable(
+  initial: DatagramCodec,
+  ref: { current: DatagramCodec | undefined },
+): DatagramCodec {
+  return {
+    requestHeadroom: initial.requestHeadroom,
+    replyHeadroom: initial.replyHeadroom,
+    ...(initial.minIdleMs === undefined ? {} : { minIdleMs: initial.minIdleMs }),
+    ...(initial.users === undefined ? {} : { users: initial.users }),
+    unwrap: (view, from, find) => (ref.current ?? initial).unwrap(view, from, find),
+  };
 }
 
 async function serveSession(
@@ -190,7 +290,7 @@ async function serveSession(
     deadline.clear();
     return finish(error.code, error.message);
   }
-  const { address, payload: initialPayload } = request;
+  const { address } = request;
   if (request.skew !== undefined && Math.abs(request.skew) >= NOTABLE_SKEW_S) {
     logger.debug(`server ${peer} client clock skew of ${request.skew} s (accepted up to ±30 s)`);
   }
@@ -198,7 +298,37 @@ async function serveSession(
   if (userStats !== undefined) userStats.sessions++;
   user = request.user;
   targetText = formatAddress(address);
-  const countSession = withUserCounts(countBytes, userStats);
+  if (user !== undefined) {
+    let live = context.liveByUser.get(user);
+    if (!live) context.liveByUser.set(user, live = new Set());
+    live.add(conn);
+  }
+  try {
+    const counted = withUserCounts(countBytes, userStats);
+    return await relayTo(conn, stream, request, context, deadline, signal, counted, finish);
+  } finally {
+    if (user !== undefined) {
+      const live = context.liveByUser.get(user);
+      live?.delete(conn);
+      if (live?.size === 0) context.liveByUser.delete(user);
+    }
+  }
+}
+
+/** The second half of a server session: policy, connect, relay. */
+async function relayTo(
+  conn: Deno.TcpConn,
+  stream: ShadowsocksStream,
+  request: InboundRequest,
+  context: ServerContext,
+  deadline: Deadline,
+  signal: AbortSignal,
+  countBytes: ByteCounter,
+  finish: (status: SessionStatus, detail: string) => SessionStatus,
+): Promise<SessionStatus> {
+  const { config } = context;
+  const { address, payload: initialPayload } = request;
+  const countSession = countBytes;
 
   if (
     context.acl?.checksOutbound &&

@@ -70,6 +70,13 @@ export interface RunningService {
   readonly closed: Promise<void>;
   /** Stops accepting, waits for sessions (up to the grace period), then closes them. */
   close(): Promise<void>;
+  /**
+   * Stops accepting but lets live sessions run to their natural end: how a reload replaces a
+   * listener without cutting anyone. Resolves once the port is free (the listening socket is
+   * really closed only when its pending accept has ended), with `drained`, which resolves when
+   * the last session has ended. A later `close` still cuts what is left after its grace period.
+   */
+  retire(): Promise<{ drained: Promise<void> }>;
 }
 
 export interface ServiceOptions {
@@ -166,28 +173,40 @@ export function serveConnections(
 
   const stopped = Promise.withResolvers<void>();
   let closing: Promise<void> | undefined;
-  const close = () =>
-    closing ??= (async () => {
-      stopAccepting.abort();
-      closeQuietly(listener);
-      await accepting;
+  const stopAcceptingNow = async () => {
+    stopAccepting.abort();
+    closeQuietly(listener);
+    await accepting;
+    if (!drained) {
       drained = Promise.withResolvers<void>();
       if (live.size === 0) drained.resolve();
+    }
+  };
+  let retiring: Promise<{ drained: Promise<void> }> | undefined;
+  const retire = () =>
+    retiring ??= (async () => {
+      await stopAcceptingNow();
+      const done = drained!.promise.then(() => stopped.resolve());
+      return { drained: done };
+    })();
+  const close = () =>
+    closing ??= (async () => {
+      await stopAcceptingNow();
       let timer: ReturnType<typeof setTimeout> | undefined;
       const grace = new Promise<void>((resolve) => {
         timer = setTimeout(resolve, graceMs);
       });
-      await Promise.race([drained.promise, grace]);
+      await Promise.race([drained!.promise, grace]);
       clearTimeout(timer);
       shutdown.abort();
       for (const conn of live) closeQuietly(conn);
-      await drained.promise;
+      await drained!.promise;
       stopped.resolve();
     })();
 
   options.signal?.addEventListener("abort", () => close(), { once: true });
   if (options.signal?.aborted) close();
-  return { addr: listener.addr, stats, closed: stopped.promise, close };
+  return { addr: listener.addr, stats, closed: stopped.promise, close, retire };
 }
 
 /** The UDP half of a service: a datagram relay with the same lifecycle as `RunningService`. */
@@ -212,6 +231,11 @@ export function combineServices(
     await Promise.all([tcp?.close(), udp.close()]);
   };
   const closed = Promise.all([tcp?.closed, udp.closed]).then(() => {});
+  // UDP has no sessions to wait for beyond its associations, which a reload lets go.
+  const retire = async () => {
+    const [retired] = await Promise.all([tcp?.retire(), udp.close()]);
+    return { drained: retired?.drained ?? Promise.resolve() };
+  };
   return {
     addr: tcp?.addr ?? udp.addr,
     stats: tcp?.stats ?? createStats(),
@@ -219,5 +243,6 @@ export function combineServices(
     udpStats: udp.stats,
     closed,
     close,
+    retire,
   };
 }

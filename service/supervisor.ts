@@ -1,0 +1,128 @@
+/**
+ * The server role's listeners, keyed by `address:port`, and the reload that diffs a new config
+ * against them:
+ *
+ * - a listener that disappeared is closed (its sessions get the shutdown grace period);
+ * - a new one is started;
+ * - one whose address, port, mode and method are unchanged is updated in place (keys, users,
+ *   timeouts, ACL): no session is dropped, except those of users removed or rekeyed;
+ * - one whose mode or method changed is replaced: the old stops accepting and its live sessions
+ *   run to their end (`retire`), the new one binds the same port.
+ *
+ * Each change is one log line. A listener that fails to start is logged and the rest goes on.
+ * @module
+ */
+import type { ServerConfig } from "../config/types.ts";
+import { errorMessage } from "../protocol/errors.ts";
+import type { Logger } from "../relay/log.ts";
+import type { RunningService } from "../relay/service.ts";
+
+/** What the supervisor needs of a started server listener (server.ts's `ServerService`). */
+export interface SupervisedServer extends RunningService {
+  update(next: ServerConfig): string[];
+}
+
+export interface ListenerEntry {
+  config: ServerConfig;
+  service: SupervisedServer;
+}
+
+export function listenerKey(config: Pick<ServerConfig, "address" | "port">): string {
+  return config.address.includes(":")
+    ? `[${config.address}]:${config.port}`
+    : `${config.address}:${config.port}`;
+}
+
+export class ServerSupervisor {
+  readonly #listeners = new Map<string, ListenerEntry>();
+  /** Listeners replaced by a reload whose sessions are still running. */
+  readonly #retired = new Set<Promise<void>>();
+  readonly #start: (config: ServerConfig) => Promise<SupervisedServer>;
+  readonly #canUpdate: (current: ServerConfig, next: ServerConfig) => boolean;
+  readonly #logger: Logger;
+
+  constructor(options: {
+    start: (config: ServerConfig) => Promise<SupervisedServer>;
+    canUpdate: (current: ServerConfig, next: ServerConfig) => boolean;
+    logger: Logger;
+  }) {
+    this.#start = options.start;
+    this.#canUpdate = options.canUpdate;
+    this.#logger = options.logger;
+  }
+
+  /** The listeners running now. */
+  get listeners(): ListenerEntry[] {
+    return [...this.#listeners.values()];
+  }
+
+  /**
+   * Starts the first configs; throws (after closing what it started) if one fails, so a bad
+   * first start is an error exit, not a half-running server.
+   */
+  async startAll(configs: readonly ServerConfig[]): Promise<void> {
+    try {
+      for (const config of configs) {
+        const service = await this.#start(config);
+        this.#listeners.set(listenerKey(config), { config, service });
+      }
+    } catch (error) {
+      await this.closeAll();
+      throw error;
+    }
+  }
+
+  /** Applies a reloaded config; returns the change lines it logged. */
+  async apply(configs: readonly ServerConfig[]): Promise<string[]> {
+    const lines: string[] = [];
+    const say = (line: string) => {
+      lines.push(line);
+      this.#logger.info(`reload: ${line}`);
+    };
+    const wanted = new Map(configs.map((config) => [listenerKey(config), config]));
+    for (const [key, entry] of this.#listeners) {
+      if (wanted.has(key)) continue;
+      this.#listeners.delete(key);
+      await entry.service.close();
+      say(`${key} removed`);
+    }
+    for (const [key, config] of wanted) {
+      const entry = this.#listeners.get(key);
+      if (entry && this.#canUpdate(entry.config, config)) {
+        let changes: string[];
+        try {
+          changes = entry.service.update(config);
+        } catch (error) {
+          say(`${key} not updated: ${errorMessage(error)}`);
+          continue;
+        }
+        entry.config = config;
+        if (changes.length > 0) say(`${key} ${changes.join("; ")}`);
+        continue;
+      }
+      if (entry) {
+        // Free the port; the old sessions go on until they end.
+        this.#listeners.delete(key);
+        const { drained } = await entry.service.retire();
+        this.#retired.add(drained);
+        drained.finally(() => this.#retired.delete(drained));
+      }
+      try {
+        const service = await this.#start(config);
+        this.#listeners.set(key, { config, service });
+        say(entry ? `${key} replaced (${config.method}, ${config.mode})` : `${key} added`);
+      } catch (error) {
+        say(`${key} could not start: ${errorMessage(error)}`);
+      }
+    }
+    return lines;
+  }
+
+  /** Closes every listener (each with its grace period) and waits for the retired ones. */
+  async closeAll(): Promise<void> {
+    const entries = [...this.#listeners.values()];
+    this.#listeners.clear();
+    await Promise.all(entries.map((entry) => entry.service.close()));
+    await Promise.all([...this.#retired]);
+  }
+}
