@@ -262,16 +262,15 @@ async function serveSession(
   const deadline = new Deadline(config.handshakeTimeout * 1000, () => closeQuietly(conn));
   const stream = new ShadowsocksStream(conn, context.framings.session());
 
-  let user: string | undefined;
-  let targetText: string | undefined;
+  /** Filled in once the request header is read. */
+  const who: { user?: string; target?: string } = {};
   const finish = (status: SessionStatus, detail: string) => {
     context.observer.sessionEnded({
       peer,
       status,
       detail,
       durationMs: Date.now() - started,
-      ...(user === undefined ? {} : { user }),
-      ...(targetText === undefined ? {} : { target: targetText }),
+      ...who,
     });
     return status;
   };
@@ -296,8 +295,9 @@ async function serveSession(
   }
   const userStats = request.user === undefined ? undefined : context.userStats[request.user];
   if (userStats !== undefined) userStats.sessions++;
-  user = request.user;
-  targetText = formatAddress(address);
+  const user = request.user;
+  if (user !== undefined) who.user = user;
+  who.target = formatAddress(address);
   if (user !== undefined) {
     let live = context.liveByUser.get(user);
     if (!live) context.liveByUser.set(user, live = new Set());

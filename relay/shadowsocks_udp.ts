@@ -27,7 +27,6 @@ import {
   openUdpPacket,
   sealUdpPacket,
   udpPacketOverhead,
-  type UdpPlaintext,
 } from "../protocol/udp_packet.ts";
 import type { DatagramCodec, DatagramSession } from "./datagram_service.ts";
 import {

@@ -86,13 +86,18 @@ Deno.test("SIGTERM: no new sessions, live ones go on for the grace period, then 
     await reading;
     assert.match(log, /server 127\.0\.0\.1:\d+ → 127\.0\.0\.1:\d+ ERR_SHUTDOWN/);
   } finally {
-    try {
-      child.kill("SIGKILL");
-    } catch (error) {
-      if (!(error instanceof TypeError)) throw error; // already exited
-    }
+    killIfRunning(child);
     await child.status;
     await local.close();
     await echo.close();
   }
 });
+
+/** SIGKILL, unless it has already exited (then `kill` throws a TypeError). */
+function killIfRunning(child: Deno.ChildProcess): void {
+  try {
+    child.kill("SIGKILL");
+  } catch (error) {
+    if (!(error instanceof TypeError)) throw error;
+  }
+}
