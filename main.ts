@@ -13,6 +13,7 @@ import {
   buildServerConfigs,
   buildTunnelConfig,
   DEFAULT_GRACE_PERIOD,
+  managedServerConfig,
   type RawConfig,
   readConfigFile,
   resolveMethod,
@@ -27,6 +28,7 @@ import { createLogger, type Logger } from "./relay/log.ts";
 import type { RunningService, ServiceOptions } from "./relay/service.ts";
 import { startServer, updatableInPlace } from "./server.ts";
 import { type ListenerEntry, ServerSupervisor } from "./service/supervisor.ts";
+import { type RunningManager, startManager } from "./service/manager.ts";
 import { startTunnel } from "./tunnel.ts";
 import { renderMetrics, startMetricsServer } from "./service/metrics.ts";
 
@@ -121,7 +123,7 @@ async function server(command: RunCommand): Promise<number> {
         : `Using ${ZERO_CONFIG_PATH}`,
     );
   }
-  const { configs, warnings, metrics } = loaded.value;
+  const { configs, warnings, metrics, manager } = loaded.value;
   warnings.forEach((warning) => logger.warn(warning));
 
   const controller = new AbortController();
@@ -173,6 +175,22 @@ async function server(command: RunCommand): Promise<number> {
     await supervisor.startAll(configs);
     logger.info(describeFileLimit(readFileLimit()));
     if (metrics) startMetrics(metrics, () => supervisor.listeners, controller.signal, logger);
+    if (manager) {
+      let running: RunningManager;
+      try {
+        running = startManager({
+          hostname: manager.host,
+          port: manager.port,
+          supervisor,
+          buildConfig: (request) =>
+            managedServerConfig(command.file ?? {}, command.flags, { ...request }),
+          logger,
+        });
+      } catch (error) {
+        throw new StartupError(`manager ${manager.host}:${manager.port}`, error);
+      }
+      controller.signal.addEventListener("abort", () => running.close(), { once: true });
+    }
     if (zeroConfig) {
       // The bound port, which differs from the configured one when that was 0.
       const live = supervisor.listeners.map(({ config, service }) => ({
@@ -233,7 +251,8 @@ function formatHostPort(addr: Deno.NetAddr): string {
 
 /** No `-c` and no password from the flags: settings come from ./ssdeno.json. */
 function usesZeroConfig(command: RunCommand): boolean {
-  return command.configPath === undefined && command.flags["password"] === undefined;
+  return command.configPath === undefined && command.flags["password"] === undefined &&
+    command.flags["manager_address"] === undefined;
 }
 
 function colorOutput(): boolean {

@@ -34,6 +34,8 @@ export interface ServerConfigs {
   warnings: string[];
   /** Where to serve Prometheus metrics (`metrics`, `--metrics`), when asked. */
   metrics?: { host: string; port: number };
+  /** Where the ss-manager API listens (`manager_address`), when asked. */
+  manager?: { host: string; port: number };
 }
 
 /** The validated `ssdeno local` config, plus warnings for the caller to log. */
@@ -160,6 +162,15 @@ export async function readConfigFile(path: string): Promise<RawConfig> {
 export function buildServerConfigs(file: RawConfig, flags: RawConfig = {}): ServerConfigs {
   const warnings: string[] = [];
   const raw = overlay(file, flags, warnings);
+  const manager = optional(raw, "manager_address", asMetricsAddress);
+  if (
+    manager !== undefined && raw["password"] === undefined && raw["servers"] === undefined &&
+    raw["port_password"] === undefined
+  ) {
+    // ss-manager style: no listener of its own until the API adds some.
+    commonSettings(raw);
+    return { configs: [], warnings, manager };
+  }
   const base = commonSettings(raw);
   const server = {
     allowPrivateTargets: optional(raw, "allow_private_targets", asBoolean) ?? false,
@@ -228,7 +239,12 @@ export function buildServerConfigs(file: RawConfig, flags: RawConfig = {}): Serv
   const acl = optional(raw, "acl", (v, n) => readAcl(asString(v, n), warnings));
   if (acl !== undefined) listeners.forEach((config) => config.acl = acl);
   const metrics = optional(raw, "metrics", asMetricsAddress);
-  return { configs: listeners, warnings, ...(metrics ? { metrics } : {}) };
+  return {
+    configs: listeners,
+    warnings,
+    ...(metrics ? { metrics } : {}),
+    ...(manager ? { manager } : {}),
+  };
 }
 
 /**
@@ -757,4 +773,23 @@ function asMetricsAddress(value: unknown, name: string): { host: string; port: n
   const { host, port } = splitHostPort(text, name);
   if (port === undefined) throw invalid(name, value, "host:port or a port number");
   return { host, port };
+}
+
+/** Keys that describe the listeners of a file, which a managed listener does not inherit. */
+const LISTENER_KEYS = ["servers", "port_password", "server_port", "password", "users"];
+
+/**
+ * The listener an ss-manager `add` asks for: the command's port, password, method, mode and
+ * users over the rest of the server's settings (address, timeouts, ACL, …), validated as a
+ * config file would be. Throws `ConfigError` naming the problem.
+ */
+export function managedServerConfig(
+  file: RawConfig,
+  flags: RawConfig,
+  request: Record<string, unknown>,
+): ServerConfig {
+  const base: RawConfig = { ...file, ...definedOnly(flags) };
+  for (const key of [...LISTENER_KEYS, "manager_address", "metrics"]) delete base[key];
+  const { configs } = buildServerConfigs({ ...base, ...request });
+  return configs[0]!;
 }

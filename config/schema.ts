@@ -144,6 +144,14 @@ export const SETTINGS: readonly Setting[] = [
     help: "Serve Prometheus metrics at http://H:P/metrics (a bare port: 127.0.0.1)",
   },
   {
+    key: "manager_address",
+    flag: "manager-address",
+    value: "string",
+    placeholder: "H:P",
+    roles: ["server"],
+    help: "ss-manager UDP API (add, remove, ping, list) on H:P (a bare port: 127.0.0.1)",
+  },
+  {
     key: "grace_period",
     flag: "grace-period",
     value: "seconds",

@@ -25,6 +25,8 @@ export interface SupervisedServer extends RunningService {
 export interface ListenerEntry {
   config: ServerConfig;
   service: SupervisedServer;
+  /** `manager`: added over the ss-manager API; a config reload leaves it alone. */
+  origin: "config" | "manager";
 }
 
 export function listenerKey(config: Pick<ServerConfig, "address" | "port">): string {
@@ -64,7 +66,7 @@ export class ServerSupervisor {
     try {
       for (const config of configs) {
         const service = await this.#start(config);
-        this.#listeners.set(listenerKey(config), { config, service });
+        this.#listeners.set(listenerKey(config), { config, service, origin: "config" });
       }
     } catch (error) {
       await this.closeAll();
@@ -81,7 +83,7 @@ export class ServerSupervisor {
     };
     const wanted = new Map(configs.map((config) => [listenerKey(config), config]));
     for (const [key, entry] of this.#listeners) {
-      if (wanted.has(key)) continue;
+      if (wanted.has(key) || entry.origin === "manager") continue;
       this.#listeners.delete(key);
       await entry.service.close();
       say(`${key} removed`);
@@ -109,13 +111,40 @@ export class ServerSupervisor {
       }
       try {
         const service = await this.#start(config);
-        this.#listeners.set(key, { config, service });
+        this.#listeners.set(key, { config, service, origin: "config" });
         say(entry ? `${key} replaced (${config.method}, ${config.mode})` : `${key} added`);
       } catch (error) {
         say(`${key} could not start: ${errorMessage(error)}`);
       }
     }
     return lines;
+  }
+
+  /**
+   * Starts a listener for the ss-manager API (`add`): one already on its address and port is
+   * replaced, as libev and rust do. Throws when it cannot start.
+   */
+  async add(config: ServerConfig): Promise<void> {
+    const key = listenerKey(config);
+    const old = this.#listeners.get(key);
+    if (old) {
+      this.#listeners.delete(key);
+      await old.service.close();
+    }
+    const service = await this.#start(config);
+    this.#listeners.set(key, { config, service, origin: "manager" });
+    this.#logger.info(`manager: ${key} ${old ? "replaced" : "added"} (${config.method})`);
+  }
+
+  /** Closes the listener on `port` (any address), for the ss-manager API (`remove`). */
+  async remove(port: number): Promise<boolean> {
+    const entries = [...this.#listeners].filter(([, entry]) => entry.config.port === port);
+    for (const [key, entry] of entries) {
+      this.#listeners.delete(key);
+      await entry.service.close();
+      this.#logger.info(`manager: ${key} removed`);
+    }
+    return entries.length > 0;
   }
 
   /** Closes every listener (each with its grace period) and waits for the retired ones. */
