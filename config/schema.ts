@@ -149,7 +149,7 @@ export const SETTINGS: readonly Setting[] = [
     value: "string",
     placeholder: "H:P",
     roles: ["server"],
-    help: "ss-manager UDP API (add, remove, ping, list) on H:P (a bare port: 127.0.0.1)",
+    help: "ss-manager UDP API (add, remove, ping, list) on H:P",
   },
   {
     key: "grace_period",
