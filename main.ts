@@ -29,6 +29,7 @@ import type { RunningService, ServiceOptions } from "./relay/service.ts";
 import { startServer, updatableInPlace } from "./server.ts";
 import { type ListenerEntry, ServerSupervisor } from "./service/supervisor.ts";
 import { type RunningManager, startManager } from "./service/manager.ts";
+import { startApi } from "./service/api.ts";
 import { startTunnel } from "./tunnel.ts";
 import { renderMetrics, startMetricsServer } from "./service/metrics.ts";
 
@@ -123,7 +124,7 @@ async function server(command: RunCommand): Promise<number> {
         : `Using ${ZERO_CONFIG_PATH}`,
     );
   }
-  const { configs, warnings, metrics, manager } = loaded.value;
+  const { configs, warnings, metrics, manager, api } = loaded.value;
   warnings.forEach((warning) => logger.warn(warning));
 
   const controller = new AbortController();
@@ -175,6 +176,23 @@ async function server(command: RunCommand): Promise<number> {
     await supervisor.startAll(configs);
     logger.info(describeFileLimit(readFileLimit()));
     if (metrics) startMetrics(metrics, () => supervisor.listeners, controller.signal, logger);
+    if (api) {
+      let running;
+      try {
+        running = startApi({
+          hostname: api.host,
+          port: api.port,
+          supervisor,
+          version: VERSION,
+          ...(api.token === undefined ? {} : { token: api.token }),
+          ...(api.secretPath === undefined ? {} : { secretPath: api.secretPath }),
+        });
+      } catch (error) {
+        throw new StartupError(`api ${api.host}:${api.port}`, error);
+      }
+      logger.info(`management API on http://${formatHostPort(running.addr)}`);
+      controller.signal.addEventListener("abort", () => running.close(), { once: true });
+    }
     if (manager) {
       let running: RunningManager;
       try {

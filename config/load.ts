@@ -36,6 +36,8 @@ export interface ServerConfigs {
   metrics?: { host: string; port: number };
   /** Where the ss-manager API listens (`manager_address`), when asked. */
   manager?: { host: string; port: number };
+  /** The HTTP management API (`api`), when asked. */
+  api?: { host: string; port: number; token?: string; secretPath?: string };
 }
 
 /** The validated `ssdeno local` config, plus warnings for the caller to log. */
@@ -239,11 +241,13 @@ export function buildServerConfigs(file: RawConfig, flags: RawConfig = {}): Serv
   const acl = optional(raw, "acl", (v, n) => readAcl(asString(v, n), warnings));
   if (acl !== undefined) listeners.forEach((config) => config.acl = acl);
   const metrics = optional(raw, "metrics", asMetricsAddress);
+  const api = apiSettings(raw);
   return {
     configs: listeners,
     warnings,
     ...(metrics ? { metrics } : {}),
     ...(manager ? { manager } : {}),
+    ...(api ? { api } : {}),
   };
 }
 
@@ -792,4 +796,32 @@ export function managedServerConfig(
   for (const key of [...LISTENER_KEYS, "manager_address", "metrics"]) delete base[key];
   const { configs } = buildServerConfigs({ ...base, ...request });
   return configs[0]!;
+}
+
+/**
+ * `api`, `api_token`, `api_secret_path`. Off loopback the API changes who may use the server,
+ * so it must not be open to anyone who finds the port: a token or a secret path is required.
+ */
+function apiSettings(raw: RawConfig): ServerConfigs["api"] {
+  const where = optional(raw, "api", asMetricsAddress);
+  const token = optional(raw, "api_token", (v, n) => asString(v, n, true));
+  const secretPath = optional(raw, "api_secret_path", asString);
+  if (where === undefined) return undefined;
+  if (secretPath !== undefined && !/^\/[A-Za-z0-9._~-]{8,}$/.test(secretPath)) {
+    throw new ConfigError(
+      `Invalid api_secret_path: expected "/" and at least 8 letters, digits or ._~-`,
+    );
+  }
+  const loopback = where.host === "localhost" || where.host === "::1" ||
+    where.host.startsWith("127.");
+  if (!loopback && token === undefined && secretPath === undefined) {
+    throw new ConfigError(
+      `Invalid api "${where.host}:${where.port}": off loopback it needs api_token or api_secret_path`,
+    );
+  }
+  return {
+    ...where,
+    ...(token === undefined ? {} : { token }),
+    ...(secretPath === undefined ? {} : { secretPath }),
+  };
 }

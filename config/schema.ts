@@ -152,6 +152,24 @@ export const SETTINGS: readonly Setting[] = [
     help: "ss-manager UDP API (add, remove, ping, list) on H:P",
   },
   {
+    key: "api",
+    flag: "api",
+    value: "string",
+    placeholder: "H:P",
+    roles: ["server"],
+    help: "Server Management API (SSM v1, users and stats) over HTTP on H:P",
+  },
+  {
+    key: "api_token",
+    roles: ["server"],
+    help: "Bearer token the API requires (needed off loopback, or api_secret_path)",
+  },
+  {
+    key: "api_secret_path",
+    roles: ["server"],
+    help: "A secret path prefix for the API, e.g. /Qx8…",
+  },
+  {
     key: "grace_period",
     flag: "grace-period",
     value: "seconds",

@@ -147,6 +147,19 @@ export class ServerSupervisor {
     return entries.length > 0;
   }
 
+  /**
+   * Replaces the users of a running listener (the management API): applied in place, so only
+   * the sessions of users removed or rekeyed end. Throws, changing nothing, for a bad key.
+   */
+  updateUsers(entry: ListenerEntry, users: ServerConfig["users"] & object): void {
+    const next = { ...entry.config, users };
+    const changes = entry.service.update(next);
+    entry.config = next;
+    if (changes.length > 0) {
+      this.#logger.info(`api: ${listenerKey(next)} ${changes.join("; ")}`);
+    }
+  }
+
   /** Closes every listener (each with its grace period) and waits for the retired ones. */
   async closeAll(): Promise<void> {
     const entries = [...this.#listeners.values()];

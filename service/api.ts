@@ -1,0 +1,260 @@
+/**
+ * The Shadowsocks Server Management API v1 (NOTES-2 §18) over HTTP (`--api H:P`, `api` key):
+ * list, add, update and delete the users of a 2022 multi-user listener and read (and clear)
+ * their counters, so panels written for shadowsocks-go or sing-box drive ssdeno unchanged.
+ * Three route shapes, all answering the same handlers:
+ *
+ * - shadowsocks-go: `/api/ssm/v1/servers`, `/api/ssm/v1/servers/{server}[/users[/{name}]|/stats]`
+ *   where `{server}` is a listener's port;
+ * - sing-box: `/server/v1/users[/{name}]`, `/server/v1/stats` (update with `PUT`), on the first
+ *   multi-user listener;
+ * - the spec's bare form: `/`, `/users[/{name}]`, `/stats` (update with `PATCH`), likewise.
+ *
+ * Every path may sit under a secret prefix (`api_secret_path`); with `api_token` every request
+ * needs `Authorization: Bearer <token>`. The listener refuses a non-loopback address unless one
+ * of them is set (config/load.ts). Users changed here apply at once without dropping anyone
+ * else's session; a config reload that names the listener's users replaces them again.
+ * @module
+ */
+import type { ServerUser } from "../config/types.ts";
+import { errorMessage } from "../protocol/errors.ts";
+import type { ListenerEntry, ServerSupervisor } from "./supervisor.ts";
+
+export interface ApiOptions {
+  readonly hostname: string;
+  readonly port: number;
+  readonly supervisor: ServerSupervisor;
+  readonly version: string;
+  /** Required as `Authorization: Bearer …` when set. */
+  readonly token?: string;
+  /** A path prefix only the operator knows, e.g. `/8Kf3…`. */
+  readonly secretPath?: string;
+}
+
+export interface RunningApi {
+  readonly addr: Deno.NetAddr;
+  close(): Promise<void>;
+}
+
+/** Largest request body read (a user object is a few hundred bytes). */
+const MAX_BODY_BYTES = 16 * 1024;
+
+/** The six counters of the spec, for one user or the listener. */
+interface Counters {
+  uplinkBytes: number;
+  downlinkBytes: number;
+  uplinkPackets: number;
+  downlinkPackets: number;
+  tcpSessions: number;
+  udpSessions: number;
+}
+
+class ApiError extends Error {
+  constructor(readonly status: number, message: string) {
+    super(message);
+  }
+}
+
+const json = (status: number, body: unknown) =>
+  new Response(JSON.stringify(body) + "\n", {
+    status,
+    headers: { "content-type": "application/json" },
+  });
+
+export function startApi(options: ApiOptions): RunningApi {
+  const prefix = (options.secretPath ?? "").replace(/\/+$/, "");
+  const server = Deno.serve(
+    { hostname: options.hostname, port: options.port, onListen: () => {} },
+    async (request) => {
+      try {
+        return await route(request, options, prefix);
+      } catch (error) {
+        if (error instanceof ApiError) return json(error.status, { error: error.message });
+        return json(500, { error: errorMessage(error) });
+      }
+    },
+  );
+  return { addr: server.addr as Deno.NetAddr, close: () => server.shutdown() };
+}
+
+async function route(request: Request, options: ApiOptions, prefix: string): Promise<Response> {
+  if (options.token !== undefined) {
+    const given = request.headers.get("authorization") ?? "";
+    if (!timingSafeEqualText(given, `Bearer ${options.token}`)) {
+      throw new ApiError(401, "missing or wrong bearer token");
+    }
+  }
+  const url = new URL(request.url);
+  if (!url.pathname.startsWith(`${prefix}/`) && url.pathname !== prefix) {
+    throw new ApiError(404, "not found");
+  }
+  const parts = url.pathname.slice(prefix.length).split("/").filter(Boolean).map(
+    decodeURIComponent,
+  );
+  const { supervisor } = options;
+  const clear = url.searchParams.get("clear");
+
+  // shadowsocks-go: /api/ssm/v1/servers[/{port}/...]
+  if (parts[0] === "api" && parts[1] === "ssm" && parts[2] === "v1" && parts[3] === "servers") {
+    if (parts.length === 4 && request.method === "GET") {
+      return json(200, supervisor.listeners.map((entry) => `${entry.service.addr.port}`));
+    }
+    const entry = supervisor.listeners.find((e) => `${e.service.addr.port}` === parts[4]);
+    if (!entry) throw new ApiError(404, "server not found");
+    return await handle(request, options, entry, parts.slice(5), clear);
+  }
+  // sing-box: /server/v1/...
+  if (parts[0] === "server" && parts[1] === "v1") {
+    return await handle(request, options, defaultListener(supervisor), parts.slice(2), clear);
+  }
+  return await handle(request, options, defaultListener(supervisor), parts, clear);
+}
+
+/** The first listener with users (the one the unprefixed routes manage). */
+function defaultListener(supervisor: ServerSupervisor): ListenerEntry {
+  const entry = supervisor.listeners.find((e) => e.config.users !== undefined);
+  if (!entry) throw new ApiError(404, "The server does not support user management.");
+  return entry;
+}
+
+async function handle(
+  request: Request,
+  options: ApiOptions,
+  entry: ListenerEntry,
+  parts: string[],
+  clear: string | null,
+): Promise<Response> {
+  const method = request.method;
+  if (parts.length === 0 && method === "GET") {
+    return json(200, { server: `ssdeno ${options.version}`, apiVersion: "v1" });
+  }
+  if (parts[0] === "stats" && parts.length === 1 && method === "GET") {
+    const body = statsOf(entry);
+    if (clear === "true" || clear === "") clearCounters(entry);
+    return json(200, body);
+  }
+  if (parts[0] !== "users") throw new ApiError(404, "not found");
+  const users = entry.config.users;
+  if (!users) throw new ApiError(404, "The server does not support user management.");
+  if (parts.length === 1) {
+    if (method === "GET") {
+      return json(200, { users: users.map((u) => ({ username: u.name, uPSK: u.password })) });
+    }
+    if (method === "POST") {
+      const body = await readBody(request);
+      const username = field(body, "username");
+      const uPSK = field(body, "uPSK");
+      if (users.some((u) => u.name === username)) {
+        throw new ApiError(400, `user ${username} already exists`);
+      }
+      apply(options, entry, [...users, { name: username, password: uPSK }]);
+      return json(201, { username, uPSK });
+    }
+    throw new ApiError(405, "method not allowed");
+  }
+  const name = parts[1]!;
+  const user = users.find((u) => u.name === name);
+  if (!user || parts.length > 2) throw new ApiError(404, "user not found");
+  if (method === "GET") {
+    return json(200, { username: user.name, uPSK: user.password, ...userCounters(entry, name) });
+  }
+  if (method === "DELETE") {
+    if (users.length === 1) throw new ApiError(400, "cannot remove the last user");
+    apply(options, entry, users.filter((u) => u.name !== name));
+    return new Response(null, { status: 204 });
+  }
+  // The spec updates with PATCH (and refuses an unchanged key), sing-box with PUT: both work.
+  if (method === "PATCH" || method === "PUT") {
+    const uPSK = field(await readBody(request), "uPSK");
+    if (uPSK === user.password && method === "PATCH") {
+      throw new ApiError(400, `user ${name} already has the same uPSK`);
+    }
+    apply(options, entry, users.map((u) => u.name === name ? { name, password: uPSK } : u));
+    return new Response(null, { status: 204 });
+  }
+  throw new ApiError(405, "method not allowed");
+}
+
+/** Puts `users` into effect on the listener; a bad key is a 400 and changes nothing. */
+function apply(options: ApiOptions, entry: ListenerEntry, users: ServerUser[]): void {
+  try {
+    options.supervisor.updateUsers(entry, users);
+  } catch (error) {
+    throw new ApiError(400, errorMessage(error));
+  }
+}
+
+async function readBody(request: Request): Promise<Record<string, unknown>> {
+  const length = Number(request.headers.get("content-length") ?? "0");
+  if (length > MAX_BODY_BYTES) throw new ApiError(413, "request body too large");
+  const bytes = new Uint8Array(await request.arrayBuffer());
+  if (bytes.length > MAX_BODY_BYTES) throw new ApiError(413, "request body too large");
+  let value: unknown;
+  try {
+    value = JSON.parse(new TextDecoder().decode(bytes));
+  } catch {
+    throw new ApiError(400, "the body is not valid JSON"); // the parser's message adds nothing
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new ApiError(400, "the body must be a JSON object");
+  }
+  return value as Record<string, unknown>;
+}
+
+function field(body: Record<string, unknown>, key: string): string {
+  const value = body[key];
+  if (typeof value !== "string" || value === "") {
+    throw new ApiError(400, `${key} must be a non-empty string`);
+  }
+  if (value.length > 1024) throw new ApiError(400, `${key} is too long`);
+  return value;
+}
+
+function userCounters(entry: ListenerEntry, name: string): Counters {
+  const tcp = entry.service.stats.users[name];
+  const udp = entry.service.udpStats?.users[name];
+  return {
+    uplinkBytes: (tcp?.bytesUplink ?? 0) + (udp?.bytesUplink ?? 0),
+    downlinkBytes: (tcp?.bytesDownlink ?? 0) + (udp?.bytesDownlink ?? 0),
+    uplinkPackets: udp?.datagramsRelayed ?? 0,
+    downlinkPackets: udp?.repliesRelayed ?? 0,
+    tcpSessions: tcp?.sessions ?? 0,
+    udpSessions: udp?.sessions ?? 0,
+  };
+}
+
+function statsOf(entry: ListenerEntry) {
+  const { stats, udpStats } = entry.service;
+  const totals: Counters = {
+    uplinkBytes: stats.bytesUplink + (udpStats?.bytesUplink ?? 0),
+    downlinkBytes: stats.bytesDownlink + (udpStats?.bytesDownlink ?? 0),
+    uplinkPackets: udpStats?.statuses.OK ?? 0,
+    downlinkPackets: udpStats?.repliesRelayed ?? 0,
+    tcpSessions: Object.values(stats.statuses).reduce((a, b) => a + b, 0) + stats.active,
+    udpSessions: udpStats?.associationsOpened ?? 0,
+  };
+  const users = (entry.config.users ?? []).map((u) => ({
+    username: u.name,
+    ...userCounters(entry, u.name),
+  }));
+  return users.length > 0 ? { ...totals, users } : totals;
+}
+
+/** `?clear=true`: the per-user counters start again from zero (totals are the service's). */
+function clearCounters(entry: ListenerEntry): void {
+  for (const user of Object.values(entry.service.stats.users)) {
+    user.sessions = user.bytesUplink = user.bytesDownlink = 0;
+  }
+  for (const user of Object.values(entry.service.udpStats?.users ?? {})) {
+    user.sessions = user.datagramsRelayed = user.repliesRelayed = 0;
+    user.bytesUplink = user.bytesDownlink = 0;
+  }
+}
+
+function timingSafeEqualText(a: string, b: string): boolean {
+  const x = new TextEncoder().encode(a);
+  const y = new TextEncoder().encode(b);
+  let diff = x.length ^ y.length;
+  for (let i = 0; i < Math.max(x.length, y.length); i++) diff |= (x[i] ?? 0) ^ (y[i] ?? 0);
+  return diff === 0;
+}
