@@ -30,6 +30,14 @@ import { startServer, updatableInPlace } from "./server.ts";
 import { type ListenerEntry, ServerSupervisor } from "./service/supervisor.ts";
 import { type RunningManager, startManager } from "./service/manager.ts";
 import { startApi } from "./service/api.ts";
+import {
+  readState,
+  restore,
+  snapshot,
+  STATE_INTERVAL_MS,
+  type StateDocument,
+  writeState,
+} from "./service/state.ts";
 import { startTunnel } from "./tunnel.ts";
 import { renderMetrics, startMetricsServer } from "./service/metrics.ts";
 
@@ -124,7 +132,7 @@ async function server(command: RunCommand): Promise<number> {
         : `Using ${ZERO_CONFIG_PATH}`,
     );
   }
-  const { configs, warnings, metrics, manager, api } = loaded.value;
+  const { configs, warnings, metrics, manager, api, stateFile } = loaded.value;
   warnings.forEach((warning) => logger.warn(warning));
 
   const controller = new AbortController();
@@ -172,9 +180,14 @@ async function server(command: RunCommand): Promise<number> {
     }),
     reload,
   );
+  let saveState: (() => Promise<void>) | undefined;
   try {
     await supervisor.startAll(configs);
     logger.info(describeFileLimit(readFileLimit()));
+    if (stateFile) {
+      const saved = await readState(stateFile);
+      saveState = keepState(stateFile, supervisor, controller.signal, logger, saved);
+    }
     if (metrics) startMetrics(metrics, () => supervisor.listeners, controller.signal, logger);
     if (api) {
       let running;
@@ -223,6 +236,7 @@ async function server(command: RunCommand): Promise<number> {
     });
     await reloading;
     await supervisor.closeAll();
+    await saveState?.();
     return 0;
   } finally {
     controller.abort();
@@ -233,6 +247,40 @@ async function server(command: RunCommand): Promise<number> {
 
 function graceMs(config: { gracePeriod?: number }): number {
   return (config.gracePeriod ?? DEFAULT_GRACE_PERIOD) * 1000;
+}
+
+/**
+ * Restores the per-user counters saved in `path` and saves them every minute; returns the save
+ * to run once more after the listeners have closed at shutdown.
+ */
+function keepState(
+  path: string,
+  supervisor: ServerSupervisor,
+  signal: AbortSignal,
+  logger: Logger,
+  saved: StateDocument | undefined,
+): () => Promise<void> {
+  const listeners = () =>
+    supervisor.listeners.map(({ config, service }) => ({ port: config.port, service }));
+  if (saved) logger.info(`${path}: restored the counters of ${restore(listeners(), saved)} users`);
+  let last = listeners();
+  const save = async () => {
+    try {
+      await writeState(path, snapshot(last));
+    } catch (error) {
+      logger.error(`cannot write ${path}: ${errorMessage(error)}`);
+    }
+  };
+  const timer = setInterval(() => {
+    last = listeners();
+    save();
+  }, STATE_INTERVAL_MS);
+  signal.addEventListener("abort", () => {
+    clearInterval(timer);
+    last = listeners();
+  }, { once: true });
+  // Called once the listeners have closed: their sessions have all been counted.
+  return save;
 }
 
 /** Serves the listeners' metrics (whichever run at each scrape) until `signal` aborts. */

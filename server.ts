@@ -54,6 +54,7 @@ import {
 import { type InboundRequest, ShadowsocksStream } from "./relay/shadowsocks_stream.ts";
 import { createServerUdpCodec } from "./relay/shadowsocks_udp.ts";
 import { UdpSocket } from "./relay/udp_socket.ts";
+import type { UdpStats } from "./relay/udp_stats.ts";
 
 export type { RunningService, ServiceOptions };
 
@@ -81,6 +82,26 @@ interface ServerContext {
   observer: Observer;
   /** Client and outbound checks of the ACL, when there is one. */
   acl?: AccessControl;
+  /** The UDP half's counters, once it runs (a user's data limit counts both halves). */
+  udpStats?: UdpStats;
+}
+
+/** Bytes a user moved so far, both directions, TCP and UDP. */
+function usage(context: ServerContext, user: string): number {
+  const tcp = context.userStats[user];
+  const udp = context.udpStats?.users[user];
+  return (tcp ? tcp.bytesUplink + tcp.bytesDownlink : 0) +
+    (udp ? udp.bytesUplink + udp.bytesDownlink : 0);
+}
+
+/** The user's data limit, if the current config sets one. */
+function limitOf(context: ServerContext, user: string): number | undefined {
+  return context.config.users?.find((u) => u.name === user)?.dataLimit;
+}
+
+function overLimit(context: ServerContext, user: string): boolean {
+  const limit = limitOf(context, user);
+  return limit !== undefined && usage(context, user) >= limit;
 }
 
 /**
@@ -138,6 +159,7 @@ export async function startServer(
       idleTimeoutMs: config.udpTimeout * 1000,
       allowPrivateTargets: config.allowPrivateTargets,
       ipv6First: config.ipv6First,
+      userAllowed: (user: string) => !overLimit(context, user),
       ...(context.acl?.checksOutbound
         ? {
           blocked: async (target: Address) =>
@@ -150,6 +172,7 @@ export async function startServer(
       ...(options.signal ? { signal: options.signal } : {}),
     });
   }
+  if (udp) context.udpStats = udp.stats;
   const service = combineServices(tcp, udp);
   const transports = [tcp && "tcp", udp && "udp"].filter(Boolean).join(" and ");
   logger.info(
@@ -221,7 +244,7 @@ function updateInPlace(
   if (next.acl) context.acl = new AccessControl(next.acl);
   else delete context.acl;
   for (const name of added) {
-    context.userStats[name] ??= { sessions: 0, bytesUplink: 0, bytesDownlink: 0 };
+    context.userStats[name] ??= { sessions: 0, bytesUplink: 0, bytesDownlink: 0, lastSeen: 0 };
   }
   // A removed or rekeyed user lost access with the old key: their sessions end. A single-key
   // listener's sessions go on (its port was not removed).
@@ -294,7 +317,16 @@ async function serveSession(
     logger.debug(`server ${peer} client clock skew of ${request.skew} s (accepted up to ±30 s)`);
   }
   const userStats = request.user === undefined ? undefined : context.userStats[request.user];
-  if (userStats !== undefined) userStats.sessions++;
+  if (userStats !== undefined) {
+    userStats.sessions++;
+    userStats.lastSeen = Date.now();
+  }
+  if (request.user !== undefined && overLimit(context, request.user)) {
+    // Authenticated, so no probe drain: the client is told by the close.
+    deadline.clear();
+    who.user = request.user;
+    return finish("ERR_AUTH", "user over its data limit");
+  }
   const user = request.user;
   if (user !== undefined) who.user = user;
   who.target = formatAddress(address);
@@ -304,7 +336,11 @@ async function serveSession(
     live.add(conn);
   }
   try {
-    const counted = withUserCounts(countBytes, userStats);
+    const counted = withUserCounts(countBytes, userStats, () => {
+      if (context.config.dataLimitCutsLive && overLimit(context, user!)) {
+        for (const live of context.liveByUser.get(user!) ?? []) closeQuietly(live);
+      }
+    });
     return await relayTo(conn, stream, request, context, deadline, signal, counted, finish);
   } finally {
     if (user !== undefined) {
@@ -370,12 +406,17 @@ async function relayTo(
 }
 
 /** The byte counter of one session: the service totals, and the user's when there is one. */
-function withUserCounts(countBytes: ByteCounter, stats: UserStats | undefined): ByteCounter {
+function withUserCounts(
+  countBytes: ByteCounter,
+  stats: UserStats | undefined,
+  afterCount: () => void,
+): ByteCounter {
   if (stats === undefined) return countBytes;
   return (direction, count) => {
     countBytes(direction, count);
     if (direction === "uplink") stats.bytesUplink += count;
     else stats.bytesDownlink += count;
+    afterCount();
   };
 }
 

@@ -38,6 +38,8 @@ export interface ServerConfigs {
   manager?: { host: string; port: number };
   /** The HTTP management API (`api`), when asked. */
   api?: { host: string; port: number; token?: string; secretPath?: string };
+  /** Where per-user counters persist (`state_file`), when asked. */
+  stateFile?: string;
 }
 
 /** The validated `ssdeno local` config, plus warnings for the caller to log. */
@@ -240,11 +242,16 @@ export function buildServerConfigs(file: RawConfig, flags: RawConfig = {}): Serv
   checkDuplicates(listeners);
   const acl = optional(raw, "acl", (v, n) => readAcl(asString(v, n), warnings));
   if (acl !== undefined) listeners.forEach((config) => config.acl = acl);
+  if (optional(raw, "data_limit_cuts_live", asBoolean)) {
+    listeners.forEach((config) => config.dataLimitCutsLive = true);
+  }
   const metrics = optional(raw, "metrics", asMetricsAddress);
   const api = apiSettings(raw);
+  const stateFile = optional(raw, "state_file", asString);
   return {
     configs: listeners,
     warnings,
+    ...(stateFile ? { stateFile } : {}),
     ...(metrics ? { metrics } : {}),
     ...(manager ? { manager } : {}),
     ...(api ? { api } : {}),
@@ -492,7 +499,18 @@ function asUsers(value: unknown, name: string): ServerUser[] {
       throw new ConfigError(`Invalid ${name}[${i}].name "${userName}": used twice`);
     }
     seen.add(userName);
-    return { name: userName, password: asString(obj["password"], `${name}[${i}].password`, true) };
+    const user: ServerUser = {
+      name: userName,
+      password: asString(obj["password"], `${name}[${i}].password`, true),
+    };
+    const limit = optional(
+      obj,
+      "data_limit",
+      (v, n) => asInteger(v, n, 0, Number.MAX_SAFE_INTEGER, "a number of bytes"),
+      `${name}[${i}].`,
+    );
+    if (limit !== undefined) user.dataLimit = limit;
+    return user;
   });
 }
 

@@ -170,6 +170,17 @@ export const SETTINGS: readonly Setting[] = [
     help: "A secret path prefix for the API, e.g. /Qx8…",
   },
   {
+    key: "data_limit_cuts_live",
+    roles: ["server"],
+    default: "false",
+    help: "A user crossing users[].data_limit loses live sessions too, not just new ones",
+  },
+  {
+    key: "state_file",
+    roles: ["server"],
+    help: "Per-user counters kept across restarts in this JSON file (written atomically)",
+  },
+  {
     key: "grace_period",
     flag: "grace-period",
     value: "seconds",

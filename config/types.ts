@@ -47,6 +47,8 @@ export interface ServerConfig extends CommonConfig {
   users?: ServerUser[];
   /** The ACL: `[outbound_block_list]` targets and `[black_list]`/`[white_list]` clients. */
   acl?: AclFile;
+  /** Close a user's live sessions when they cross their data limit (else: only new ones fail). */
+  dataLimitCutsLive?: boolean;
 }
 
 /** One user of a multi-user server (`users` in the JSON config, as ss-rust reads it). */
@@ -55,6 +57,8 @@ export interface ServerUser {
   name: string;
   /** The user's PSK (uPSK): base64 of exactly the method's key size. Never logged. */
   password: string;
+  /** Bytes (both directions, TCP and UDP) after which the user is refused; absent: no limit. */
+  dataLimit?: number;
 }
 
 /** One Shadowsocks server a local or tunnel can go through. */

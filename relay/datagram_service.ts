@@ -101,6 +101,8 @@ export interface DatagramServiceOptions {
   /** Skip the target policy (tests, the tunnel's own server). */
   allowPrivateTargets: boolean;
   ipv6First: boolean;
+  /** False for users who may not send now (over their data limit): dropped as `ERR_AUTH`. */
+  userAllowed?: (user: string) => boolean;
   /** True for targets an ACL blocks: their datagrams are dropped as `ERR_BLOCKED`. */
   blocked?: (target: Address) => Promise<boolean>;
   /** The NAT table's clock. Default `Date.now`. */
@@ -165,6 +167,10 @@ export function serveDatagrams<S extends DatagramSession>(
       return;
     }
     const { session, request } = unwrapped;
+    if (session.user !== undefined && options.userAllowed && !options.userAllowed(session.user)) {
+      stats.statuses.ERR_AUTH++;
+      return;
+    }
     let association = table.get(session.key);
     if (association?.session !== session) {
       association = new Association(session, relay);

@@ -34,12 +34,16 @@ export interface UserStats {
   /** Plaintext bytes of this user's sessions, client → target and target → client. */
   bytesUplink: number;
   bytesDownlink: number;
+  /** When the user last started a session (ms since the epoch); 0: never. */
+  lastSeen: number;
 }
 
 /** Zero counters for each user name; null-prototype, so any user name is a safe key. */
 export function createUserStats(names: readonly string[]): Record<string, UserStats> {
   const users: Record<string, UserStats> = Object.create(null);
-  for (const name of names) users[name] = { sessions: 0, bytesUplink: 0, bytesDownlink: 0 };
+  for (const name of names) {
+    users[name] = { sessions: 0, bytesUplink: 0, bytesDownlink: 0, lastSeen: 0 };
+  }
   return users;
 }
 
