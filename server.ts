@@ -283,7 +283,7 @@ async function serveSession(
     return "ERR_BLOCKED";
   }
   const deadline = new Deadline(config.handshakeTimeout * 1000, () => closeQuietly(conn));
-  const stream = new ShadowsocksStream(conn, context.framings.session());
+  const stream = new ShadowsocksStream(conn, context.framings.session(conn.remoteAddr.hostname));
 
   /** Filled in once the request header is read. */
   const who: { user?: string; target?: string } = {};

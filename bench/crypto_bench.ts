@@ -1,6 +1,7 @@
 /**
  * Microbenchmarks (`deno task bench`): seal and open per AEAD method and per crypto backend at
- * 2 B, 1 KiB and 16 KiB, the chunk framing on top, and the replay filter.
+ * 2 B, 1 KiB and 16 KiB, the chunk framing on top, the replay filter, and the multi-user key
+ * search of an AEAD-2017 port (1 to 1000 users).
  *
  * Backends: node:crypto (sync), OpenSSL through FFI (sync; `seal` allocates its output,
  * `sealInto` writes into a reused buffer), and WebCrypto (async; AES-GCM only, as Deno's
@@ -16,6 +17,8 @@ import { createNodeAead } from "../crypto/node_aead.ts";
 import { loadOpenSslAead } from "../crypto/openssl_aead.ts";
 import { ChunkDecoder, sealChunks } from "../protocol/aead_chunk.ts";
 import { ReplayFilter } from "../protocol/replay_filter.ts";
+import { aeadClientFraming, aeadMultiUserServerFraming } from "../protocol/aead_framing.ts";
+import { evpBytesToKey } from "../crypto/kdf.ts";
 
 const SIZES: readonly [string, number][] = [["2 B", 2], ["1 KiB", 1024], ["16 KiB", 16384]];
 const openssl = loadOpenSslAead();
@@ -135,3 +138,27 @@ Deno.bench({
     if (!seen.checkAndAdd(replayed)) throw new Error("Replay not detected in benchmark");
   },
 });
+
+// Multi-user AEAD-2017 (issue 11): a first flight tried against every user's key. The matching
+// key is the last tried, the worst case a new client meets; a returning client's key is first.
+{
+  const method = findMethod("aes-256-gcm")!;
+  const target = { type: "ipv4", host: "127.0.0.1", port: 443 } as const;
+  for (const count of [1, 10, 100, 1000]) {
+    const keys = Array.from({ length: count }, (_, i) => ({
+      name: `user${i}`,
+      masterKey: evpBytesToKey(`password ${i}`, method.keySize),
+    }));
+    const flight = aeadClientFraming(method, keys[count - 1]!.masterKey, target).seal(
+      new Uint8Array(100),
+    );
+    Deno.bench({
+      name: `aes-256-gcm first flight, key found among ${count} users (last tried)`,
+      group: "multi-user key search",
+      baseline: count === 1,
+      fn() {
+        aeadMultiUserServerFraming(method, keys).open(flight);
+      },
+    });
+  }
+}

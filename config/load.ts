@@ -11,6 +11,7 @@ import { ConfigError } from "./errors.ts";
 import { jsonErrorOffset, lineAndColumn } from "./_json_error_offset.ts";
 import { parseHostPort } from "../protocol/host_port.ts";
 import { AclError, type AclFile, parseAcl } from "../protocol/acl.ts";
+import { MAX_AEAD_USERS } from "../protocol/session_framings.ts";
 import { ACCEPTED_KEYS } from "./schema.ts";
 import { InvalidPskError } from "../crypto/kdf2022.ts";
 import { clientKeys2022, serverKeys2022 } from "../protocol/aead2022_identity.ts";
@@ -521,10 +522,17 @@ function asUsers(value: unknown, name: string): ServerUser[] {
 function checkServerKeys(config: ServerConfig, where: string): void {
   const info = resolveMethod(config.method);
   if (info.family !== "aead2022") {
-    if (config.users !== undefined) {
+    if (config.users === undefined) return;
+    if (info.family !== "aead") {
       throw new ConfigError(
-        `Invalid ${where ? `${where}.` : ""}users: multi-user needs a 2022-blake3-aes-* method, ` +
+        `Invalid ${where ? `${where}.` : ""}users: multi-user needs an AEAD method, ` +
           `not "${config.method}"`,
+      );
+    }
+    if (config.users.length > MAX_AEAD_USERS) {
+      throw new ConfigError(
+        `Invalid ${where ? `${where}.` : ""}users: ${config.users.length} users on one ` +
+          `AEAD-2017 port; at most ${MAX_AEAD_USERS} (each connection tries their keys in turn)`,
       );
     }
     return;

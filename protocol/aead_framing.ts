@@ -184,10 +184,12 @@ class PlainReader implements Reader {
  */
 class RequestReader implements Reader {
   readonly #inner: Reader;
+  readonly #user: (() => string | undefined) | undefined;
   #head: Uint8Array | undefined = new Uint8Array(0);
 
-  constructor(inner: Reader) {
+  constructor(inner: Reader, user?: () => string | undefined) {
     this.#inner = inner;
+    this.#user = user;
   }
 
   get wanted(): number {
@@ -211,10 +213,13 @@ class RequestReader implements Reader {
       return { consumed: step.consumed, payload: null };
     }
     this.#head = undefined;
+    const user = this.#user?.();
     return {
       consumed: step.consumed,
       payload: head.subarray(decoded.length),
-      request: { address: decoded.address },
+      request: user === undefined
+        ? { address: decoded.address }
+        : { address: decoded.address, user },
     };
   }
 }
@@ -243,5 +248,151 @@ class ChunkWriter {
       deriveSessionSubkey(this.#masterKey, salt),
     );
     return concatBytes(salt, sealChunks(this.#cipher, plain, MAX_AEAD_PAYLOAD));
+  }
+}
+
+/** One user of a multi-user AEAD-2017 listener: a name and the key from its password. */
+export interface AeadUserKey {
+  readonly name: string;
+  readonly masterKey: Uint8Array;
+}
+
+/**
+ * Which user each client address last authenticated as, so its next connection tries that key
+ * first (as Outline does): most clients are found by the first trial. Bounded; the least
+ * recently used addresses are forgotten first.
+ */
+export class KeyHints {
+  readonly #byClient = new Map<string, number>();
+  readonly #capacity: number;
+
+  constructor(capacity = 10_000) {
+    this.#capacity = capacity;
+  }
+
+  get(client: string): number | undefined {
+    return this.#byClient.get(client);
+  }
+
+  set(client: string, index: number): void {
+    this.#byClient.delete(client);
+    this.#byClient.set(client, index);
+    if (this.#byClient.size > this.#capacity) {
+      this.#byClient.delete(this.#byClient.keys().next().value!);
+    }
+  }
+}
+
+/** The keys in trial order: the client's last one first, then the rest in config order. */
+export function trialOrder(count: number, hinted: number | undefined): number[] {
+  const order = Array.from({ length: count }, (_, i) => i);
+  if (hinted !== undefined && hinted > 0 && hinted < count) {
+    order.splice(hinted, 1);
+    order.unshift(hinted);
+  }
+  return order;
+}
+
+/**
+ * The server side of one connection to a multi-user AEAD-2017 listener: the first length block
+ * is tried with each user's key (trial decryption, the client's last key first) and the one it
+ * opens with serves the connection both ways. A first flight no key opens is `ERR_CIPHER`, like
+ * any probe; the replay check runs after authentication, as with one key.
+ */
+export function aeadMultiUserServerFraming(
+  method: MethodInfo,
+  users: readonly AeadUserKey[],
+  options: AeadServerFramingOptions & { client?: string; hints?: KeyHints } = {},
+): StreamFraming {
+  const filter = options.replayFilter;
+  const trial = new TrialChunkReader(method, users, {
+    onSalt: (salt) => {
+      if (filter?.checkAndAdd(salt)) {
+        throw new ProtocolError("ERR_REPLAY", "Salt seen before: replayed connection");
+      }
+    },
+    ...(options.client === undefined ? {} : { client: options.client }),
+    ...(options.hints === undefined ? {} : { hints: options.hints }),
+  });
+  const reader = new RequestReader(trial, () => trial.user?.name);
+  return new AeadFraming(reader, new DeferredWriter(method, trial, (salt) => filter?.addOwn(salt)));
+}
+
+/** Salt, then the first length block tried with each key; then chunks with the one that fit. */
+class TrialChunkReader implements Reader {
+  readonly #method: MethodInfo;
+  readonly #users: readonly AeadUserKey[];
+  readonly #onSalt: (salt: Uint8Array) => void;
+  readonly #client: string | undefined;
+  readonly #hints: KeyHints | undefined;
+  #chunks: ChunkDecoder | undefined;
+  user: AeadUserKey | undefined;
+
+  constructor(
+    method: MethodInfo,
+    users: readonly AeadUserKey[],
+    hooks: { onSalt: (salt: Uint8Array) => void; client?: string; hints?: KeyHints },
+  ) {
+    this.#method = method;
+    this.#users = users;
+    this.#onSalt = hooks.onSalt;
+    this.#client = hooks.client;
+    this.#hints = hooks.hints;
+  }
+
+  get wanted(): number {
+    return this.#chunks?.wanted ?? this.#method.saltSize + 2 + this.#method.tagSize;
+  }
+
+  get atChunkBoundary(): boolean {
+    return this.#chunks !== undefined && this.#chunks.atChunkBoundary;
+  }
+
+  next(input: Uint8Array): ChunkStep {
+    if (this.#chunks !== undefined) return this.#chunks.next(input);
+    const saltSize = this.#method.saltSize;
+    if (input.length < saltSize + 2 + this.#method.tagSize) return { consumed: 0, payload: null };
+    const salt = input.subarray(0, saltSize);
+    const rest = input.subarray(saltSize);
+    const hinted = this.#client === undefined ? undefined : this.#hints?.get(this.#client);
+    for (const index of trialOrder(this.#users.length, hinted)) {
+      const user = this.#users[index]!;
+      const decoder = new ChunkDecoder(
+        new AeadCipher(this.#method.algorithm!, deriveSessionSubkey(user.masterKey, salt)),
+      );
+      let step: ChunkStep;
+      try {
+        step = decoder.next(rest);
+      } catch (error) {
+        if (error instanceof ProtocolError && error.code === "ERR_CIPHER") continue;
+        throw error;
+      }
+      this.#onSalt(salt.slice());
+      this.#chunks = decoder;
+      this.user = user;
+      if (this.#client !== undefined) this.#hints?.set(this.#client, index);
+      return { consumed: saltSize + step.consumed, payload: step.payload };
+    }
+    throw new ProtocolError("ERR_CIPHER", "Authentication failed: no user's key opens the request");
+  }
+}
+
+/** The server's direction of a multi-user connection: sealed with the key the client used. */
+class DeferredWriter extends ChunkWriter {
+  readonly #trial: TrialChunkReader;
+  #inner: ChunkWriter | undefined;
+  readonly #args: [MethodInfo, (salt: Uint8Array) => void];
+
+  constructor(method: MethodInfo, trial: TrialChunkReader, onSalt: (salt: Uint8Array) => void) {
+    super(method, new Uint8Array(0));
+    this.#trial = trial;
+    this.#args = [method, onSalt];
+  }
+
+  override seal(plain: Uint8Array): Uint8Array {
+    const user = this.#trial.user;
+    if (user === undefined) throw new Error("Cannot answer before the request header");
+    this.#inner ??= new ChunkWriter(this.#args[0], user.masterKey, this.#args[1]);
+    return this.#inner.seal(plain);
   }
 }

@@ -35,6 +35,8 @@ import {
   udpPacketOverhead2022,
 } from "./shadowsocks_udp2022.ts";
 import { formatEndpoint } from "./udp_socket.ts";
+import { type AeadUserKey, KeyHints, trialOrder } from "../protocol/aead_framing.ts";
+import { ProtocolError } from "../protocol/errors.ts";
 import type { UdpClientSession } from "./udp_client_session.ts";
 
 export type { UdpClientSession };
@@ -62,10 +64,16 @@ export function createServerUdpCodec(
   if (method.family === "aead2022") {
     return serverUdpCodec2022(serverKeys2022(method, password, users));
   }
-  if (users !== undefined) {
-    throw new RangeError(`Invalid users for ${method.name}: multiple users need a 2022 method`);
-  }
   assertUdpMethod(method);
+  if (users !== undefined) {
+    return serverUdpCodecMultiUser(
+      method,
+      users.map((user) => ({
+        name: user.name,
+        masterKey: evpBytesToKey(user.password, method.keySize),
+      })),
+    );
+  }
   return serverUdpCodec(method, evpBytesToKey(password, method.keySize));
 }
 
@@ -88,6 +96,56 @@ export function serverUdpCodec(method: MethodInfo, masterKey: Uint8Array): Datag
         session: find(key) ?? { key, client: from, wrap },
         request: { target: address, payload },
       };
+    },
+  };
+}
+
+/** A client address of a multi-user AEAD-2017 listener, with the key it authenticated with. */
+interface UserSession extends DatagramSession {
+  readonly index: number;
+}
+
+/**
+ * A multi-user AEAD-2017 server (Outline's many keys on one port): each packet is tried with
+ * its client address's current key first, then that address's last key, then the others; the
+ * key that opens it names the user, and replies are sealed with it.
+ */
+export function serverUdpCodecMultiUser(
+  method: MethodInfo,
+  users: readonly AeadUserKey[],
+): DatagramCodec<UserSession> {
+  const hints = new KeyHints();
+  const wrapWith = (masterKey: Uint8Array) => (view: Uint8Array, source: Deno.NetAddr) => {
+    const header = encodeAddress(addressFromHost(source.hostname, source.port));
+    const start = MAX_IP_ADDRESS_LENGTH - header.length;
+    view.set(header, start);
+    return sealUdpPacket(method, masterKey, view.subarray(start));
+  };
+  return {
+    requestHeadroom: 0,
+    replyHeadroom: MAX_IP_ADDRESS_LENGTH,
+    users: users.map((user) => user.name),
+    unwrap(view, from, find) {
+      const key = formatEndpoint(from);
+      const current = find(key);
+      const hinted = current?.index ?? hints.get(from.hostname);
+      for (const index of trialOrder(users.length, hinted)) {
+        const user = users[index]!;
+        let plaintext: Uint8Array;
+        try {
+          plaintext = openUdpPacket(method, user.masterKey, view);
+        } catch (error) {
+          if (error instanceof ProtocolError && error.code === "ERR_CIPHER") continue;
+          throw error;
+        }
+        const { address, payload } = decodeUdpPlaintext(plaintext);
+        hints.set(from.hostname, index);
+        const session = current?.index === index
+          ? current
+          : { key, client: from, user: user.name, index, wrap: wrapWith(user.masterKey) };
+        return { session, request: { target: address, payload } };
+      }
+      throw new ProtocolError("ERR_CIPHER", "No user's key opens the packet");
     },
   };
 }

@@ -552,8 +552,13 @@ Deno.test("buildServerConfigs() names bad users and bad 2022 keys without showin
   );
   assert.ok(!short.message.includes(PSK16));
   await assertConfigError(
-    () => servers({ ...base, method: "aes-256-gcm", users: [{ name: "a", password: PSK32 }] }),
-    "multi-user needs a 2022-blake3-aes-* method",
+    () => servers({ ...base, method: "none", users: [{ name: "a", password: PSK32 }] }),
+    "multi-user needs an AEAD method",
+  );
+  const many = Array.from({ length: 101 }, (_, i) => ({ name: `u${i}`, password: "p" }));
+  await assertConfigError(
+    () => servers({ ...base, method: "aes-256-gcm", users: many }),
+    "at most 100",
   );
 });
 
