@@ -178,7 +178,11 @@ export async function startServer(
   logger.info(
     `server listening on ${formatHostPort(service.addr)} (${method.name}, ${transports})`,
   );
-  return { ...service, update: (next) => updateInPlace(context, codecRef, next) };
+  return {
+    ...service,
+    update: (next) => updateInPlace(context, codecRef, next),
+    replaySize: () => context.replay.saltPool.size + context.replay.replayFilter.size,
+  };
 }
 
 /** A running server listener that a reload can change in place. */
@@ -190,6 +194,8 @@ export interface ServerService extends RunningService {
    * per change; throws (changing nothing) when a key is invalid.
    */
   update(next: ServerConfig): string[];
+  /** Salts the replay memory holds now (AEAD-2017 filter and 2022 pool together). */
+  replaySize(): number;
 }
 
 /** Whether `next` can be applied to a listener running `current` by `update`. */

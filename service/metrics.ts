@@ -117,6 +117,12 @@ export function renderMetrics(sources: readonly MetricsSource[], version: string
     ]);
   }
   out.family("ssdeno_sessions_live", "gauge", "TCP sessions in progress.", [[{}, live]]);
+  out.family(
+    "ssdeno_replay_salts",
+    "gauge",
+    "Salts the replay memory holds now.",
+    [[{}, sum((s) => (s as { replaySize?: () => number }).replaySize?.() ?? 0)]],
+  );
   out.family("ssdeno_accept_errors_total", "counter", "Accept errors skipped or waited out.", [
     [{ kind: "peer" }, sum((s) => s.stats.acceptErrors.peer)],
     [{ kind: "resource" }, sum((s) => s.stats.acceptErrors.resource)],

@@ -39,6 +39,8 @@ Deno.test("the exposition has Outline's families with the relayed bytes and sess
     assert.ok(down && Number(down[1]) > 30_000 && Number(down[1]) < 31_000, metrics);
     assert.match(metrics, /^shadowsocks_tcp_connections_closed\{status="OK"\} 3$/m);
     assert.match(metrics, /^shadowsocks_tcp_connections_opened 3$/m);
+    // Three client salts and three of the server's own.
+    assert.match(metrics, /^ssdeno_replay_salts 6$/m);
     assert.doesNotMatch(metrics, /^shadowsocks_\w+_total[ {]/m, "Outline counters: no _total");
     return Promise.resolve();
   });
