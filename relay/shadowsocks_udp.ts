@@ -77,15 +77,22 @@ export function createServerUdpCodec(
   return serverUdpCodec(method, evpBytesToKey(password, method.keySize));
 }
 
-/** The AEAD-2017 server side: Shadowsocks packets in from clients, plain datagrams out. */
-export function serverUdpCodec(method: MethodInfo, masterKey: Uint8Array): DatagramCodec {
-  const wrap = (view: Uint8Array, source: Deno.NetAddr) => {
-    // The address goes into the headroom right before the payload: no copy of the payload.
+/**
+ * Seals a reply for the client: the replying address goes into the headroom right before the
+ * payload (`MAX_IP_ADDRESS_LENGTH` bytes), so the payload is never copied.
+ */
+function replyWrapper(method: MethodInfo, masterKey: Uint8Array) {
+  return (view: Uint8Array, source: Deno.NetAddr) => {
     const header = encodeAddress(addressFromHost(source.hostname, source.port));
     const start = MAX_IP_ADDRESS_LENGTH - header.length;
     view.set(header, start);
     return sealUdpPacket(method, masterKey, view.subarray(start));
   };
+}
+
+/** The AEAD-2017 server side: Shadowsocks packets in from clients, plain datagrams out. */
+export function serverUdpCodec(method: MethodInfo, masterKey: Uint8Array): DatagramCodec {
+  const wrap = replyWrapper(method, masterKey);
   return {
     requestHeadroom: 0,
     replyHeadroom: MAX_IP_ADDRESS_LENGTH,
@@ -115,12 +122,6 @@ export function serverUdpCodecMultiUser(
   users: readonly AeadUserKey[],
 ): DatagramCodec<UserSession> {
   const hints = new KeyHints();
-  const wrapWith = (masterKey: Uint8Array) => (view: Uint8Array, source: Deno.NetAddr) => {
-    const header = encodeAddress(addressFromHost(source.hostname, source.port));
-    const start = MAX_IP_ADDRESS_LENGTH - header.length;
-    view.set(header, start);
-    return sealUdpPacket(method, masterKey, view.subarray(start));
-  };
   return {
     requestHeadroom: 0,
     replyHeadroom: MAX_IP_ADDRESS_LENGTH,
@@ -140,9 +141,13 @@ export function serverUdpCodecMultiUser(
         }
         const { address, payload } = decodeUdpPlaintext(plaintext);
         hints.set(from.hostname, index);
-        const session = current?.index === index
-          ? current
-          : { key, client: from, user: user.name, index, wrap: wrapWith(user.masterKey) };
+        const session = current?.index === index ? current : {
+          key,
+          client: from,
+          user: user.name,
+          index,
+          wrap: replyWrapper(method, user.masterKey),
+        };
         return { session, request: { target: address, payload } };
       }
       throw new ProtocolError("ERR_CIPHER", "No user's key opens the packet");

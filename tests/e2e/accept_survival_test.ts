@@ -24,9 +24,8 @@ import {
   startEchoServer,
   waitFor,
 } from "./_harness.ts";
+import { spawnSsdeno } from "./_ssdeno_process.ts";
 
-const MAIN = new URL("../../main.ts", import.meta.url).pathname;
-const CONFIG = new URL("../../deno.json", import.meta.url).pathname;
 const METHOD = "aes-128-gcm";
 const PASSWORD = "e2e-password";
 /** New sessions after the attack, and how long they all get to be served. */
@@ -103,44 +102,16 @@ async function setUp(role: Role): Promise<Setup> {
   };
 }
 
-/** `main.ts` in a subprocess (under `ulimit -n` when `fileLimit` is given), its stderr kept. */
+/** `main.ts` in a subprocess (under `ulimit -n` when `fileLimit` is given), once it listens. */
 async function spawnRole(args: string[], port: number, fileLimit?: number) {
-  const deno = [Deno.execPath(), "run", "-A", "--quiet", "--config", CONFIG, MAIN, ...args];
-  const command = fileLimit === undefined
-    ? new Deno.Command(deno[0]!, {
-      args: deno.slice(1),
-      stdin: "null",
-      stdout: "null",
-      stderr: "piped",
-    })
-    : new Deno.Command("bash", {
-      args: ["-c", 'ulimit -n "$0" && exec "$@"', `${fileLimit}`, ...deno],
-      stdin: "null",
-      stdout: "null",
-      stderr: "piped",
-    });
-  const child = command.spawn();
-  let log = "";
-  const reading = (async () => {
-    for await (const text of child.stderr.pipeThrough(new TextDecoderStream())) log += text;
-  })();
-  const stop = async () => {
-    try {
-      child.kill("SIGCONT");
-      child.kill("SIGKILL");
-    } catch (error) {
-      if (!(error instanceof TypeError)) throw error; // already exited
-    }
-    await child.status;
-    await reading;
-  };
+  const child = spawnSsdeno(args, fileLimit === undefined ? {} : { fileLimit });
   try {
     await waitForTcpPort(port, { exited: child.status });
   } catch (error) {
-    await stop();
-    throw new Error(`${args[0]} did not start:\n${log}`, { cause: error });
+    await child.close();
+    throw new Error(`${args[0]} did not start:\n${child.log()}`, { cause: error });
   }
-  return { pid: child.pid, log: () => log, stop };
+  return { pid: child.pid, log: child.log, stop: child.close };
 }
 
 /**

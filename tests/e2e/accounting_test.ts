@@ -12,10 +12,9 @@ import { curlViaSocks, startHttpFixture } from "../_fixtures.ts";
 import { freePort, waitForTcpPort } from "../interop/_peers.ts";
 import { datagramBytes, loopback, randomPsk, SocksUdpClient, UdpEcho } from "./_udp_harness.ts";
 import { localConfig, serverConfig, waitFor } from "./_harness.ts";
+import { spawnSsdeno } from "./_ssdeno_process.ts";
 
 const METHOD = "2022-blake3-aes-256-gcm";
-const MAIN = new URL("../../main.ts", import.meta.url).pathname;
-const CONFIG = new URL("../../deno.json", import.meta.url).pathname;
 
 Deno.test("a user over the data limit is refused new sessions and datagrams; others go on", async () => {
   await using http = startHttpFixture();
@@ -122,28 +121,14 @@ Deno.test("state_file keeps the counters across a restart, limits included", asy
     }),
   );
   const run = async (fn: () => Promise<void>) => {
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        "--quiet",
-        "--config",
-        CONFIG,
-        MAIN,
-        "server",
-        "-c",
-        `${dir}/server.json`,
-      ],
-      stdin: "null",
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
+    const child = spawnSsdeno(["server", "-c", `${dir}/server.json`]);
     try {
       await waitForTcpPort(port, { exited: child.status });
       await fn();
     } finally {
       child.kill("SIGTERM");
-      assert.equal((await child.status).code, 0);
+      assert.equal((await child.status).code, 0, child.log());
+      await child.close();
     }
   };
   const local = await startLocal(localConfig(METHOD, port, { password: `${ipsk}:${key}` }), {

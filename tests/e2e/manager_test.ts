@@ -14,10 +14,8 @@ import { loadVectors } from "../_vectors.ts";
 import { curlViaSocks, deterministicBytes, startHttpFixture } from "../_fixtures.ts";
 import { freePort, peerTest, startSsLocal } from "../interop/_peers.ts";
 import { UdpPeer } from "./_udp_harness.ts";
+import { spawnSsdeno } from "./_ssdeno_process.ts";
 import { serverConfig, waitFor } from "./_harness.ts";
-
-const MAIN = new URL("../../main.ts", import.meta.url).pathname;
-const CONFIG = new URL("../../deno.json", import.meta.url).pathname;
 
 Deno.test("the manager parser reads the documented commands of libev and the Python original", async () => {
   const { examples } = await loadVectors("ss_manager_examples.json");
@@ -93,27 +91,18 @@ peerTest({
   async fn() {
     await using http = startHttpFixture();
     const managerPort = freePort();
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        ...["run", "-A", "--quiet", "--config", CONFIG, MAIN, "server"],
-        ...["--manager-address", `127.0.0.1:${managerPort}`, "-s", "127.0.0.1"],
-        ...["-m", "aes-256-gcm", "--allow-private-targets"],
-      ],
-      stdin: "null",
-      stdout: "null",
-      stderr: "piped",
-    }).spawn();
-    let log = "";
-    const reading = (async () => {
-      for await (const text of child.stderr.pipeThrough(new TextDecoderStream())) log += text;
-    })();
+    const child = spawnSsdeno([
+      ...["server", "--manager-address", `127.0.0.1:${managerPort}`, "-s", "127.0.0.1"],
+      ...["-m", "aes-256-gcm", "--allow-private-targets"],
+    ]);
+    const log = child.log;
     const controller = new UdpPeer();
     const ask = async (text: string) => {
       await controller.send(new TextEncoder().encode(text), managerPort);
       return new TextDecoder().decode((await controller.next(5000)).data);
     };
     try {
-      await waitFor(() => log.includes("manager listening"), 20_000, "the manager");
+      await waitFor(() => log().includes("manager listening"), 20_000, "the manager");
       const port = freePort();
       // libev's documented add, with the manager's default method (-m).
       assert.equal(await ask(`add: {"server_port": ${port}, "password":"7cd308cc059"}`), "ok");
@@ -123,7 +112,7 @@ peerTest({
           password: "7cd308cc059",
         });
         const result = await curlViaSocks(local.port, http.url("/blob?size=50000"));
-        assert.equal(result.code, 0, `${result.stderr}\n${log}`);
+        assert.equal(result.code, 0, `${result.stderr}\n${log()}`);
         assert.deepEqual(result.stdout, deterministicBytes(50_000));
       }
       const stat = JSON.parse((await ask("ping")).replace(/^stat: /, ""));
@@ -160,8 +149,7 @@ peerTest({
     } finally {
       await controller.close();
       child.kill("SIGTERM");
-      await child.status;
-      await reading;
+      await child.close();
     }
   },
 });

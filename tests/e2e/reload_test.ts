@@ -12,6 +12,7 @@ import { writeAll } from "../../relay/io.ts";
 import type { RunningService } from "../../relay/service.ts";
 import { freePort, waitForTcpPort } from "../interop/_peers.ts";
 import { randomPsk } from "./_udp_harness.ts";
+import { spawnSsdeno } from "./_ssdeno_process.ts";
 import {
   localConfig,
   localhostTarget,
@@ -21,8 +22,6 @@ import {
   waitFor,
 } from "./_harness.ts";
 
-const MAIN = new URL("../../main.ts", import.meta.url).pathname;
-const CONFIG = new URL("../../deno.json", import.meta.url).pathname;
 const METHOD = "2022-blake3-aes-128-gcm";
 
 Deno.test("SIGHUP applies users, ports and methods without dropping the sessions it keeps", async () => {
@@ -50,16 +49,8 @@ Deno.test("SIGHUP applies users, ports and methods without dropping the sessions
   await write([multiUser("alice", "bob")]);
 
   const echo = startEchoServer();
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--quiet", "--config", CONFIG, MAIN, "server", "-c", file, "-v"],
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  let log = "";
-  const reading = (async () => {
-    for await (const text of child.stderr.pipeThrough(new TextDecoderStream())) log += text;
-  })();
+  const child = spawnSsdeno(["server", "-c", file, "-v"]);
+  const log = child.log;
   const locals: RunningService[] = [];
   const localFor = async (overrides: Partial<LocalConfig>, serverPort = port) => {
     const local = await startLocal({ ...localConfig(METHOD, serverPort), ...overrides }, {
@@ -96,7 +87,7 @@ Deno.test("SIGHUP applies users, ports and methods without dropping the sessions
   const reload = async () => {
     reloads++;
     child.kill("SIGHUP");
-    await waitFor(() => log.split("SIGHUP: reloading").length - 1 === reloads, 5000, "reload");
+    await waitFor(() => log().split("SIGHUP: reloading").length - 1 === reloads, 5000, "reload");
   };
 
   try {
@@ -111,7 +102,7 @@ Deno.test("SIGHUP applies users, ports and methods without dropping the sessions
     // Add carol, remove bob: bob's live session is cut, alice's goes on, carol works.
     await write([multiUser("alice", "carol")]);
     await reload();
-    await waitFor(() => log.includes("users added: carol; users removed: bob"), 5000, "changes");
+    await waitFor(() => log().includes("users added: carol; users removed: bob"), 5000, "changes");
     assert.equal((await readAll(bobSession.conn).catch(() => new Uint8Array())).length, 0);
     bobSession.conn.close();
     await aliceSession.ping(1);
@@ -121,7 +112,7 @@ Deno.test("SIGHUP applies users, ports and methods without dropping the sessions
     // An invalid file: logged, nothing changes.
     await Deno.writeTextFile(file, "{ not json");
     await reload();
-    await waitFor(() => log.includes("reload failed, the running config stays"), 5000, "error");
+    await waitFor(() => log().includes("reload failed, the running config stays"), 5000, "error");
     await aliceSession.ping(2);
     assert.equal(await works(carol), true);
 
@@ -134,7 +125,7 @@ Deno.test("SIGHUP applies users, ports and methods without dropping the sessions
     };
     await write([multiUser("alice", "carol"), plain]);
     await reload();
-    await waitFor(() => log.includes(`127.0.0.1:${secondPort} added`), 5000, "port added");
+    await waitFor(() => log().includes(`127.0.0.1:${secondPort} added`), 5000, "port added");
     const second = await localFor(
       { method: "aes-256-gcm", password: "second-port" },
       secondPort,
@@ -149,8 +140,8 @@ Deno.test("SIGHUP applies users, ports and methods without dropping the sessions
       password: newKey,
     }]);
     await reload();
-    await waitFor(() => log.includes(`127.0.0.1:${port} replaced`), 5000, `replaced\n${log}`);
-    await waitFor(() => log.includes(`127.0.0.1:${secondPort} removed`), 5000, "removed");
+    await waitFor(() => log().includes(`127.0.0.1:${port} replaced`), 5000, `replaced\n${log()}`);
+    await waitFor(() => log().includes(`127.0.0.1:${secondPort} removed`), 5000, "removed");
     // alice's session started under the old listener: it runs on.
     await aliceSession.ping(3);
     const chacha = await localFor({ method: "chacha20-ietf-poly1305", password: newKey });
@@ -164,8 +155,7 @@ Deno.test("SIGHUP applies users, ports and methods without dropping the sessions
   } finally {
     for (const local of locals) await local.close();
     child.kill("SIGTERM");
-    await child.status;
-    await reading;
+    await child.close();
     await echo.close();
     await Deno.remove(dir, { recursive: true });
   }

@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { startLocal } from "../../local.ts";
 import { writeAll } from "../../relay/io.ts";
 import { freePort, waitForTcpPort } from "../interop/_peers.ts";
+import { spawnSsdeno } from "./_ssdeno_process.ts";
 import {
   localConfig,
   localhostTarget,
@@ -18,8 +19,6 @@ import {
   waitFor,
 } from "./_harness.ts";
 
-const MAIN = new URL("../../main.ts", import.meta.url).pathname;
-const CONFIG = new URL("../../deno.json", import.meta.url).pathname;
 const METHOD = "aes-128-gcm";
 const GRACE_S = 2;
 
@@ -27,21 +26,12 @@ Deno.test("SIGTERM: no new sessions, live ones go on for the grace period, then 
   const echo = startEchoServer();
   const port = freePort();
   const metricsPort = freePort();
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      ...["run", "-A", "--quiet", "--config", CONFIG, MAIN, "server", "-v"],
-      ...["-s", "127.0.0.1", "-p", `${port}`, "-k", "e2e-password", "-m", METHOD],
-      ...["--allow-private-targets", "--grace-period", `${GRACE_S}`],
-      ...["--metrics", `127.0.0.1:${metricsPort}`],
-    ],
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  let log = "";
-  const reading = (async () => {
-    for await (const text of child.stderr.pipeThrough(new TextDecoderStream())) log += text;
-  })();
+  const child = spawnSsdeno([
+    ...["server", "-v", "-s", "127.0.0.1", "-p", `${port}`, "-k", "e2e-password", "-m", METHOD],
+    ...["--allow-private-targets", "--grace-period", `${GRACE_S}`],
+    ...["--metrics", `127.0.0.1:${metricsPort}`],
+  ]);
+  const log = child.log;
   const local = await startLocal(localConfig(METHOD, port), { graceMs: 0 });
   try {
     await waitForTcpPort(port, { exited: child.status });
@@ -59,13 +49,13 @@ Deno.test("SIGTERM: no new sessions, live ones go on for the grace period, then 
     assert.match(metrics, /^shadowsocks_build_info\{version="[^"]+"\} 1$/m);
     // SIGHUP (a reload request) must not end the process: it logs and keeps serving.
     child.kill("SIGHUP");
-    await waitFor(() => log.includes("SIGHUP: reloading"), 5000, "the SIGHUP line");
+    await waitFor(() => log().includes("SIGHUP: reloading"), 5000, "the SIGHUP line");
     await ping(3);
 
     const signalled = performance.now();
     child.kill("SIGTERM");
     await waitFor(
-      () => log.includes("Shutting down: no new sessions; 1 live session"),
+      () => log().includes("Shutting down: no new sessions; 1 live session"),
       5000,
       "the line",
     );
@@ -81,23 +71,13 @@ Deno.test("SIGTERM: no new sessions, live ones go on for the grace period, then 
     const cutAfter = (performance.now() - signalled) / 1000;
     conn.close();
     const status = await child.status;
-    assert.equal(status.code, 0, log);
+    assert.equal(status.code, 0, log());
     assert.ok(cutAfter >= GRACE_S - 0.2 && cutAfter < GRACE_S + 3, `cut after ${cutAfter} s`);
-    await reading;
-    assert.match(log, /server 127\.0\.0\.1:\d+ → 127\.0\.0\.1:\d+ ERR_SHUTDOWN/);
+    await child.close();
+    assert.match(log(), /server 127\.0\.0\.1:\d+ → 127\.0\.0\.1:\d+ ERR_SHUTDOWN/);
   } finally {
-    killIfRunning(child);
-    await child.status;
+    await child.close();
     await local.close();
     await echo.close();
   }
 });
-
-/** SIGKILL, unless it has already exited (then `kill` throws a TypeError). */
-function killIfRunning(child: Deno.ChildProcess): void {
-  try {
-    child.kill("SIGKILL");
-  } catch (error) {
-    if (!(error instanceof TypeError)) throw error;
-  }
-}
