@@ -78,9 +78,16 @@ function genkey(command: RunCommand): number {
 async function url(command: RunCommand): Promise<number> {
   const logger = createLogger(command.logLevel);
   const file = command.file ?? (usesZeroConfig(command) ? await readZeroConfig() : undefined);
-  const { configs, warnings } = buildServerConfigs(file ?? {}, command.flags);
+  const { configs, warnings, publicHost } = buildServerConfigs(file ?? {}, command.flags);
   warnings.forEach((warning) => logger.warn(warning));
-  console.log(await shareText(configs, { color: colorOutput() }));
+  if (configs.some((config) => config.port === 0)) {
+    throw new ConfigError(
+      "The server listens on a port chosen at start (server_port 0): give it with -p PORT",
+    );
+  }
+  console.log(
+    await shareText(configs, { color: colorOutput(), ...(publicHost ? { publicHost } : {}) }),
+  );
   return 0;
 }
 
@@ -123,7 +130,7 @@ async function server(command: RunCommand): Promise<number> {
   const zeroConfig = usesZeroConfig(command);
   const build = (file: RawConfig) => buildServerConfigs(file, command.flags);
   const loaded = zeroConfig
-    ? await loadOrCreateZeroConfig(build)
+    ? await loadOrCreateZeroConfig(build, ZERO_CONFIG_PATH, command.flags)
     : { value: build(command.file ?? {}), created: false };
   if (zeroConfig) {
     logger.info(
@@ -132,7 +139,7 @@ async function server(command: RunCommand): Promise<number> {
         : `Using ${ZERO_CONFIG_PATH}`,
     );
   }
-  const { configs, warnings, metrics, manager, api, stateFile } = loaded.value;
+  const { configs, warnings, metrics, manager, api, stateFile, publicHost, showUrl } = loaded.value;
   warnings.forEach((warning) => logger.warn(warning));
 
   const controller = new AbortController();
@@ -222,13 +229,20 @@ async function server(command: RunCommand): Promise<number> {
       }
       controller.signal.addEventListener("abort", () => running.close(), { once: true });
     }
-    if (zeroConfig) {
+    // The URIs hold the keys: printed when they are new (the first run made them) or asked
+    // for, never in quiet mode; otherwise the log says how to print them.
+    const quiet = command.logLevel === "warn";
+    if ((loaded.created || showUrl) && !quiet) {
       // The bound port, which differs from the configured one when that was 0.
       const live = supervisor.listeners.map(({ config, service }) => ({
         ...config,
         port: service.addr.port,
       }));
-      console.log(await shareText(live, { color: colorOutput() }));
+      console.log(
+        await shareText(live, { color: colorOutput(), ...(publicHost ? { publicHost } : {}) }),
+      );
+    } else if (supervisor.listeners.length > 0) {
+      logger.info("`ssdeno url` (with the same -c or flags) prints the ss:// URIs and QR codes");
     }
     await new Promise<void>((resolve) => {
       if (controller.signal.aborted) resolve();

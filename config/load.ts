@@ -41,6 +41,10 @@ export interface ServerConfigs {
   api?: { host: string; port: number; token?: string; secretPath?: string };
   /** Where per-user counters persist (`state_file`), when asked. */
   stateFile?: string;
+  /** The host clients dial (`public_host`), for printed URIs. */
+  publicHost?: string;
+  /** Print the URIs at every start (`show_url`, `--show-url`). */
+  showUrl?: boolean;
 }
 
 /** The validated `ssdeno local` config, plus warnings for the caller to log. */
@@ -249,9 +253,13 @@ export function buildServerConfigs(file: RawConfig, flags: RawConfig = {}): Serv
   const metrics = optional(raw, "metrics", asMetricsAddress);
   const api = apiSettings(raw);
   const stateFile = optional(raw, "state_file", asString);
+  const publicHost = optional(raw, "public_host", asString);
+  const showUrl = optional(raw, "show_url", asBoolean);
   return {
     configs: listeners,
     warnings,
+    ...(publicHost ? { publicHost: unbracket(publicHost) } : {}),
+    ...(showUrl ? { showUrl } : {}),
     ...(stateFile ? { stateFile } : {}),
     ...(metrics ? { metrics } : {}),
     ...(manager ? { manager } : {}),

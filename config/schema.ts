@@ -181,6 +181,21 @@ export const SETTINGS: readonly Setting[] = [
     help: "Per-user counters kept across restarts in this JSON file (written atomically)",
   },
   {
+    key: "public_host",
+    flag: "public-host",
+    value: "string",
+    placeholder: "HOST",
+    roles: ["server"],
+    help: "Host clients dial, for printed ss:// URIs (default: detected)",
+  },
+  {
+    key: "show_url",
+    flag: "show-url",
+    value: "true",
+    roles: ["server"],
+    help: "Print the ss:// URIs and QR codes at every start, not only the first",
+  },
+  {
     key: "grace_period",
     flag: "grace-period",
     value: "seconds",

@@ -15,16 +15,34 @@ export interface ShareTextOptions {
   host?: string;
   /** Colour the QR codes (for terminals). Default true. */
   color?: boolean;
+  /** The address clients dial (`public_host`), instead of the listen address or a guess. */
+  publicHost?: string;
 }
 
-/** The URI a client needs to reach `config` at `host`. */
+/** The URI a client needs to reach `config` at `host` (the first user's, on a multi-user port). */
 export function serverUri(config: ServerConfig, host: string): string {
-  return encodeSip002({
-    method: config.method,
-    password: config.password,
-    host,
-    port: config.port,
-  });
+  return serverUris(config, host)[0]!.uri;
+}
+
+/**
+ * One URI per client of `config` at `host`: the port's own key, or on a multi-user port one per
+ * user (2022: `iPSK:uPSK`; AEAD-2017: the user's password), named in the URI's `#tag`.
+ */
+export function serverUris(config: ServerConfig, host: string): { user?: string; uri: string }[] {
+  const uri = (password: string, tag?: string) =>
+    encodeSip002({
+      method: config.method,
+      password,
+      host,
+      port: config.port,
+      ...(tag === undefined ? {} : { tag }),
+    });
+  if (!config.users) return [{ uri: uri(config.password) }];
+  const is2022 = config.method.startsWith("2022-");
+  return config.users.map((user) => ({
+    user: user.name,
+    uri: uri(is2022 ? `${config.password}:${user.password}` : user.password, user.name),
+  }));
 }
 
 /**
@@ -38,13 +56,15 @@ export async function shareText(
   const lines: string[] = [];
   let guessed: string | undefined;
   for (const config of configs) {
-    let host = config.address;
+    let host = options.publicHost ?? config.address;
     if (isWildcard(host)) {
       guessed = options.host ?? guessHostAddress();
       host = guessed;
     }
-    const uri = serverUri(config, host);
-    lines.push(uri, await renderQr(uri, { color: options.color ?? true }));
+    for (const { user, uri } of serverUris(config, host)) {
+      if (user !== undefined) lines.push(`user "${user}":`);
+      lines.push(uri, await renderQr(uri, { color: options.color ?? true }));
+    }
   }
   if (guessed !== undefined) {
     lines.push(

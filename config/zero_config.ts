@@ -8,6 +8,7 @@
 import { ConfigError } from "./errors.ts";
 import { DEFAULT_SERVER_PORT, type RawConfig, readConfigFile } from "./load.ts";
 import { generatePassword } from "./password.ts";
+import { findMethod } from "../crypto/methods.ts";
 
 /** Where the zero-config run keeps its settings, relative to the working directory. */
 export const ZERO_CONFIG_PATH = "ssdeno.json";
@@ -18,16 +19,58 @@ export const ZERO_CONFIG_PATH = "ssdeno.json";
  */
 export const ZERO_CONFIG_METHOD = "2022-blake3-aes-256-gcm";
 
-/** The settings a first run writes: every listener setting spelled out for the user to edit. */
-export function newZeroConfig(): RawConfig {
+/**
+ * The settings a first run writes: every listener setting spelled out for the user to edit. The
+ * method, port and mode come from `-m`, `-p`, `-u`/`-U` when given, the key has the method's
+ * size; by default TCP and UDP both run, since phone clients use UDP (DNS, QUIC) and lose it
+ * silently otherwise.
+ */
+export function newZeroConfig(flags: RawConfig = {}): RawConfig {
+  const method = typeof flags["method"] === "string" ? flags["method"] : ZERO_CONFIG_METHOD;
+  const info = findMethod(method);
   return {
     server: "0.0.0.0",
-    server_port: DEFAULT_SERVER_PORT,
-    password: generatePassword(32),
-    method: ZERO_CONFIG_METHOD,
-    mode: "tcp_only",
+    server_port: typeof flags["server_port"] === "number"
+      ? flags["server_port"]
+      : DEFAULT_SERVER_PORT,
+    password: generatePassword(info?.family === "aead2022" ? info.keySize : 32),
+    method,
+    mode: typeof flags["mode"] === "string" ? flags["mode"] : "tcp_and_udp",
     timeout: 300,
   };
+}
+
+/**
+ * Flags a zero-config run takes: written into the file it creates, and checked against the file
+ * it reuses. The rest describe a listener of the user's own and need `-k` or `-c`.
+ */
+const ZERO_CONFIG_FLAGS = new Set(["method", "mode", "server_port"]);
+
+/**
+ * Throws when the flags cannot go with a zero-config run: listener flags (`-s`, `-p`, …) without
+ * a password, or flags that contradict an existing `ssdeno.json`, which would otherwise run
+ * something other than the file says (and a key of the wrong size).
+ */
+export function checkZeroConfigFlags(flags: RawConfig, existing: RawConfig | undefined): void {
+  for (const [key, value] of Object.entries(flags)) {
+    if (value === undefined || ZERO_CONFIG_FLAGS.has(key)) continue;
+    if (["server", "port_password", "servers", "users"].includes(key)) {
+      throw new ConfigError(
+        `Missing password: ${key} describes a listener, so give -k PASSWORD (or -c FILE); ` +
+          `without them ssdeno runs from ${ZERO_CONFIG_PATH}`,
+      );
+    }
+  }
+  if (existing === undefined) return;
+  for (const key of ZERO_CONFIG_FLAGS) {
+    const given = flags[key];
+    if (given !== undefined && existing[key] !== undefined && existing[key] !== given) {
+      throw new ConfigError(
+        `${ZERO_CONFIG_PATH} says ${key} ${JSON.stringify(existing[key])} but the command line ` +
+          `says ${JSON.stringify(given)}: edit ${ZERO_CONFIG_PATH}, or move it away to start anew`,
+      );
+    }
+  }
 }
 
 /** The zero-config settings after validation, and whether this run created the file. */
@@ -43,10 +86,12 @@ export interface ZeroConfig<T> {
 export async function loadOrCreateZeroConfig<T>(
   validate: (file: RawConfig) => T,
   path = ZERO_CONFIG_PATH,
+  flags: RawConfig = {},
 ): Promise<ZeroConfig<T>> {
   const existing = await readZeroConfig(path);
+  checkZeroConfigFlags(flags, existing);
   if (existing !== undefined) return { value: validate(existing), created: false };
-  const file = newZeroConfig();
+  const file = newZeroConfig(flags);
   const value = validate(file);
   try {
     // 0o600: the file holds the password.

@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { decodeSip002 } from "../protocol/sip002.ts";
+import { freePort, waitForTcpPort } from "./interop/_peers.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const CONFIG = new URL("../deno.json", import.meta.url).pathname;
@@ -127,12 +128,13 @@ Deno.test("a zero-config server writes ssdeno.json, prints its URI, and later ru
     assert.ok(first.uri, `no ss:// line; stdout: ${first.stdout} stderr: ${first.stderr}`);
     assert.equal(first.code, 0, first.stderr);
     const file = JSON.parse(await Deno.readTextFile(`${dir}/ssdeno.json`));
+    // Exactly what it runs: the -p it was given, TCP and UDP.
     assert.deepStrictEqual({ ...file, password: "" }, {
       server: "0.0.0.0",
-      server_port: 8388,
+      server_port: 0,
       password: "",
       method: "2022-blake3-aes-256-gcm",
-      mode: "tcp_only",
+      mode: "tcp_and_udp",
       timeout: 300,
     });
     assert.equal(atob(file.password).length, 32);
@@ -141,18 +143,23 @@ Deno.test("a zero-config server writes ssdeno.json, prints its URI, and later ru
     // 2022 URIs carry percent-encoded userinfo, never base64 (SIP002 for 2022 methods).
     assert.match(first.uri, /^ss:\/\/2022-blake3-aes-256-gcm:/);
     assert.equal(shared.password, file.password);
-    assert.notEqual(shared.port, 8388, "the URI should carry the bound port, not the file's");
+    assert.notEqual(shared.port, 0, "the URI should carry the bound port, not the file's");
     assert.match(first.stdout, /replace it with the server's public address/);
     assert.match(first.stderr, /Created ssdeno\.json/);
 
-    const second = await serveUntilUri(["server", "-p", "0"], dir);
+    // Later starts print the URI only when asked (it holds the key).
+    const second = await serveUntilUri(["server", "-p", "0", "--show-url"], dir);
     assert.ok(second.uri, second.stderr);
     assert.equal(second.code, 0, second.stderr);
     assert.equal(decodeSip002(second.uri).password, file.password);
     assert.match(second.stderr, /Using ssdeno\.json/);
     assert.deepStrictEqual(JSON.parse(await Deno.readTextFile(`${dir}/ssdeno.json`)), file);
 
-    const url = await runSsdeno(["url"], dir);
+    // The file says port 0 (any free port): the URI needs the real one.
+    const noPort = await runSsdeno(["url"], dir);
+    assert.equal(noPort.code, 2);
+    assert.match(noPort.stderr, /port chosen at start .*-p PORT/);
+    const url = await runSsdeno(["url", "-p", "8388"], dir);
     assert.equal(url.code, 0, url.stderr);
     const saved = url.stdout.split("\n").find((line) => line.startsWith("ss://"));
     assert.ok(saved, url.stdout);
@@ -186,3 +193,74 @@ Deno.test("--help prints the usage and exits 0", async () => {
     assert.match(stdout, /-c, --config FILE/);
   });
 });
+
+Deno.test("first run: -m picks the method and a key of its size, written as it runs", async () => {
+  for (const method of ["aes-128-gcm", "2022-blake3-aes-128-gcm"]) {
+    await withTempDir(async (dir) => {
+      const run = await serveUntilUri(["server", "-m", method, "-p", "0"], dir);
+      assert.equal(run.code, 0, run.stderr);
+      const file = JSON.parse(await Deno.readTextFile(`${dir}/ssdeno.json`));
+      assert.equal(file.method, method);
+      assert.equal(decodeSip002(run.uri!).method, method);
+      if (method.startsWith("2022-")) assert.equal(atob(file.password).length, 16);
+    });
+  }
+});
+
+Deno.test("first run: conflicting or listener flags without -k are errors that say what to do", async () => {
+  await withTempDir(async (dir) => {
+    assert.equal((await serveUntilUri(["server", "-p", "0"], dir)).code, 0);
+    const conflict = await runSsdeno(["server", "-m", "aes-128-gcm", "-p", "0"], dir);
+    assert.equal(conflict.code, 2);
+    assert.match(conflict.stderr, /ssdeno\.json says method .* but the command line says/);
+    const address = await runSsdeno(["server", "-s", "127.0.0.1", "-p", "0"], dir);
+    assert.equal(address.code, 2);
+    assert.match(address.stderr, /Missing password: server describes a listener, so give -k/);
+  });
+});
+
+Deno.test("-q never prints the key; url prints one URI per user and takes --public-host", async () => {
+  await withTempDir(async (dir) => {
+    const quiet = await serveQuietly(dir);
+    assert.equal(quiet.code, 0);
+    assert.equal(quiet.stdout.includes("ss://"), false, quiet.stdout);
+    assert.ok(await Deno.stat(`${dir}/ssdeno.json`), "the first run did create its file");
+    const psk = () => btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(16))));
+    const ipsk = psk();
+    const users = [{ name: "alice", password: psk() }, { name: "bob", password: psk() }];
+    await Deno.writeTextFile(
+      `${dir}/multi.json`,
+      JSON.stringify({
+        server: "0.0.0.0",
+        server_port: 8443,
+        method: "2022-blake3-aes-128-gcm",
+        password: ipsk,
+        users,
+      }),
+    );
+    const url = await runSsdeno(["url", "-c", "multi.json", "--public-host", "vpn.example"], dir);
+    assert.equal(url.code, 0, url.stderr);
+    const uris = url.stdout.split("\n").filter((line) => line.startsWith("ss://")).map(
+      decodeSip002,
+    );
+    assert.deepEqual(uris.map((u) => [u.host, u.port, u.password, u.tag]), [
+      ["vpn.example", 8443, `${ipsk}:${users[0]!.password}`, "alice"],
+      ["vpn.example", 8443, `${ipsk}:${users[1]!.password}`, "bob"],
+    ]);
+  });
+});
+
+/** A first run with -q on a free port: started (the port answers), stopped; its stdout. */
+async function serveQuietly(cwd: string) {
+  const port = freePort();
+  const child = ssdeno(["server", "-q", "-p", `${port}`], cwd).spawn();
+  const stdout = new Response(child.stdout).text();
+  const stderr = new Response(child.stderr).text();
+  try {
+    await waitForTcpPort(port, { exited: child.status });
+  } finally {
+    child.kill("SIGTERM");
+  }
+  await stderr;
+  return { code: (await child.status).code, stdout: await stdout };
+}

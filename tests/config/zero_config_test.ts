@@ -20,7 +20,7 @@ Deno.test("newZeroConfig() holds a fresh 32-byte base64 key for 2022-blake3-aes-
     server_port: 8388,
     password: "",
     method: "2022-blake3-aes-256-gcm",
-    mode: "tcp_only",
+    mode: "tcp_and_udp",
     timeout: 300,
   });
   assert.equal(atob(a.password as string).length, 32);
