@@ -30,6 +30,7 @@ import { createUdpStats } from "./relay/udp_stats.ts";
 import { clientKeys } from "./relay/upstream.ts";
 import { loggingObserver } from "./service/observer.ts";
 import { dial, runSession, type SessionSetup } from "./service/session.ts";
+import { findPlugin, startClientPlugin } from "./service/plugin.ts";
 
 export type { RunningService, ServiceOptions };
 
@@ -53,6 +54,12 @@ export async function startLocal(
 ): Promise<RunningService> {
   // Keys are parsed before anything is bound: a bad one fails the start.
   const { method, framings, udpCipher } = clientKeys(config);
+  if (config.plugin && findPlugin(config.plugin.name) === undefined) {
+    // Before anything is bound: a missing plugin is a start failure, not a silent plain run.
+    throw new Error(
+      `Plugin "${config.plugin.name}" not found on PATH: install it or give its path`,
+    );
+  }
   const logger = options.logger ?? silentLogger;
   const context: { udp?: UdpAssociateContext } = {};
   const listener = listenTcp(config.localAddress, config.localPort);
@@ -76,12 +83,18 @@ export async function startLocal(
   const keysOf = servers.map((server, i) =>
     i === 0 ? { framings, udpCipher } : clientKeys({ ...config, ...server })
   );
+  // With a SIP003 plugin, TCP goes to the plugin's loopback port, which carries it to the server.
+  const plugins = config.plugin
+    ? servers.map((server) =>
+      startClientPlugin(config.plugin!, { host: server.server, port: server.serverPort }, logger)
+    )
+    : undefined;
   const outbounds = servers.map((server, i) => {
     const keys = keysOf[i]!;
     return new ShadowsocksOutbound(
       {
-        host: server.server,
-        port: server.serverPort,
+        host: plugins?.[i]?.host ?? server.server,
+        port: plugins?.[i]?.port ?? server.serverPort,
         framings: keys.framings,
         noDelay: config.noDelay,
       },
@@ -163,6 +176,14 @@ export async function startLocal(
   if (balancer) {
     balancer.start();
     service.closed.then(() => balancer.close());
+  }
+  if (plugins) {
+    const close = service.close;
+    service.close = async () => {
+      await close();
+      await Promise.all(plugins.map(({ plugin }) => plugin.close()));
+    };
+    service.closed.then(() => Promise.all(plugins.map(({ plugin }) => plugin.close())));
   }
   const names = outbounds.map((o) => o.name).join(", ");
   logger.info(

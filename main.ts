@@ -26,7 +26,7 @@ import { startLocal } from "./local.ts";
 import { describeFileLimit, readFileLimit } from "./relay/file_limit.ts";
 import { createLogger, type Logger } from "./relay/log.ts";
 import type { RunningService, ServiceOptions } from "./relay/service.ts";
-import { startServer, updatableInPlace } from "./server.ts";
+import { listenerUpdatable, startListener } from "./server.ts";
 import { type ListenerEntry, ServerSupervisor } from "./service/supervisor.ts";
 import { type RunningManager, startManager } from "./service/manager.ts";
 import { startApi } from "./service/api.ts";
@@ -146,7 +146,7 @@ async function server(command: RunCommand): Promise<number> {
   const supervisor = new ServerSupervisor({
     start: async (config) => {
       try {
-        return await startServer(config, {
+        return await startListener(config, {
           signal: controller.signal,
           logger,
           graceMs: graceMs(config),
@@ -156,7 +156,7 @@ async function server(command: RunCommand): Promise<number> {
         throw new StartupError(`${config.address}:${config.port}`, error);
       }
     },
-    canUpdate: updatableInPlace,
+    canUpdate: listenerUpdatable,
     logger,
   });
   let reloading = Promise.resolve();

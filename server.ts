@@ -29,6 +29,7 @@ import type { ServerConfig } from "./config/types.ts";
 import { findMethod } from "./crypto/methods.ts";
 import { type Address, formatAddress } from "./protocol/address.ts";
 import { AccessControl } from "./route/acl.ts";
+import { startPlugin } from "./service/plugin.ts";
 import { loggingObserver, type Observer, SERVER_INFO_STATUSES } from "./service/observer.ts";
 import { errorMessage, ProtocolError, type SessionStatus } from "./protocol/errors.ts";
 import { type ServerFramings, serverFramings } from "./protocol/session_framings.ts";
@@ -452,4 +453,72 @@ function formatHostPort(addr: Deno.Addr): string {
 /** A name's addresses for ACL rules on IPs; a name that does not resolve matches none. */
 function resolveName(name: string, ipv6First: boolean): Promise<string[]> {
   return resolveTarget({ type: "domain", host: name, port: 0 }, ipv6First);
+}
+
+/*
+ * One server listener as configured, plugin included: without a SIP003 plugin it is the server
+ * itself on its address; with one, the plugin takes the address (TCP) and hands connections to
+ * the server on a loopback port of its own, while UDP, which does not go through a SIP003
+ * plugin, stays on the address itself. Both halves count into the same listener.
+ */
+/** Starts `config` (with its plugin, if any). */
+export async function startListener(
+  config: ServerConfig,
+  options: ServiceOptions & { logger: Logger },
+): Promise<ServerService> {
+  const plugin = config.plugin;
+  if (!plugin) return await startServer(config, options);
+
+  const inner = await startServer(
+    { ...config, address: "127.0.0.1", port: 0, mode: "tcp_only" },
+    options,
+  );
+  let udp: ServerService | undefined;
+  try {
+    if (config.mode !== "tcp_only") {
+      udp = await startServer({ ...config, mode: "udp_only" }, options);
+    }
+    const running = startPlugin(plugin, {
+      remoteHost: config.address,
+      remotePort: config.port,
+      localHost: "127.0.0.1",
+      localPort: inner.addr.port,
+    }, options.logger);
+    const closePlugin = () => running.close();
+    options.signal?.addEventListener("abort", closePlugin, { once: true });
+    const addr: Deno.NetAddr = { transport: "tcp", hostname: config.address, port: config.port };
+    const halves: ServerService[] = udp ? [inner, udp] : [inner];
+    const service: ServerService = {
+      addr,
+      stats: inner.stats,
+      ...(udp?.udpStats ? { udpStats: udp.udpStats, udpAddr: udp.udpAddr! } : {}),
+      closed: Promise.all(halves.map((half) => half.closed)).then(() => {}),
+      async close() {
+        await Promise.all([closePlugin(), ...halves.map((half) => half.close())]);
+      },
+      async retire() {
+        await closePlugin();
+        const retired = await Promise.all(halves.map((half) => half.retire()));
+        return { drained: Promise.all(retired.map((r) => r.drained)).then(() => {}) };
+      },
+      update(next) {
+        const changes = inner.update({ ...next, address: "127.0.0.1", port: 0, mode: "tcp_only" });
+        udp?.update({ ...next, mode: "udp_only" });
+        return changes;
+      },
+      replaySize: () => halves.reduce((sum, half) => sum + half.replaySize(), 0),
+    };
+    return service;
+  } catch (error) {
+    await inner.close();
+    await udp?.close();
+    throw error;
+  }
+}
+
+/** Whether a reload can apply `next` to a listener running `current` without replacing it. */
+export function listenerUpdatable(current: ServerConfig, next: ServerConfig): boolean {
+  return current.address === next.address && current.port === next.port &&
+    current.mode === next.mode && current.method === next.method &&
+    JSON.stringify(current.plugin ?? null) === JSON.stringify(next.plugin ?? null);
 }

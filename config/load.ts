@@ -20,6 +20,7 @@ import type {
   LocalConfig,
   LocalUser,
   Mode,
+  PluginConfig,
   ServerConfig,
   ServerUser,
   TunnelConfig,
@@ -69,14 +70,6 @@ const USED_KEYS = ACCEPTED_KEYS;
 
 /** Keys accepted for compatibility but not acted on; each gets a warning when it has effect. */
 const IGNORED_KEYS: Record<string, (value: unknown, name: string) => string | undefined> = {
-  plugin: (value, name) => {
-    asString(value, name);
-    return `Plugins are not supported yet: ignoring ${name} ${JSON.stringify(value)}`;
-  },
-  plugin_opts: (value, name) => {
-    asString(value, name);
-    return `Plugins are not supported yet: ignoring ${name}`;
-  },
   fast_open: (value, name) => booleanNotice(value, name, "TCP Fast Open is not supported yet"),
   reuse_port: (value, name) => booleanNotice(value, name, "SO_REUSEPORT is not supported yet"),
   nameserver: (value, name) => {
@@ -114,6 +107,7 @@ const ITEM_KEYS = new Set([
   "name",
   "plugin",
   "plugin_opts",
+  "plugin_args",
   "users",
 ]);
 
@@ -206,6 +200,7 @@ export function buildServerConfigs(file: RawConfig, flags: RawConfig = {}): Serv
     };
     const listenerUsers = fields.users ?? users;
     if (listenerUsers !== undefined) config.users = listenerUsers;
+    if (fields.plugin !== undefined) config.plugin = fields.plugin;
     checkServerKeys(config, fields.where);
     return config;
   };
@@ -375,6 +370,7 @@ interface ListenerFields {
   mode?: Mode;
   timeout?: number;
   users?: ServerUser[];
+  plugin?: PluginConfig;
   /** Prefix for error messages, e.g. `servers[1]`; empty for top-level keys. */
   where: string;
 }
@@ -425,6 +421,7 @@ function commonSettings(raw: RawConfig): Omit<CommonConfig, "password"> {
       (v, n) => asInteger(v, n, 1, Number.MAX_SAFE_INTEGER, "a positive integer"),
     ) ?? 2048,
     gracePeriod: optional(raw, "grace_period", asSeconds) ?? DEFAULT_GRACE_PERIOD,
+    ...pluginField(pluginOf(raw, "")),
   };
 }
 
@@ -460,11 +457,7 @@ function serverItem(
   const get = <T>(key: string, check: (value: unknown, name: string) => T) =>
     optional(obj, key, check, `${where}.`);
   if (get("disabled", asBoolean)) return undefined;
-  for (const key of ["plugin", "plugin_opts"]) {
-    if (get(key, asString) !== undefined) {
-      warnings.push(`Plugins are not supported yet: ignoring ${where}.${key}`);
-    }
-  }
+  const plugin = pluginOf(obj, `${where}.`);
 
   const hostText = get("server", asString) ?? get("address", asString) ?? "0.0.0.0";
   const { host, port: inlinePort } = splitHostPort(hostText, `${where}.server`);
@@ -484,6 +477,7 @@ function serverItem(
   const timeout = get("timeout", asSeconds);
   const users = get("users", asUsers);
   if (users !== undefined) fields.users = users;
+  if (plugin !== undefined) fields.plugin = plugin;
   if (method !== undefined) fields.method = method;
   if (mode !== undefined) fields.mode = mode;
   if (timeout !== undefined) fields.timeout = timeout;
@@ -858,4 +852,28 @@ function apiSettings(raw: RawConfig): ServerConfigs["api"] {
     ...(token === undefined ? {} : { token }),
     ...(secretPath === undefined ? {} : { secretPath }),
   };
+}
+
+/** `plugin`, `plugin_opts`, `plugin_args` of a file, a `servers[]` item or the flags. */
+function pluginOf(raw: RawConfig, where: string): PluginConfig | undefined {
+  const name = optional(raw, "plugin", asString, where);
+  const options = optional(raw, "plugin_opts", asString, where);
+  const args = optional(raw, "plugin_args", asStringList, where);
+  if (name === undefined || name === "") {
+    if (options !== undefined || args !== undefined) {
+      throw new ConfigError(
+        `Invalid ${where}plugin_opts: there is no ${where}plugin to give them to`,
+      );
+    }
+    return undefined;
+  }
+  return {
+    name,
+    ...(options === undefined ? {} : { options }),
+    ...(args === undefined ? {} : { args }),
+  };
+}
+
+function pluginField(plugin: PluginConfig | undefined): { plugin?: PluginConfig } {
+  return plugin === undefined ? {} : { plugin };
 }

@@ -210,7 +210,7 @@ export const SETTINGS: readonly Setting[] = [
     value: "string",
     placeholder: "NAME",
     roles: ALL,
-    help: "SIP003 plugin (not supported yet)",
+    help: "SIP003 plugin carrying the TCP traffic (obfs-server, v2ray-plugin, …)",
   },
   {
     key: "plugin_opts",
@@ -218,7 +218,7 @@ export const SETTINGS: readonly Setting[] = [
     value: "string",
     placeholder: "OPTS",
     roles: ALL,
-    help: "SIP003 plugin options (not supported yet)",
+    help: "The plugin's options (SS_PLUGIN_OPTIONS)",
   },
   {
     key: "allow_private_targets",
@@ -243,6 +243,7 @@ export const SETTINGS: readonly Setting[] = [
     help: "Prefer IPv6 addresses of targets",
   },
   // Keys with no flag: lists and objects belong in a file.
+  { key: "plugin_args", roles: ALL, help: "Extra command-line arguments of the plugin" },
   {
     key: "mode",
     roles: ALL,

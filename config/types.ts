@@ -28,6 +28,15 @@ export interface CommonConfig {
   udpMaxAssociations: number;
   /** Seconds live sessions get to finish after SIGTERM/SIGINT before they are cut. Default 30. */
   gracePeriod?: number;
+  /** A SIP003 plugin that carries the TCP traffic (`plugin`, `plugin_opts`, `plugin_args`). */
+  plugin?: PluginConfig;
+}
+
+/** A SIP003 plugin: its name (or path), its options and extra arguments. */
+export interface PluginConfig {
+  name: string;
+  options?: string;
+  args?: string[];
 }
 
 /** One server listener: `ssdeno server`. */

@@ -432,7 +432,7 @@ Deno.test("an endpoint given by flags replaces the file's port_password and serv
 });
 
 Deno.test("buildServerConfigs() warns about unknown keys and settings it does not act on", () => {
-  const { warnings } = buildServerConfigs({
+  const { warnings, configs } = buildServerConfigs({
     password: "p",
     colour: "blue",
     plugin: "obfs-server",
@@ -448,15 +448,17 @@ Deno.test("buildServerConfigs() warns about unknown keys and settings it does no
   });
   assert.deepStrictEqual(warnings, [
     `Ignoring unknown config key "colour"`,
-    `Plugins are not supported yet: ignoring plugin "obfs-server"`,
-    "Plugins are not supported yet: ignoring plugin_opts",
     "TCP Fast Open is not supported yet: ignoring fast_open",
     "Ignoring nameserver: names are resolved with the system resolver",
     "Ignoring workers: ssdeno runs in one process",
     "Ignoring user: ssdeno does not switch users; run it as the user you want",
     "Ignoring verbose: use -v on the command line instead",
     `Ignoring unknown config key "servers[0].weight"`,
-    "Plugins are not supported yet: ignoring servers[0].plugin",
+  ]);
+  // Plugins are acted on: the top-level one, and each servers[] item's own.
+  assert.deepStrictEqual(configs.map((c) => c.plugin), [
+    { name: "obfs-server", options: "obfs=http" },
+    { name: "x" },
   ]);
 });
 

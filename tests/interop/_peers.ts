@@ -29,7 +29,10 @@ export type PeerName =
   | "ssurl"
   | "sing-box"
   | "outline-ss-server"
-  | "go-shadowsocks2";
+  | "go-shadowsocks2"
+  | "obfs-server"
+  | "obfs-local"
+  | "ss-v2ray-plugin";
 
 /** How to install each binary. */
 const INSTALL_HINT: Record<PeerName, string> = {
@@ -43,6 +46,9 @@ const INSTALL_HINT: Record<PeerName, string> = {
   "sing-box": "bash .ci/peers.sh (go install of sing-box)",
   "outline-ss-server": "bash .ci/peers.sh (go install of outline-ss-server)",
   "go-shadowsocks2": "bash .ci/peers.sh (go install of go-shadowsocks2)",
+  "obfs-server": "apt-get install -y simple-obfs",
+  "obfs-local": "apt-get install -y simple-obfs",
+  "ss-v2ray-plugin": "apt-get install -y shadowsocks-v2ray-plugin",
 };
 
 /** Bytes of process output kept for failure messages (the most recent ones). */
@@ -218,6 +224,9 @@ export interface LibevOptions {
   verbose?: boolean;
   /** Binary path; default: looked up on PATH. */
   binary?: string;
+  /** A SIP003 plugin (`--plugin`) and its options (`--plugin-opts`). */
+  plugin?: string;
+  pluginOpts?: string;
 }
 
 /** Starts `ss-server -s 127.0.0.1 -p PORT -k PASSWORD -m METHOD` on a free port. */
@@ -263,6 +272,8 @@ function startLibev(
       ...["-k", options.password, "-m", options.method, "-t", String(options.timeout ?? 60)],
       ...(options.udp ? ["-u"] : []),
       ...(options.verbose ? ["-v"] : []),
+      ...(options.plugin ? ["--plugin", options.plugin] : []),
+      ...(options.pluginOpts ? ["--plugin-opts", options.pluginOpts] : []),
     ],
   });
 }
