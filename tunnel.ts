@@ -34,6 +34,7 @@ import { clientKeys } from "./relay/upstream.ts";
 import { fixedRouter } from "./route/router.ts";
 import { loggingObserver } from "./service/observer.ts";
 import { runSession, type SessionSetup } from "./service/session.ts";
+import { findPlugin, startClientPlugin } from "./service/plugin.ts";
 
 export type { RunningService, ServiceOptions };
 
@@ -50,11 +51,29 @@ export async function startTunnel(
   const { method, framings, udpCipher } = clientKeys(config);
   const logger = options.logger ?? silentLogger;
   const target = addressFromHost(config.tunnelHost, config.tunnelPort);
+  if (config.plugin && findPlugin(config.plugin.name) === undefined) {
+    throw new Error(
+      `Plugin "${config.plugin.name}" not found on PATH: install it or give its path`,
+    );
+  }
+  let plugin: ReturnType<typeof startClientPlugin> | undefined;
   let tcp: RunningService | undefined;
   if (config.mode !== "udp_only") {
     const listener = listenTcp(config.localAddress, config.localPort);
+    // With a SIP003 plugin, TCP goes to the plugin's loopback port, which carries it on.
+    if (config.plugin) {
+      plugin = startClientPlugin(config.plugin, {
+        host: config.server,
+        port: config.serverPort,
+      }, logger);
+    }
     const outbound = new ShadowsocksOutbound(
-      { host: config.server, port: config.serverPort, framings, noDelay: config.noDelay },
+      {
+        host: plugin?.host ?? config.server,
+        port: plugin?.port ?? config.serverPort,
+        framings,
+        noDelay: config.noDelay,
+      },
       (skew) => logServerSkew(logger, "tunnel", skew),
     );
     const setup: SessionSetup = {
@@ -77,6 +96,7 @@ export async function startTunnel(
     try {
       socket = UdpSocket.bind(config.localAddress, tcp?.addr.port ?? config.localPort);
     } catch (error) {
+      await plugin?.plugin.close();
       if (!tcp) throw error;
       await tcp.close();
       throw error;
@@ -94,6 +114,15 @@ export async function startTunnel(
     });
   }
   const service = combineServices(tcp, udp);
+  if (plugin) {
+    const running = plugin.plugin;
+    const close = service.close;
+    service.close = async () => {
+      await close();
+      await running.close();
+    };
+    service.closed.then(() => running.close());
+  }
   const transports = [tcp && "tcp", udp && "udp"].filter(Boolean).join(" and ");
   logger.info(
     `tunnel listening on ${service.addr.hostname}:${service.addr.port} (${transports}) to ${

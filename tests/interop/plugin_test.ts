@@ -16,7 +16,9 @@ import {
   startHttpFixture,
   waitUntil,
 } from "../_fixtures.ts";
-import { localConfig, serverConfig } from "../e2e/_harness.ts";
+import { localConfig, serverConfig, startEchoServer } from "../e2e/_harness.ts";
+import { readExact, writeAll } from "../../relay/io.ts";
+import { startTunnel } from "../../tunnel.ts";
 import { freePort, peerTest, startSsLocal, startSsServer, waitForTcpPort } from "./_peers.ts";
 
 const METHOD = "chacha20-ietf-poly1305";
@@ -145,4 +147,45 @@ Deno.test("a plugin that is not installed fails the start; nothing is left liste
   // The port is free again: the server half started first was closed.
   const listener = Deno.listen({ hostname: "127.0.0.1", port });
   listener.close();
+});
+
+peerTest({
+  name: "the ssdeno tunnel with simple-obfs reaches libev ss-server with the same plugin",
+  peers: ["ss-server", "obfs-server", "obfs-local"],
+  async fn() {
+    const echo = startEchoServer();
+    await using server = await startSsServer({
+      method: METHOD,
+      password: PASSWORD,
+      plugin: "obfs-server",
+      pluginOpts: "obfs=http",
+    });
+    const tunnel = await startTunnel({
+      ...localConfig(METHOD, server.port, { password: PASSWORD }),
+      tunnelHost: "127.0.0.1",
+      tunnelPort: echo.port,
+      plugin: { name: "obfs-local", options: "obfs=http;obfs-host=www.example.com" },
+    }, { graceMs: 0 });
+    try {
+      let done = false;
+      for (let attempt = 0; attempt < 50 && !done; attempt++) {
+        // No half-close here: simple-obfs ends both directions when one ends.
+        const conn = await Deno.connect({ hostname: "127.0.0.1", port: tunnel.addr.port });
+        try {
+          const sent = deterministicBytes(50_000, attempt + 1);
+          await writeAll(conn, sent);
+          const back = await readExact(conn, new Uint8Array(sent.length));
+          done = back !== null && (await sha256Hex(back)) === (await sha256Hex(sent));
+        } catch {
+          await new Promise((resolve) => setTimeout(resolve, 100)); // the plugin is starting
+        } finally {
+          conn.close();
+        }
+      }
+      assert.ok(done, `no echo through the tunnel's plugin\n${server.output()}`);
+    } finally {
+      await tunnel.close();
+      await echo.close();
+    }
+  },
 });
