@@ -45,6 +45,8 @@ export interface PluginAddresses {
 
 export interface RunningPlugin {
   readonly binary: string;
+  /** The PID of the plugin process running now. */
+  readonly pid: number | undefined;
   /** Resolves when the restart budget is spent: the plugin keeps failing. */
   readonly failed: Promise<void>;
   close(): Promise<void>;
@@ -79,6 +81,7 @@ export function startPlugin(
   spec: PluginSpec,
   addresses: PluginAddresses,
   logger: Logger,
+  timing: { firstRestartDelayMs?: number } = {},
 ): RunningPlugin {
   const binary = findPlugin(spec.name);
   if (binary === undefined) {
@@ -99,7 +102,7 @@ export function startPlugin(
   let stopping = false;
   const failed = Promise.withResolvers<void>();
   const starts: number[] = [];
-  let delay = FIRST_RESTART_DELAY_MS;
+  let delay = timing.firstRestartDelayMs ?? FIRST_RESTART_DELAY_MS;
   let timer: ReturnType<typeof setTimeout> | undefined;
 
   const forward = async (stream: ReadableStream<Uint8Array>) => {
@@ -148,6 +151,9 @@ export function startPlugin(
 
   return {
     binary,
+    get pid() {
+      return child?.pid;
+    },
     failed: failed.promise,
     async close() {
       stopping = true;
