@@ -187,8 +187,20 @@ function apply(options: ApiOptions, entry: ListenerEntry, users: ServerUser[]): 
 async function readBody(request: Request): Promise<Record<string, unknown>> {
   const length = Number(request.headers.get("content-length") ?? "0");
   if (length > MAX_BODY_BYTES) throw new ApiError(413, "request body too large");
-  const bytes = new Uint8Array(await request.arrayBuffer());
-  if (bytes.length > MAX_BODY_BYTES) throw new ApiError(413, "request body too large");
+  // Read with a cap: a chunked body declares no length, and must not fill memory either.
+  const parts: Uint8Array[] = [];
+  let total = 0;
+  for await (const part of request.body ?? []) {
+    total += part.length;
+    if (total > MAX_BODY_BYTES) throw new ApiError(413, "request body too large");
+    parts.push(part);
+  }
+  const bytes = new Uint8Array(total);
+  let at = 0;
+  for (const part of parts) {
+    bytes.set(part, at);
+    at += part.length;
+  }
   let value: unknown;
   try {
     value = JSON.parse(new TextDecoder().decode(bytes));

@@ -125,6 +125,19 @@ Deno.test("the management API changes users and reads counters on a live listene
     );
     assert.equal((await call("POST", "/users", { username: "dave", uPSK: "short" })).status, 400);
     assert.equal((await call("POST", "/users", "x".repeat(20_000))).status, 413);
+    // A body with no declared length (chunked) is capped while it is read.
+    const chunked = await fetch(`${base}/users`, {
+      method: "POST",
+      headers: { authorization: "Bearer s3cret-token" },
+      body: new ReadableStream({
+        start(controller) {
+          for (let i = 0; i < 64; i++) controller.enqueue(new Uint8Array(1024).fill(32));
+          controller.close();
+        },
+      }),
+    });
+    assert.equal(chunked.status, 413);
+    await chunked.body?.cancel();
     assert.equal((await call("GET", "/api/ssm/v1/servers/1/users")).status, 404);
     assert.match((await call("GET", "/users/nobody")).body.error, /user not found/);
     assert.deepEqual(
