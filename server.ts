@@ -40,7 +40,7 @@ import { Deadline } from "./relay/deadline.ts";
 import { connectDirect, resolveTarget } from "./relay/direct.ts";
 import { closeQuietly, writeAll } from "./relay/io.ts";
 import { type Logger, silentLogger } from "./relay/log.ts";
-import { listenTcp } from "./relay/listen.ts";
+import { bindTcpAndUdp } from "./relay/listen.ts";
 import { relay } from "./relay/pipe.ts";
 import {
   type ByteCounter,
@@ -54,7 +54,6 @@ import {
 } from "./relay/service.ts";
 import { type InboundRequest, ShadowsocksStream } from "./relay/shadowsocks_stream.ts";
 import { createServerUdpCodec } from "./relay/shadowsocks_udp.ts";
-import { UdpSocket } from "./relay/udp_socket.ts";
 import type { UdpStats } from "./relay/udp_stats.ts";
 
 export type { RunningService, ServiceOptions };
@@ -106,9 +105,10 @@ function overLimit(context: ServerContext, user: string): boolean {
 }
 
 /**
- * Starts a Shadowsocks server on `config.address:config.port`: TCP, UDP or both by `mode`. With
- * both and port 0, UDP binds the port number TCP got. Rejects when that UDP port is taken.
+ * Starts a Shadowsocks server on `config.address:config.port`: TCP, UDP or both by `mode`, on
+ * one port number (with port 0, one free for both). Rejects when the port is taken.
  */
+// deno-lint-ignore require-await -- async so that a bind or key failure is a rejection, not a throw
 export async function startServer(
   config: ServerConfig,
   options: ServiceOptions = {},
@@ -133,9 +133,12 @@ export async function startServer(
     observer: loggingObserver("server", logger, { infoStatuses: SERVER_INFO_STATUSES }),
     ...(config.acl ? { acl: new AccessControl(config.acl) } : {}),
   };
+  const { listener, socket } = bindTcpAndUdp(config.address, config.port, {
+    tcp: config.mode !== "udp_only",
+    udp: udpCodec !== undefined,
+  });
   let tcp: RunningService | undefined;
-  if (config.mode !== "udp_only") {
-    const listener = listenTcp(config.address, config.port);
+  if (listener) {
     tcp = serveConnections(
       listener,
       (conn, signal, countBytes) => serveSession(conn, context, signal, countBytes),
@@ -144,15 +147,7 @@ export async function startServer(
   }
   let udp: UdpService | undefined;
   const codecRef = { current: udpCodec };
-  if (udpCodec) {
-    let socket: UdpSocket;
-    try {
-      socket = UdpSocket.bind(config.address, tcp?.addr.port ?? config.port);
-    } catch (error) {
-      if (!tcp) throw error;
-      await tcp.close();
-      throw error;
-    }
+  if (udpCodec && socket) {
     udp = serveDatagrams(socket, swappable(udpCodec, codecRef), {
       name: "server",
       logger,

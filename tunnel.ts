@@ -20,7 +20,7 @@ import { ShadowsocksOutbound } from "./outbound/shadowsocks.ts";
 import { addressFromHost, formatAddress } from "./protocol/address.ts";
 import { serveDatagrams } from "./relay/datagram_service.ts";
 import { silentLogger } from "./relay/log.ts";
-import { listenTcp } from "./relay/listen.ts";
+import { bindTcpAndUdp } from "./relay/listen.ts";
 import {
   combineServices,
   type RunningService,
@@ -29,7 +29,6 @@ import {
   type UdpService,
 } from "./relay/service.ts";
 import { tunnelUdpCodec } from "./relay/shadowsocks_udp.ts";
-import { UdpSocket } from "./relay/udp_socket.ts";
 import { clientKeys } from "./relay/upstream.ts";
 import { fixedRouter } from "./route/router.ts";
 import { loggingObserver } from "./service/observer.ts";
@@ -40,9 +39,10 @@ export type { RunningService, ServiceOptions };
 
 /**
  * Starts the tunnel on `config.localAddress:config.localPort`, forwarding to
- * `config.tunnelHost:config.tunnelPort`. With TCP and UDP on port 0, UDP binds the port number
- * TCP got. Rejects when that UDP port is taken.
+ * `config.tunnelHost:config.tunnelPort`: TCP, UDP or both on one port number (with port 0, one
+ * free for both). Rejects when the port is taken.
  */
+// deno-lint-ignore require-await -- async so that a bind or key failure is a rejection, not a throw
 export async function startTunnel(
   config: TunnelConfig,
   options: ServiceOptions = {},
@@ -57,9 +57,12 @@ export async function startTunnel(
     );
   }
   let plugin: ReturnType<typeof startClientPlugin> | undefined;
+  const { listener, socket } = bindTcpAndUdp(config.localAddress, config.localPort, {
+    tcp: config.mode !== "udp_only",
+    udp: udpCipher !== undefined,
+  });
   let tcp: RunningService | undefined;
-  if (config.mode !== "udp_only") {
-    const listener = listenTcp(config.localAddress, config.localPort);
+  if (listener) {
     // With a SIP003 plugin, TCP goes to the plugin's loopback port, which carries it on.
     if (config.plugin) {
       plugin = startClientPlugin(config.plugin, {
@@ -91,16 +94,7 @@ export async function startTunnel(
     );
   }
   let udp: UdpService | undefined;
-  if (udpCipher) {
-    let socket: UdpSocket;
-    try {
-      socket = UdpSocket.bind(config.localAddress, tcp?.addr.port ?? config.localPort);
-    } catch (error) {
-      await plugin?.plugin.close();
-      if (!tcp) throw error;
-      await tcp.close();
-      throw error;
-    }
+  if (udpCipher && socket) {
     const server = addressFromHost(config.server, config.serverPort);
     udp = serveDatagrams(socket, tunnelUdpCodec(udpCipher, target, server), {
       name: "tunnel",

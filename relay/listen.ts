@@ -7,10 +7,40 @@
  * @module
  */
 
+import { UdpSocket } from "./udp_socket.ts";
+
 /** Connections the kernel may queue for `accept`, per listening address. */
 export const LISTEN_BACKLOG = 4096;
 
 /** Listens on `hostname:port` (port 0: a free port). Throws what `Deno.listen` throws. */
 export function listenTcp(hostname: string, port: number): Deno.TcpListener {
   return Deno.listen({ hostname, port, tcpBacklog: LISTEN_BACKLOG });
+}
+
+/** Attempts at a port free for both TCP and UDP when the caller asked for any (port 0). */
+const PAIR_ATTEMPTS = 10;
+
+/**
+ * Binds the TCP listener and/or UDP socket of one service on the same port number. With port 0
+ * TCP picks any free port, whose number may already be taken for UDP: then both are tried again
+ * on another (up to 10 times) instead of failing at random.
+ */
+export function bindTcpAndUdp(
+  hostname: string,
+  port: number,
+  want: { tcp: boolean; udp: boolean },
+): { listener?: Deno.TcpListener; socket?: UdpSocket } {
+  for (let attempt = 1;; attempt++) {
+    const listener = want.tcp ? listenTcp(hostname, port) : undefined;
+    if (!want.udp) return listener ? { listener } : {};
+    try {
+      const socket = UdpSocket.bind(hostname, listener?.addr.port ?? port);
+      return listener ? { listener, socket } : { socket };
+    } catch (error) {
+      listener?.close();
+      const retry = port === 0 && listener !== undefined && attempt < PAIR_ATTEMPTS &&
+        error instanceof Deno.errors.AddrInUse;
+      if (!retry) throw error;
+    }
+  }
 }

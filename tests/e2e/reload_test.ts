@@ -28,7 +28,6 @@ Deno.test("SIGHUP applies users, ports and methods without dropping the sessions
   const dir = await Deno.makeTempDir({ prefix: "ssdeno-reload-" });
   const file = `${dir}/server.json`;
   const port = freePort();
-  const secondPort = freePort();
   const ipsk = randomPsk(16);
   const keys = { alice: randomPsk(16), bob: randomPsk(16), carol: randomPsk(16) };
   const users = (...names: (keyof typeof keys)[]) =>
@@ -116,7 +115,9 @@ Deno.test("SIGHUP applies users, ports and methods without dropping the sessions
     await aliceSession.ping(2);
     assert.equal(await works(carol), true);
 
-    // A second port appears, then the method of the first changes.
+    // A second port appears (picked now: a port picked early may be in use by now), then the
+    // method of the first changes.
+    const secondPort = freePort();
     const plain = {
       server: "127.0.0.1",
       server_port: secondPort,
@@ -125,7 +126,7 @@ Deno.test("SIGHUP applies users, ports and methods without dropping the sessions
     };
     await write([multiUser("alice", "carol"), plain]);
     await reload();
-    await waitFor(() => log().includes(`127.0.0.1:${secondPort} added`), 5000, "port added");
+    await waitFor(() => log().includes(`127.0.0.1:${secondPort} added`), 5000, `added\n${log()}`);
     const second = await localFor(
       { method: "aes-256-gcm", password: "second-port" },
       secondPort,
