@@ -13,9 +13,9 @@ import { HttpInbound } from "./inbound/http.ts";
 import { MixedInbound } from "./inbound/mixed.ts";
 import { Socks4Inbound } from "./inbound/socks4.ts";
 import { Socks5Inbound } from "./inbound/socks5.ts";
-import { Balancer } from "./outbound/balancer.ts";
 import { DirectOutbound } from "./outbound/direct.ts";
-import { ShadowsocksOutbound } from "./outbound/shadowsocks.ts";
+import { UpstreamSet } from "./service/upstreams.ts";
+import { describeUrl, startOnlineRefresh } from "./service/online_config.ts";
 import { type Address, addressFromHost, formatAddress } from "./protocol/address.ts";
 import { parseHostPort } from "./protocol/host_port.ts";
 import { AccessControl } from "./route/acl.ts";
@@ -27,10 +27,8 @@ import { listenTcp } from "./relay/listen.ts";
 import { type RunningService, serveConnections, type ServiceOptions } from "./relay/service.ts";
 import { createAssociationTable, type UdpAssociateContext } from "./relay/socks_udp_associate.ts";
 import { createUdpStats } from "./relay/udp_stats.ts";
-import { clientKeys } from "./relay/upstream.ts";
 import { loggingObserver } from "./service/observer.ts";
 import { dial, runSession, type SessionSetup } from "./service/session.ts";
-import { findPlugin, startClientPlugin } from "./service/plugin.ts";
 
 export type { RunningService, ServiceOptions };
 
@@ -47,23 +45,24 @@ function parseCheckTarget(text: string): Address {
 }
 
 /** Starts the SOCKS5 local listener on `config.localAddress:config.localPort`. */
-// deno-lint-ignore require-await -- async so that a bind or key failure is a rejection, not a throw
 export async function startLocal(
   config: LocalConfig,
   options: ServiceOptions = {},
 ): Promise<RunningService> {
-  // Keys are parsed before anything is bound: a bad one fails the start.
-  const { method, framings, udpCipher } = clientKeys(config);
-  if (config.plugin && findPlugin(config.plugin.name) === undefined) {
-    // Before anything is bound: a missing plugin is a start failure, not a silent plain run.
-    throw new Error(
-      `Plugin "${config.plugin.name}" not found on PATH: install it or give its path`,
-    );
-  }
   const logger = options.logger ?? silentLogger;
+  // Keys are parsed and plugins looked up before anything is bound: a bad one fails the start.
+  const upstreams = startUpstreams(config, logger, "local");
+  const { method } = upstreams.best().keys;
   const context: { udp?: UdpAssociateContext } = {};
-  const listener = listenTcp(config.localAddress, config.localPort);
-  if (udpCipher) {
+  let listener: Deno.TcpListener;
+  try {
+    listener = listenTcp(config.localAddress, config.localPort);
+  } catch (error) {
+    await upstreams.close();
+    throw error;
+  }
+  const firstUdp = upstreams.bestUdp();
+  if (firstUdp) {
     const stats = createUdpStats();
     const associations = createAssociationTable({
       capacity: config.udpMaxAssociations,
@@ -71,55 +70,15 @@ export async function startLocal(
       stats,
     });
     context.udp = {
-      cipher: udpCipher,
-      server: config.server,
-      serverPort: config.serverPort,
+      ...firstUdp,
+      // A new UDP association goes to the server TCP sessions would go to now.
+      pick: () => upstreams.bestUdp() ?? firstUdp,
       associations,
       stats,
       logger,
     };
   }
-  const servers = config.servers ?? [config];
-  const keysOf = servers.map((server, i) =>
-    i === 0 ? { framings, udpCipher } : clientKeys({ ...config, ...server })
-  );
-  // With a SIP003 plugin, TCP goes to the plugin's loopback port, which carries it to the server.
-  const plugins = config.plugin
-    ? servers.map((server) =>
-      startClientPlugin(config.plugin!, { host: server.server, port: server.serverPort }, logger)
-    )
-    : undefined;
-  const outbounds = servers.map((server, i) => {
-    const keys = keysOf[i]!;
-    return new ShadowsocksOutbound(
-      {
-        host: plugins?.[i]?.host ?? server.server,
-        port: plugins?.[i]?.port ?? server.serverPort,
-        framings: keys.framings,
-        noDelay: config.noDelay,
-      },
-      (skew) => logServerSkew(logger, "local", skew),
-    );
-  });
-  const balancer = outbounds.length > 1
-    ? new Balancer(outbounds, {
-      logger,
-      intervalMs: (config.balancer?.checkIntervalS ?? 30) * 1000,
-      checkTarget: parseCheckTarget(config.balancer?.checkTarget ?? DEFAULT_CHECK_TARGET),
-    })
-    : undefined;
-  const proxy = balancer ?? outbounds[0]!;
-  if (balancer && context.udp) {
-    // A new UDP association goes to the server TCP sessions would go to now.
-    context.udp.pick = () => {
-      const i = outbounds.indexOf(balancer.ranked()[0]!.outbound as ShadowsocksOutbound);
-      return {
-        cipher: keysOf[i]!.udpCipher!,
-        server: servers[i]!.server,
-        serverPort: servers[i]!.serverPort,
-      };
-    };
-  }
+  const proxy = upstreams.balancer;
   const acl = config.acl ? new AccessControl(config.acl) : undefined;
   const resolve = (name: string) => resolveTarget({ type: "domain", host: name, port: 0 });
   const router = acl
@@ -173,19 +132,19 @@ export async function startLocal(
       close: () => tcp.close().then(() => udp.associations.close()),
     }
     : tcp;
-  if (balancer) {
-    balancer.start();
-    service.closed.then(() => balancer.close());
-  }
-  if (plugins) {
-    const close = service.close;
-    service.close = async () => {
-      await close();
-      await Promise.all(plugins.map(({ plugin }) => plugin.close()));
-    };
-    service.closed.then(() => Promise.all(plugins.map(({ plugin }) => plugin.close())));
-  }
-  const names = outbounds.map((o) => o.name).join(", ");
+  upstreams.start();
+  const refresh = config.onlineConfig ? startOnline(config, upstreams, logger) : undefined;
+  const stopUpstreams = async () => {
+    await refresh?.close();
+    await upstreams.close();
+  };
+  const close = service.close;
+  service.close = async () => {
+    await close();
+    await stopUpstreams();
+  };
+  service.closed.then(stopUpstreams);
+  const names = upstreams.entries.map((entry) => entry.outbound.name).join(", ");
   logger.info(
     `local ${config.protocol ?? "mixed"} proxy (${
       config.protocol === "http"
@@ -194,11 +153,50 @@ export async function startLocal(
         ? "SOCKS5, SOCKS4"
         : "SOCKS5, SOCKS4, HTTP"
     }) listening on ${formatAddress(addressFromHost(service.addr.hostname, service.addr.port))}, ` +
-      `server${outbounds.length > 1 ? "s" : ""} ${names} (${method.name})` +
+      `server${upstreams.entries.length > 1 ? "s" : ""} ${names} (${method.name})` +
+      (config.onlineConfig ? `, online config from ${describeUrl(config.onlineConfig.url)}` : "") +
       (config.acl ? ", with an ACL" : "") +
       (users ? `, ${users.size} user${users.size === 1 ? "" : "s"}` : ""),
   );
   return service;
+}
+
+/**
+ * The upstream servers of a client role: `servers`, or the one top-level server, with the
+ * balancer's check settings.
+ */
+export function startUpstreams(config: LocalConfig, logger: Logger, role: string): UpstreamSet {
+  const servers = config.servers ?? [{
+    server: config.server,
+    serverPort: config.serverPort,
+    method: config.method,
+    password: config.password,
+    ...(config.plugin ? { plugin: config.plugin } : {}),
+  }];
+  return new UpstreamSet(servers, {
+    mode: config.mode,
+    noDelay: config.noDelay,
+    logger,
+    checkIntervalMs: (config.balancer?.checkIntervalS ?? 30) * 1000,
+    checkTarget: parseCheckTarget(config.balancer?.checkTarget ?? DEFAULT_CHECK_TARGET),
+    onServerSkew: (skew) => logServerSkew(logger, role, skew),
+  });
+}
+
+/** Refreshes the servers from the online config; a list that cannot be used keeps the last. */
+export function startOnline(config: LocalConfig, upstreams: UpstreamSet, logger: Logger) {
+  const online = config.onlineConfig!;
+  return startOnlineRefresh({
+    url: online.url,
+    intervalMs: online.updateIntervalS * 1000,
+    logger,
+    apply: (servers) => {
+      const { added, removed } = upstreams.replace(servers);
+      if (added + removed > 0) {
+        logger.info(`servers changed: ${added} added, ${removed} removed`);
+      }
+    },
+  });
 }
 
 /** Says so when a 2022 server's clock is off: refused beyond ±30 s, worth a look from 10 s. */

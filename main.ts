@@ -8,19 +8,32 @@
 import { type CliCommand, parseCli, USAGE, VERSION } from "./config/cli.ts";
 import { ConfigError } from "./config/errors.ts";
 import { errorMessage } from "./protocol/errors.ts";
+import { checkPrefix, prefixFromCodePoints } from "./protocol/outline_prefix.ts";
+import type { Address } from "./protocol/address.ts";
+import { parseHostPort } from "./protocol/host_port.ts";
+import { nameOf } from "./service/upstreams.ts";
+import {
+  checkServer,
+  DEFAULT_CHECK_TARGET,
+  DEFAULT_UDP_TARGET,
+  type FetSummary,
+  fetSummary,
+} from "./service/check.ts";
 import {
   buildLocalConfig,
   buildServerConfigs,
   buildTunnelConfig,
   DEFAULT_GRACE_PERIOD,
   managedServerConfig,
+  onlineConfigSpec,
   type RawConfig,
   readConfigFile,
   resolveMethod,
 } from "./config/load.ts";
 import { generatePassword } from "./config/password.ts";
 import { shareText } from "./config/share.ts";
-import type { ServerConfig } from "./config/types.ts";
+import type { ServerConfig, UpstreamServer } from "./config/types.ts";
+import { describeList, describeUrl, fetchSip008 } from "./service/online_config.ts";
 import { loadOrCreateZeroConfig, readZeroConfig, ZERO_CONFIG_PATH } from "./config/zero_config.ts";
 import { startLocal } from "./local.ts";
 import { describeFileLimit, readFileLimit } from "./relay/file_limit.ts";
@@ -63,6 +76,8 @@ export async function main(args: readonly string[]): Promise<number> {
       return await server(command);
     case "tunnel":
       return await tunnel(command);
+    case "check":
+      return await check(command);
   }
 }
 
@@ -85,15 +100,39 @@ async function url(command: RunCommand): Promise<number> {
       "The server listens on a port chosen at start (server_port 0): give it with -p PORT",
     );
   }
+  const prefix = sharedPrefix(command.flags["prefix"], configs, logger);
   console.log(
-    await shareText(configs, { color: colorOutput(), ...(publicHost ? { publicHost } : {}) }),
+    await shareText(configs, {
+      color: colorOutput(),
+      ...(publicHost ? { publicHost } : {}),
+      ...(prefix ? { prefix } : {}),
+    }),
   );
   return 0;
 }
 
+/** `ssdeno url --prefix`: checked against every listener's salt size, like a client's. */
+function sharedPrefix(
+  text: unknown,
+  configs: readonly ServerConfig[],
+  logger: Logger,
+): Uint8Array | undefined {
+  if (typeof text !== "string" || text === "") return undefined;
+  const prefix = prefixFromCodePoints(text, "--prefix");
+  for (const config of configs) {
+    const warning = checkPrefix(prefix, resolveMethod(config.method).saltSize, "--prefix");
+    if (warning) logger.warn(warning);
+  }
+  return prefix;
+}
+
 async function local(command: RunCommand): Promise<number> {
   const logger = createLogger(command.logLevel);
-  const { config, warnings } = buildLocalConfig(command.file ?? {}, command.flags);
+  const { config, warnings } = await withOnlineServers(
+    command,
+    logger,
+    (online) => buildLocalConfig(command.file ?? {}, command.flags, online),
+  );
   warnings.forEach((warning) => logger.warn(warning));
   return await runServices(
     [{
@@ -107,7 +146,11 @@ async function local(command: RunCommand): Promise<number> {
 
 async function tunnel(command: RunCommand): Promise<number> {
   const logger = createLogger(command.logLevel);
-  const { config, warnings } = buildTunnelConfig(command.file ?? {}, command.flags);
+  const { config, warnings } = await withOnlineServers(
+    command,
+    logger,
+    (online) => buildTunnelConfig(command.file ?? {}, command.flags, online),
+  );
   warnings.forEach((warning) => logger.warn(warning));
   return await runServices(
     [{
@@ -117,6 +160,115 @@ async function tunnel(command: RunCommand): Promise<number> {
     }],
     logger,
   );
+}
+
+/**
+ * `ssdeno check`: every server of the client config (a URI, flags, a `-c` file or an online
+ * config) tested end to end, or with `--fet` its first packets rated. Exit 0 only when all pass.
+ */
+async function check(command: RunCommand): Promise<number> {
+  const logger = createLogger(command.logLevel);
+  const flags = command.check ?? { fet: false };
+  const { config, warnings } = await withOnlineServers(
+    command,
+    logger,
+    (online) => buildLocalConfig(command.file ?? {}, command.flags, online),
+  );
+  warnings.forEach((warning) => logger.warn(warning));
+  const target = hostPortFlag(flags.target ?? DEFAULT_CHECK_TARGET, "--target");
+  const servers = config.servers ?? [];
+  let failures = 0;
+  for (const server of servers) {
+    console.log(
+      `${nameOf(server)} (${server.method}${server.plugin ? `, ${server.plugin.name}` : ""})`,
+    );
+    if (flags.fet) {
+      if (!fetReport(server, target)) failures++;
+      continue;
+    }
+    const udpText = flags.udpTarget ??
+      (config.mode === "tcp_only" ? undefined : DEFAULT_UDP_TARGET);
+    const result = await checkServer(server, {
+      target,
+      ...(udpText ? { udpTarget: hostPortFlag(udpText, "--udp-target") } : {}),
+      timeoutMs: config.handshakeTimeout * 1000,
+      onStep: (line) => console.log(line),
+    });
+    console.log(`${result.ok ? "OK" : "FAILED"}: ${result.diagnosis}`);
+    if (!result.ok) failures++;
+  }
+  return failures === 0 ? 0 : 1;
+}
+
+/** Prints how first packets fare with the server's prefix (and without); true when all pass. */
+function fetReport(server: UpstreamServer, target: Address): boolean {
+  const line = (label: string, summary: FetSummary) => {
+    const rules = Object.entries(summary.byRule).map(([rule, n]) => `${rule} ${n}`).join(", ");
+    console.log(
+      `  ${label}: ${summary.exempt} of ${summary.samples} first packets exempt` +
+        (rules ? ` (${rules})` : ""),
+    );
+  };
+  if (server.plugin) {
+    console.log(`  the first packet is ${server.plugin.name}'s, not ours: nothing to rate`);
+    return true;
+  }
+  const { prefix, ...plain } = server;
+  const without = fetSummary(plain, target);
+  line("without a prefix", without);
+  if (prefix === undefined) {
+    if (without.exempt === without.samples) return true;
+    console.log(
+      `  a censor using these rules would block the others: try a prefix, e.g. ${
+        target.port === 443 ? "--prefix %16%03%01%00%C2%A8%01%01 (TLS)" : "--prefix POST%20 (HTTP)"
+      }`,
+    );
+    return false;
+  }
+  const hex = Array.from(prefix, (b) => b.toString(16).padStart(2, "0")).join(" ");
+  const withPrefix = fetSummary(server, target);
+  line(`with the prefix ${hex}`, withPrefix);
+  return withPrefix.exempt === withPrefix.samples;
+}
+
+function hostPortFlag(text: string, flag: string): Address {
+  try {
+    return parseHostPort(text);
+  } catch (error) {
+    throw new ConfigError(`Invalid ${flag} "${text}": ${errorMessage(error)}`);
+  }
+}
+
+/**
+ * Builds a client role's config; with an online config (SIP008), from the list fetched now. When
+ * that fetch fails, the config's own servers are used until a refresh succeeds; without any,
+ * the start fails with the reason.
+ */
+async function withOnlineServers<T>(
+  command: RunCommand,
+  logger: Logger,
+  build: (online?: UpstreamServer[]) => T,
+): Promise<T> {
+  const spec = onlineConfigSpec(command.file ?? {}, command.flags);
+  if (spec === undefined) return build();
+  const where = describeUrl(spec.url);
+  let list;
+  try {
+    list = await fetchSip008(spec.url);
+  } catch (error) {
+    const reason = `Cannot fetch the online config from ${where}: ${errorMessage(error)}`;
+    let fallback: T;
+    try {
+      fallback = build();
+    } catch {
+      throw new ConfigError(reason);
+    }
+    logger.warn(`${reason}; using the config's own servers until a refresh succeeds`);
+    return fallback;
+  }
+  list.warnings.forEach((warning) => logger.warn(`online config: ${warning}`));
+  logger.info(`online config from ${where}: ${describeList(list)}`);
+  return build(list.servers);
 }
 
 /**

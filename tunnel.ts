@@ -15,8 +15,7 @@
  */
 import type { TunnelConfig } from "./config/types.ts";
 import { TunnelInbound } from "./inbound/tunnel.ts";
-import { logServerSkew } from "./local.ts";
-import { ShadowsocksOutbound } from "./outbound/shadowsocks.ts";
+import { startOnline, startUpstreams } from "./local.ts";
 import { addressFromHost, formatAddress } from "./protocol/address.ts";
 import { serveDatagrams } from "./relay/datagram_service.ts";
 import { silentLogger } from "./relay/log.ts";
@@ -29,11 +28,9 @@ import {
   type UdpService,
 } from "./relay/service.ts";
 import { tunnelUdpCodec } from "./relay/shadowsocks_udp.ts";
-import { clientKeys } from "./relay/upstream.ts";
 import { fixedRouter } from "./route/router.ts";
 import { loggingObserver } from "./service/observer.ts";
 import { runSession, type SessionSetup } from "./service/session.ts";
-import { findPlugin, startClientPlugin } from "./service/plugin.ts";
 
 export type { RunningService, ServiceOptions };
 
@@ -42,46 +39,32 @@ export type { RunningService, ServiceOptions };
  * `config.tunnelHost:config.tunnelPort`: TCP, UDP or both on one port number (with port 0, one
  * free for both). Rejects when the port is taken.
  */
-// deno-lint-ignore require-await -- async so that a bind or key failure is a rejection, not a throw
 export async function startTunnel(
   config: TunnelConfig,
   options: ServiceOptions = {},
 ): Promise<RunningService> {
-  // Keys are parsed before anything is bound: a bad one fails the start.
-  const { method, framings, udpCipher } = clientKeys(config);
   const logger = options.logger ?? silentLogger;
   const target = addressFromHost(config.tunnelHost, config.tunnelPort);
-  if (config.plugin && findPlugin(config.plugin.name) === undefined) {
-    throw new Error(
-      `Plugin "${config.plugin.name}" not found on PATH: install it or give its path`,
-    );
+  // Keys are parsed and plugins looked up before anything is bound: a bad one fails the start.
+  const upstreams = startUpstreams(config, logger, "tunnel");
+  const { method } = upstreams.best().keys;
+  const firstUdp = upstreams.bestUdp();
+  let bound;
+  try {
+    bound = bindTcpAndUdp(config.localAddress, config.localPort, {
+      tcp: config.mode !== "udp_only",
+      udp: firstUdp !== undefined,
+    });
+  } catch (error) {
+    await upstreams.close();
+    throw error;
   }
-  let plugin: ReturnType<typeof startClientPlugin> | undefined;
-  const { listener, socket } = bindTcpAndUdp(config.localAddress, config.localPort, {
-    tcp: config.mode !== "udp_only",
-    udp: udpCipher !== undefined,
-  });
+  const { listener, socket } = bound;
   let tcp: RunningService | undefined;
   if (listener) {
-    // With a SIP003 plugin, TCP goes to the plugin's loopback port, which carries it on.
-    if (config.plugin) {
-      plugin = startClientPlugin(config.plugin, {
-        host: config.server,
-        port: config.serverPort,
-      }, logger);
-    }
-    const outbound = new ShadowsocksOutbound(
-      {
-        host: plugin?.host ?? config.server,
-        port: plugin?.port ?? config.serverPort,
-        framings,
-        noDelay: config.noDelay,
-      },
-      (skew) => logServerSkew(logger, "tunnel", skew),
-    );
     const setup: SessionSetup = {
       inbound: new TunnelInbound(target),
-      router: fixedRouter(outbound),
+      router: fixedRouter(upstreams.balancer),
       observer: loggingObserver("tunnel", logger),
       handshakeMs: config.handshakeTimeout * 1000,
       idleMs: config.timeout * 1000,
@@ -94,9 +77,13 @@ export async function startTunnel(
     );
   }
   let udp: UdpService | undefined;
-  if (udpCipher && socket) {
-    const server = addressFromHost(config.server, config.serverPort);
-    udp = serveDatagrams(socket, tunnelUdpCodec(udpCipher, target, server), {
+  if (firstUdp && socket) {
+    // Each new association goes to the server TCP sessions would go to now.
+    const pick = () => {
+      const { cipher, server, serverPort } = upstreams.bestUdp() ?? firstUdp;
+      return { cipher, server: addressFromHost(server, serverPort) };
+    };
+    udp = serveDatagrams(socket, tunnelUdpCodec(pick, target), {
       name: "tunnel",
       logger,
       maxAssociations: config.udpMaxAssociations,
@@ -108,20 +95,25 @@ export async function startTunnel(
     });
   }
   const service = combineServices(tcp, udp);
-  if (plugin) {
-    const running = plugin.plugin;
-    const close = service.close;
-    service.close = async () => {
-      await close();
-      await running.close();
-    };
-    service.closed.then(() => running.close());
-  }
+  upstreams.start();
+  const refresh = config.onlineConfig ? startOnline(config, upstreams, logger) : undefined;
+  const stopUpstreams = async () => {
+    await refresh?.close();
+    await upstreams.close();
+  };
+  const close = service.close;
+  service.close = async () => {
+    await close();
+    await stopUpstreams();
+  };
+  service.closed.then(stopUpstreams);
   const transports = [tcp && "tcp", udp && "udp"].filter(Boolean).join(" and ");
   logger.info(
     `tunnel listening on ${service.addr.hostname}:${service.addr.port} (${transports}) to ${
       formatAddress(target)
-    }, server ${formatAddress(addressFromHost(config.server, config.serverPort))} (${method.name})`,
+    }, server${upstreams.entries.length > 1 ? "s" : ""} ${
+      upstreams.entries.map((entry) => entry.outbound.name).join(", ")
+    } (${method.name})`,
   );
   return service;
 }

@@ -19,9 +19,19 @@ export const VERSION: string = denoConfig.version;
 /** How much to log (the same levels as relay/log.ts, which config/ must not import). */
 export type LogLevel = "error" | "warn" | "info" | "debug" | "trace";
 
-export type CommandName = "server" | "local" | "tunnel" | "url" | "genkey";
+export type CommandName = "server" | "local" | "tunnel" | "url" | "genkey" | "check";
 
-const COMMANDS: readonly CommandName[] = ["server", "local", "tunnel", "url", "genkey"];
+const COMMANDS: readonly CommandName[] = ["server", "local", "tunnel", "url", "genkey", "check"];
+
+/** What `ssdeno check` tests beyond the server: its own flags. */
+export interface CheckFlags {
+  /** `--target host:port`. */
+  target?: string;
+  /** `--udp-target host:port` (also checks UDP). */
+  udpTarget?: string;
+  /** `--fet`: evaluate the first packet against the FET exemption rules instead. */
+  fet: boolean;
+}
 
 /** What the command line asks for. */
 export type CliCommand =
@@ -36,6 +46,8 @@ export type CliCommand =
     /** Flag values under their config-file keys; they override `file`. */
     flags: RawConfig;
     logLevel: LogLevel;
+    /** `ssdeno check` only. */
+    check?: CheckFlags;
   };
 
 /** Help text for `ssdeno --help`; the settings' flags come from the schema table. */
@@ -48,6 +60,7 @@ Commands:
   local     Run a SOCKS5/SOCKS4/HTTP proxy that forwards through Shadowsocks servers
   tunnel    Forward a local port to a fixed target (-L) through a Shadowsocks server
   url       Print the ss:// URI and QR code of a config, then exit
+  check     Test a server end to end (check ss://... [--target H:P] [-u] [--fet])
   genkey    Print a new random password, then exit
 
 Flags (flags override the config file):
@@ -56,6 +69,9 @@ ${flagHelp().join("\n")}
   -u                         Relay TCP and UDP
   -U                         Relay UDP only
       --url ss://...         Take method, password, host and port from a SIP002 URI
+      --target HOST:PORT     check: where the request goes (default www.google.com:443)
+      --udp-target HOST:PORT check: also send a DNS query there over UDP (-u: 1.1.1.1:53)
+      --fet                  check: rate first packets against the GFW's FET exemption rules
   -v, --verbose              More logging: -v debug, -vv trace
   -q, --quiet                Log warnings and errors only
   -h, --help                 Show this help
@@ -80,6 +96,9 @@ const OPTIONS: Record<string, OptionConfig> = {
   "tcp-and-udp": { type: "boolean", short: "u" },
   "udp-only": { type: "boolean", short: "U" },
   url: { type: "string" },
+  target: { type: "string" },
+  "udp-target": { type: "string" },
+  fet: { type: "boolean" },
   verbose: { type: "boolean", short: "v", multiple: true },
   quiet: { type: "boolean", short: "q" },
   help: { type: "boolean", short: "h" },
@@ -98,6 +117,9 @@ export function parseCommandLine(args: readonly string[]): CliCommand {
     config?: string;
     "tcp-and-udp"?: boolean;
     "udp-only"?: boolean;
+    target?: string;
+    "udp-target"?: string;
+    fet?: boolean;
   };
   if (values.help) return { name: "help" };
   if (values.version) return { name: "version" };
@@ -112,7 +134,19 @@ export function parseCommandLine(args: readonly string[]): CliCommand {
       `Unknown command "${commandText}": expected one of ${COMMANDS.join(", ")}`,
     );
   }
+  // `ssdeno check ss://...`: the URI may come as the argument.
+  const uriArgument = name === "check" && extra[0]?.toLowerCase().startsWith("ss://")
+    ? extra.shift()
+    : undefined;
   if (extra[0] !== undefined) throw new ConfigError(`Unexpected argument "${extra[0]}"`);
+  if (uriArgument !== undefined && values.url !== undefined) {
+    throw new ConfigError(`Conflicting URIs: give the ss:// URI once, as --url or as the argument`);
+  }
+  const checkOnly = ["target", "udp-target", "fet"] as const;
+  const misplaced = checkOnly.find((flag) => values[flag] !== undefined);
+  if (name !== "check" && misplaced !== undefined) {
+    throw new ConfigError(`Flag --${misplaced} belongs to ssdeno check`);
+  }
 
   const verbosity = values.verbose?.length ?? 0;
   if (values.quiet && verbosity > 0) {
@@ -122,7 +156,8 @@ export function parseCommandLine(args: readonly string[]): CliCommand {
     throw new ConfigError(`Conflicting flags -u and -U: choose TCP and UDP (-u) or UDP only (-U)`);
   }
 
-  const flags: RawConfig = values.url === undefined ? {} : fromUrl(values.url);
+  const uri = values.url ?? uriArgument;
+  const flags: RawConfig = uri === undefined ? {} : fromUrl(uri);
   const set = (key: string, value: unknown) => {
     if (value !== undefined) flags[key] = value;
   };
@@ -145,6 +180,13 @@ export function parseCommandLine(args: readonly string[]): CliCommand {
       : "trace",
   };
   if (values.config !== undefined) command.configPath = values.config;
+  if (name === "check") {
+    command.check = {
+      fet: values.fet ?? false,
+      ...(values.target !== undefined ? { target: values.target } : {}),
+      ...(values["udp-target"] !== undefined ? { udpTarget: values["udp-target"] } : {}),
+    };
+  }
   return command;
 }
 
@@ -197,6 +239,7 @@ function fromUrl(uri: string): RawConfig {
   };
   if (config.plugin !== undefined) flags["plugin"] = config.plugin;
   if (config.pluginOpts !== undefined) flags["plugin_opts"] = config.pluginOpts;
+  if (config.prefix !== undefined) flags["prefix"] = String.fromCharCode(...config.prefix);
   return flags;
 }
 
@@ -212,6 +255,9 @@ function flagValue(setting: Setting, raw: unknown, flag: string): unknown {
       return port(raw as string, flag);
     case "seconds":
       return seconds(raw as string, flag);
+    case "uri-text":
+      // As the URI's query value reads: %XX escapes and + for a space (one char per byte).
+      return new URLSearchParams(`v=${(raw as string).replaceAll("&", "%26")}`).get("v");
     default:
       return raw;
   }

@@ -9,10 +9,12 @@
 import { findMethod, METHOD_NAMES, type MethodInfo } from "../crypto/methods.ts";
 import { ConfigError } from "./errors.ts";
 import { jsonErrorOffset, lineAndColumn } from "./_json_error_offset.ts";
+import { blankJsonComments } from "./_json_comments.ts";
 import { parseHostPort } from "../protocol/host_port.ts";
 import { AclError, type AclFile, parseAcl } from "../protocol/acl.ts";
 import { MAX_AEAD_USERS } from "../protocol/session_framings.ts";
 import { ACCEPTED_KEYS } from "./schema.ts";
+import { checkPrefix, prefixFromCodePoints } from "../protocol/outline_prefix.ts";
 import { InvalidPskError } from "../crypto/kdf2022.ts";
 import { clientKeys2022, serverKeys2022 } from "../protocol/aead2022_identity.ts";
 import type {
@@ -109,14 +111,26 @@ const ITEM_KEYS = new Set([
   "plugin_opts",
   "plugin_args",
   "users",
+  "id",
+  "prefix",
+  "udp_prefix",
 ]);
+
+/**
+ * Top-level keys of a SIP008 document, so that one can be a local's `-c` file: `version` is
+ * checked, the data usage is shown at start.
+ */
+const SIP008_KEYS = new Set(["version", "bytes_used", "bytes_remaining"]);
+
+/** How often an online config is fetched again when `update_interval` is not set (rust's). */
+export const DEFAULT_ONLINE_UPDATE_INTERVAL_S = 3600;
 
 /** Keys that, given as flags, describe one endpoint and so replace the file's lists. */
 const ENDPOINT_KEYS = ["server_port", "password"] as const;
 
 /** Parses config file text; a syntax error says the file name, line and column. */
 export function parseConfigText(text: string, fileName: string): RawConfig {
-  const source = text.startsWith("\uFEFF") ? text.slice(1) : text;
+  const source = blankJsonComments(text.startsWith("\uFEFF") ? text.slice(1) : text);
   let parsed: unknown;
   try {
     parsed = JSON.parse(source);
@@ -266,9 +280,18 @@ export function buildServerConfigs(file: RawConfig, flags: RawConfig = {}): Serv
  * Validates `file` overlaid with `flags` into the `ssdeno local` config. The server comes from
  * the top-level `server` keys, or else from the first enabled `servers[]` item.
  */
-export function buildLocalConfig(file: RawConfig, flags: RawConfig = {}): LocalConfigResult {
+export function buildLocalConfig(
+  file: RawConfig,
+  flags: RawConfig = {},
+  online?: readonly UpstreamServer[],
+): LocalConfigResult {
   const warnings: string[] = [];
   const raw = overlay(withFirstLocal(file, warnings), flags, warnings);
+  if (online !== undefined) {
+    // The fetched list replaces the file's servers (which stay a fallback only at start).
+    for (const key of ["server", "server_port", "servers"]) delete raw[key];
+    raw["servers"] = [];
+  }
   const base = commonSettings(raw);
   const password = optional(raw, "password", (v, n) => asString(v, n, true));
 
@@ -288,18 +311,37 @@ export function buildLocalConfig(file: RawConfig, flags: RawConfig = {}): LocalC
       const parsed = serverItem(item, `servers[${i}]`, 1, warnings);
       if (parsed !== undefined) all.push(parsed);
     });
+    for (const server of online ?? []) {
+      all.push({
+        address: server.server,
+        port: server.serverPort,
+        password: server.password,
+        method: server.method,
+        ...(server.plugin ? { plugin: server.plugin } : {}),
+        ...(server.remarks ? { remarks: server.remarks } : {}),
+        ...(server.prefix || server.udpPrefix ? { prefixes: textsOf(server) } : {}),
+        where: "online config",
+      });
+    }
     if (all.length === 0) {
       throw new ConfigError(
         `Missing server: set "server" in the config file or pass -s/--server or --url`,
       );
     }
   }
+  checkSip008Version(raw);
+  const topPrefixes = prefixTexts(raw, "");
   const upstreams: UpstreamServer[] = all.map((fields) => {
-    const upstream = {
+    const upstream: UpstreamServer = {
       server: fields.address,
       serverPort: fields.port,
       ...credentials(fields.method ?? base.method, fields.password ?? password, fields.where),
     };
+    const plugin = fields.plugin ?? base.plugin;
+    if (plugin !== undefined) upstream.plugin = plugin;
+    if (fields.remarks !== undefined) upstream.remarks = fields.remarks;
+    const texts = fields.prefixes ?? topPrefixes;
+    Object.assign(upstream, prefixes(texts, upstream.method, fields.where, warnings));
     checkClientKeys({ ...base, ...upstream }, fields.where);
     return upstream;
   });
@@ -317,7 +359,12 @@ export function buildLocalConfig(file: RawConfig, flags: RawConfig = {}): LocalC
     localAddress: unbracket(optional(raw, "local_address", asString) ?? "127.0.0.1"),
     localPort: optional(raw, "local_port", (v, n) => asPort(v, n, 0)) ?? 1080,
   };
-  if (upstreams.length > 1) config.servers = upstreams;
+  config.servers = upstreams;
+  const spec = onlineConfigSpec(raw);
+  if (spec !== undefined) {
+    config.onlineConfig = { url: spec.url, updateIntervalS: spec.updateIntervalS };
+    warnings.push(...spec.warnings);
+  }
   const protocol = optional(raw, "protocol", asProtocol);
   if (protocol !== undefined) config.protocol = protocol;
   const users = optional(raw, "local_users", asLocalUsers);
@@ -329,12 +376,202 @@ export function buildLocalConfig(file: RawConfig, flags: RawConfig = {}): LocalC
   return { config, warnings };
 }
 
+/** The salt prefixes as written: strings of U+0000..U+00FF, one character per byte. */
+interface PrefixTexts {
+  prefix?: string;
+  udpPrefix?: string;
+}
+
+function textsOf(server: UpstreamServer): PrefixTexts {
+  const text = (bytes: Uint8Array) => String.fromCharCode(...bytes);
+  return {
+    ...(server.prefix ? { prefix: text(server.prefix) } : {}),
+    ...(server.udpPrefix ? { udpPrefix: text(server.udpPrefix) } : {}),
+  };
+}
+
+function prefixTexts(obj: RawConfig, where: string): PrefixTexts {
+  const prefix = optional(obj, "prefix", asString, where);
+  const udpPrefix = optional(obj, "udp_prefix", asString, where);
+  return {
+    ...(prefix ? { prefix } : {}),
+    ...(udpPrefix ? { udpPrefix } : {}),
+  };
+}
+
+/**
+ * Checks the prefixes against the method's salt (NOTES-2 §20.5): at least 12 salt bytes must
+ * stay random; a UDP prefix needs an AEAD-2017 method, since 2022 UDP packets have no salt.
+ */
+function prefixes(
+  texts: PrefixTexts,
+  method: string,
+  where: string,
+  warnings: string[],
+): { prefix?: Uint8Array; udpPrefix?: Uint8Array } {
+  const info = resolveMethod(method);
+  const at = where ? `${where}.` : "";
+  const result: { prefix?: Uint8Array; udpPrefix?: Uint8Array } = {};
+  if (texts.prefix !== undefined) {
+    result.prefix = prefixFromCodePoints(texts.prefix, `${at}prefix`);
+    const warning = checkPrefix(result.prefix, info.saltSize, `${at}prefix`);
+    if (warning) warnings.push(warning);
+  }
+  if (texts.udpPrefix !== undefined) {
+    if (info.family !== "aead") {
+      throw new ConfigError(
+        `Invalid ${at}udp_prefix: ${info.name} UDP packets have no salt to prefix (AEAD-2017 only)`,
+      );
+    }
+    result.udpPrefix = prefixFromCodePoints(texts.udpPrefix, `${at}udp_prefix`);
+    const warning = checkPrefix(result.udpPrefix, info.saltSize, `${at}udp_prefix`);
+    if (warning) warnings.push(warning);
+  }
+  return result;
+}
+
+/** Where a client role's online config (SIP008) comes from, when it has one. */
+export interface OnlineConfigSpec {
+  url: string;
+  updateIntervalS: number;
+  /** Said once at start (plain HTTP). */
+  warnings: string[];
+}
+
+/**
+ * The online config of `file` overlaid with `flags`: `--server-url URL` (`server_url`) or
+ * shadowsocks-rust's `online_config: { config_url, update_interval }`. HTTPS is required except
+ * to a loopback address (a test or an SSH tunnel), since the document holds passwords.
+ */
+export function onlineConfigSpec(
+  file: RawConfig,
+  flags: RawConfig = {},
+): OnlineConfigSpec | undefined {
+  const raw = { ...file, ...definedOnly(flags) };
+  const block = optional(raw, "online_config", asObject);
+  const flagUrl = optional(raw, "server_url", asString);
+  const url = flagUrl ??
+    (block && optional(block, "config_url", asString, "online_config."));
+  if (block !== undefined && url === undefined) {
+    throw new ConfigError(`Missing online_config.config_url: the SIP008 document's https:// URL`);
+  }
+  if (url === undefined) return undefined;
+  const name = flagUrl !== undefined ? "server_url" : "online_config.config_url";
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new ConfigError(`Invalid ${name}: expected an https:// URL`);
+  }
+  const warnings: string[] = [];
+  if (parsed.protocol === "http:") {
+    if (!isLoopbackHost(parsed.hostname)) {
+      throw new ConfigError(
+        `Invalid ${name}: plain http:// would send the servers' passwords in clear; use https://`,
+      );
+    }
+    warnings.push(`${name} uses plain http:// (allowed on loopback only)`);
+  } else if (parsed.protocol !== "https:") {
+    throw new ConfigError(`Invalid ${name}: expected an https:// URL, got ${parsed.protocol}`);
+  }
+  const interval = (block &&
+    optional(block, "update_interval", asSeconds, "online_config.")) ??
+    DEFAULT_ONLINE_UPDATE_INTERVAL_S;
+  if (interval < 1) {
+    throw new ConfigError(`Invalid online_config.update_interval: expected 1 second or more`);
+  }
+  return { url, updateIntervalS: interval, warnings };
+}
+
+function isLoopbackHost(host: string): boolean {
+  return host === "localhost" || host === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+/** A SIP008 document's servers, and its optional data usage. */
+export interface Sip008Servers {
+  servers: UpstreamServer[];
+  bytesUsed?: number;
+  bytesRemaining?: number;
+  /** Servers left out and why (no password in the text). */
+  warnings: string[];
+}
+
+/**
+ * Validates a fetched SIP008 document (NOTES §11): `version` 1, and per server the mandatory
+ * `server`, `server_port`, `password` and `method`. An entry that is wrong is left out with a
+ * warning, so one typo on the provider's side does not take every server away; a document with
+ * no usable entry throws.
+ */
+export function sip008Servers(doc: RawConfig): Sip008Servers {
+  if (doc["version"] !== 1) {
+    throw new ConfigError(
+      `Invalid SIP008 document: "version" is ${
+        JSON.stringify(doc["version"]) ?? "missing"
+      }, expected 1`,
+    );
+  }
+  const list = asList(doc["servers"] ?? null, "servers");
+  const warnings: string[] = [];
+  const servers: UpstreamServer[] = [];
+  list.forEach((item, i) => {
+    const where = `servers[${i}]`;
+    try {
+      const obj = asObject(item, where);
+      for (const key of ["server", "server_port", "password", "method"]) {
+        const alias = key === "server" ? "address" : key === "server_port" ? "port" : key;
+        if (obj[key] === undefined && obj[alias] === undefined) {
+          throw new ConfigError(`Missing ${where}.${key}: SIP008 requires it`);
+        }
+      }
+      const fields = serverItem(obj, where, 1, []);
+      if (fields === undefined) return;
+      const upstream: UpstreamServer = {
+        server: fields.address,
+        serverPort: fields.port,
+        ...credentials(fields.method!, fields.password, where),
+      };
+      if (fields.plugin !== undefined) upstream.plugin = fields.plugin;
+      if (fields.remarks !== undefined) upstream.remarks = fields.remarks;
+      Object.assign(upstream, prefixes(fields.prefixes ?? {}, upstream.method, where, warnings));
+      checkClientKeys(upstream, where);
+      servers.push(upstream);
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      warnings.push(`left out: ${error.message}`);
+    }
+  });
+  if (servers.length === 0) {
+    throw new ConfigError(
+      `Invalid SIP008 document: no usable server${
+        warnings.length ? ` (${warnings.join("; ")})` : ""
+      }`,
+    );
+  }
+  const result: Sip008Servers = { servers, warnings };
+  const used = optional(doc, "bytes_used", asByteCount);
+  const remaining = optional(doc, "bytes_remaining", asByteCount);
+  if (used !== undefined) result.bytesUsed = used;
+  if (remaining !== undefined) result.bytesRemaining = remaining;
+  return result;
+}
+
+function asByteCount(value: unknown, name: string): number {
+  return asInteger(value, name, 0, Number.MAX_SAFE_INTEGER, "a number of bytes");
+}
+
+function checkSip008Version(raw: RawConfig): void {
+  if (raw["version"] !== undefined && raw["version"] !== 1) {
+    throw invalid("version", raw["version"], "1 (a SIP008 document)");
+  }
+}
+
 /** The validated `ssdeno tunnel` config: a local config plus its fixed target. */
 export function buildTunnelConfig(
   file: RawConfig,
   flags: RawConfig = {},
+  online?: readonly UpstreamServer[],
 ): { config: TunnelConfig; warnings: string[] } {
-  const { config, warnings } = buildLocalConfig(file, flags);
+  const { config, warnings } = buildLocalConfig(file, flags, online);
   const text = optional({ ...file, ...definedOnly(flags) }, "tunnel_address", asString);
   if (text === undefined) {
     throw new ConfigError(
@@ -371,6 +608,10 @@ interface ListenerFields {
   timeout?: number;
   users?: ServerUser[];
   plugin?: PluginConfig;
+  /** A display name (`remarks`, or rust's `name`). */
+  remarks?: string;
+  /** `prefix` and `udp_prefix` as written (client roles). */
+  prefixes?: PrefixTexts;
   /** Prefix for error messages, e.g. `servers[1]`; empty for top-level keys. */
   where: string;
 }
@@ -378,7 +619,7 @@ interface ListenerFields {
 /** Flags win over the file; endpoint flags also replace the file's listener lists. */
 function overlay(file: RawConfig, flags: RawConfig, warnings: string[]): RawConfig {
   for (const key of Object.keys(file)) {
-    if (!USED_KEYS.has(key) && !(key in IGNORED_KEYS)) {
+    if (!USED_KEYS.has(key) && !(key in IGNORED_KEYS) && !SIP008_KEYS.has(key)) {
       warnings.push(`Ignoring unknown config key "${key}"`);
     }
   }
@@ -477,6 +718,11 @@ function serverItem(
   const timeout = get("timeout", asSeconds);
   const users = get("users", asUsers);
   if (users !== undefined) fields.users = users;
+  const remarks = get("remarks", asString) ?? get("name", asString);
+  if (remarks) fields.remarks = remarks;
+  const texts = prefixTexts(obj, `${where}.`);
+  if (texts.prefix !== undefined || texts.udpPrefix !== undefined) fields.prefixes = texts;
+  get("id", asString);
   if (plugin !== undefined) fields.plugin = plugin;
   if (method !== undefined) fields.method = method;
   if (mode !== undefined) fields.mode = mode;
@@ -860,7 +1106,8 @@ function pluginOf(raw: RawConfig, where: string): PluginConfig | undefined {
   const options = optional(raw, "plugin_opts", asString, where);
   const args = optional(raw, "plugin_args", asStringList, where);
   if (name === undefined || name === "") {
-    if (options !== undefined || args !== undefined) {
+    // SIP008 writes an empty plugin_opts when there is no plugin.
+    if ((options !== undefined && options !== "") || args !== undefined) {
       throw new ConfigError(
         `Invalid ${where}plugin_opts: there is no ${where}plugin to give them to`,
       );

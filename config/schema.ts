@@ -10,7 +10,7 @@
 export type Role = "server" | "local" | "tunnel";
 
 /** How a flag's text becomes a config value. */
-export type FlagValue = "string" | "strings" | "port" | "seconds" | "true";
+export type FlagValue = "string" | "strings" | "port" | "seconds" | "true" | "uri-text";
 
 export interface Setting {
   /** The config-file key (shadowsocks-libev / -rust spelling). */
@@ -242,6 +242,22 @@ export const SETTINGS: readonly Setting[] = [
     roles: ["server"],
     help: "Prefer IPv6 addresses of targets",
   },
+  {
+    key: "server_url",
+    flag: "server-url",
+    value: "string",
+    placeholder: "URL",
+    roles: CLIENTS,
+    help: "SIP008 online config: the servers come from this https:// URL",
+  },
+  {
+    key: "prefix",
+    flag: "prefix",
+    value: "uri-text",
+    placeholder: "TEXT",
+    roles: CLIENTS,
+    help: "Outline's connection prefix, URI-encoded (POST%20)",
+  },
   // Keys with no flag: lists and objects belong in a file.
   { key: "plugin_args", roles: ALL, help: "Extra command-line arguments of the plugin" },
   {
@@ -275,6 +291,16 @@ export const SETTINGS: readonly Setting[] = [
     key: "balancer",
     roles: ["local"],
     help: "Health checks of several servers: {check_interval (s), check_target (host:port)}",
+  },
+  {
+    key: "online_config",
+    roles: CLIENTS,
+    help: "rust's SIP008 online config: {config_url, update_interval (s, default 3600)}",
+  },
+  {
+    key: "udp_prefix",
+    roles: CLIENTS,
+    help: "Outline's prefix for UDP packets' salts (AEAD-2017), one character per byte",
   },
   { key: "udp_timeout", roles: ALL, default: "300", help: "Idle timeout of a UDP association" },
   {

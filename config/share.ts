@@ -17,24 +17,53 @@ export interface ShareTextOptions {
   color?: boolean;
   /** The address clients dial (`public_host`), instead of the listen address or a guess. */
   publicHost?: string;
+  /** Outline's connection prefix for clients (`ssdeno url --prefix`), carried in each URI. */
+  prefix?: Uint8Array;
+}
+
+/** Server-side plugin names whose client side is another program. */
+const CLIENT_PLUGIN: Record<string, string> = {
+  "obfs-server": "obfs-local",
+  "ss-v2ray-plugin": "v2ray-plugin",
+};
+
+/**
+ * The plugin a client of `config` runs: the client program's name, and the options without
+ * the server-only ones (v2ray-plugin's `server`, simple-obfs's `failover=`).
+ */
+export function clientPlugin(
+  plugin: NonNullable<ServerConfig["plugin"]>,
+): { plugin: string; pluginOpts?: string } {
+  const base = plugin.name.split("/").pop()!;
+  const name = CLIENT_PLUGIN[base] ?? base;
+  const options = (plugin.options ?? "").split(";")
+    .filter((option) => option !== "" && option !== "server" && !option.startsWith("failover="))
+    .join(";");
+  return options ? { plugin: name, pluginOpts: options } : { plugin: name };
 }
 
 /** The URI a client needs to reach `config` at `host` (the first user's, on a multi-user port). */
-export function serverUri(config: ServerConfig, host: string): string {
-  return serverUris(config, host)[0]!.uri;
+export function serverUri(config: ServerConfig, host: string, prefix?: Uint8Array): string {
+  return serverUris(config, host, prefix)[0]!.uri;
 }
 
 /**
  * One URI per client of `config` at `host`: the port's own key, or on a multi-user port one per
  * user (2022: `iPSK:uPSK`; AEAD-2017: the user's password), named in the URI's `#tag`.
  */
-export function serverUris(config: ServerConfig, host: string): { user?: string; uri: string }[] {
+export function serverUris(
+  config: ServerConfig,
+  host: string,
+  prefix?: Uint8Array,
+): { user?: string; uri: string }[] {
   const uri = (password: string, tag?: string) =>
     encodeSip002({
       method: config.method,
       password,
       host,
       port: config.port,
+      ...(config.plugin ? clientPlugin(config.plugin) : {}),
+      ...(prefix ? { prefix } : {}),
       ...(tag === undefined ? {} : { tag }),
     });
   if (!config.users) return [{ uri: uri(config.password) }];
@@ -61,7 +90,7 @@ export async function shareText(
       guessed = options.host ?? guessHostAddress();
       host = guessed;
     }
-    for (const { user, uri } of serverUris(config, host)) {
+    for (const { user, uri } of serverUris(config, host, options.prefix)) {
       if (user !== undefined) lines.push(`user "${user}":`);
       lines.push(uri, await renderQr(uri, { color: options.color ?? true }));
     }

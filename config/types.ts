@@ -77,6 +77,14 @@ export interface UpstreamServer {
   method: string;
   /** The server's password (2022: its PSK, or `iPSK:uPSK` for one user of a multi-user one). */
   password: string;
+  /** Its SIP003 plugin, when it has one. */
+  plugin?: PluginConfig;
+  /** A display name (`remarks` / `name`), shown in logs. */
+  remarks?: string;
+  /** Fixed first bytes of each TCP salt (Outline's connection `prefix`). */
+  prefix?: Uint8Array;
+  /** Fixed first bytes of each UDP packet's salt (`udp_prefix`, AEAD-2017 only). */
+  udpPrefix?: Uint8Array;
 }
 
 /** One user of the local's own proxy port (SOCKS5 username/password, HTTP Basic). */
@@ -105,6 +113,8 @@ export interface LocalConfig extends CommonConfig {
   acl?: AclFile;
   /** Health checks of several servers. */
   balancer?: { checkIntervalS: number; checkTarget?: string };
+  /** SIP008 online config: the servers come from this URL, refreshed every `updateIntervalS`. */
+  onlineConfig?: { url: string; updateIntervalS: number };
 }
 
 /** `ssdeno tunnel`: like `ss-tunnel`, a local port forwarded to one fixed target via the server. */

@@ -44,23 +44,39 @@ export interface BalancerOptions {
 const RANK: Record<ServerHealth, number> = { up: 0, unknown: 1, down: 2 };
 
 export class Balancer implements Outbound {
-  readonly name: string;
-  readonly servers: readonly ServerState[];
+  #servers: readonly ServerState[];
   readonly #options: BalancerOptions;
   readonly #stop = new AbortController();
   #timer: ReturnType<typeof setTimeout> | undefined;
   #checking: Promise<void> | undefined;
 
   constructor(outbounds: readonly Outbound[], options: BalancerOptions) {
-    if (outbounds.length === 0) throw new RangeError("A balancer needs at least one server");
-    this.servers = outbounds.map((outbound) => ({
-      outbound,
-      health: "unknown",
-      latencyMs: undefined,
-      lastError: undefined,
-    }));
-    this.name = `balancer of ${outbounds.length}`;
+    this.#servers = [];
     this.#options = options;
+    this.replace(outbounds);
+  }
+
+  get name(): string {
+    return `balancer of ${this.#servers.length}`;
+  }
+
+  /** What the balancer knows of each server, in configured order. */
+  get servers(): readonly ServerState[] {
+    return this.#servers;
+  }
+
+  /**
+   * Makes `outbounds` the server list (an online config refresh): a server already known keeps
+   * its health and latency, a new one starts unknown, a dropped one gets no new sessions (its
+   * live ones run on). Sessions starting now see the new list.
+   */
+  replace(outbounds: readonly Outbound[]): void {
+    if (outbounds.length === 0) throw new RangeError("A balancer needs at least one server");
+    const known = new Map(this.#servers.map((state) => [state.outbound, state]));
+    this.#servers = outbounds.map((outbound) =>
+      known.get(outbound) ??
+        { outbound, health: "unknown", latencyMs: undefined, lastError: undefined }
+    );
   }
 
   /**
@@ -71,13 +87,13 @@ export class Balancer implements Outbound {
    */
   ranked(): ServerState[] {
     const fastest = Math.min(
-      ...this.servers.filter((s) => s.health === "up").map((s) => s.latencyMs ?? Infinity),
+      ...this.#servers.filter((s) => s.health === "up").map((s) => s.latencyMs ?? Infinity),
     );
     const band = (s: ServerState) =>
       s.latencyMs !== undefined && s.latencyMs <= fastest + LATENCY_TOLERANCE_MS
         ? 0
         : (s.latencyMs ?? Infinity);
-    return [...this.servers].sort((a, b) => RANK[a.health] - RANK[b.health] || band(a) - band(b));
+    return [...this.#servers].sort((a, b) => RANK[a.health] - RANK[b.health] || band(a) - band(b));
   }
 
   async connect(target: Address, options: { signal: AbortSignal }): Promise<OutboundConnection> {
@@ -110,8 +126,9 @@ export class Balancer implements Outbound {
   /** Checks every server once, at the same time. */
   async checkAll(): Promise<void> {
     const target = this.#options.checkTarget;
-    if (target === undefined) return;
-    await Promise.all(this.servers.map(async (server) => {
+    // One server is tried whatever its health: checking it would only add traffic.
+    if (target === undefined || this.#servers.length < 2) return;
+    await Promise.all(this.#servers.map(async (server) => {
       const started = performance.now();
       try {
         await checkThrough(server.outbound, target, this.#stop.signal);

@@ -26,9 +26,14 @@ export class ShadowsocksOutbound implements Outbound {
   readonly server: ShadowsocksServer;
   readonly #onServerSkew: (skew: number) => void;
 
-  constructor(server: ShadowsocksServer, onServerSkew: (skew: number) => void = () => {}) {
+  /** `name`: how logs call the server (default its address; a plugin's port is not it). */
+  constructor(
+    server: ShadowsocksServer,
+    onServerSkew: (skew: number) => void = () => {},
+    name?: string,
+  ) {
     this.server = server;
-    this.name = formatAddress(addressFromHost(server.host, server.port));
+    this.name = name ?? formatAddress(addressFromHost(server.host, server.port));
     this.#onServerSkew = onServerSkew;
   }
 

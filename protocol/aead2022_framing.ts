@@ -14,6 +14,7 @@
  */
 import type { AeadCipher } from "../crypto/aead_cipher.ts";
 import type { Address } from "./address.ts";
+import { fillPrefixedSalt } from "./outline_prefix.ts";
 import { sealChunks } from "./aead_chunk.ts";
 import type { ClientKeys2022, ServerKeys2022 } from "./aead2022_identity.ts";
 import { TimestampError } from "./aead2022_time.ts";
@@ -92,6 +93,8 @@ export interface ClientFraming2022Options {
    * opens, also when the skew is beyond ±30 s and the response is refused for it.
    */
   onServerSkew?: (skew: number) => void;
+  /** Fixed first bytes of the request salt (Outline's connection prefix). */
+  saltPrefix?: Uint8Array;
 }
 
 /**
@@ -104,24 +107,22 @@ export function clientFraming2022(
   target: Address,
   options: ClientFraming2022Options = {},
 ): StreamFraming {
-  return new ClientFraming2022(keys, target, options.onServerSkew);
+  return new ClientFraming2022(keys, target, options);
 }
 
 class ClientFraming2022 implements StreamFraming {
   readonly #keys: ClientKeys2022;
   readonly #target: Address;
   readonly #onServerSkew: ((skew: number) => void) | undefined;
+  readonly #saltPrefix: Uint8Array | undefined;
   #cipher: AeadCipher | undefined;
   #decoder: ResponseDecoder | undefined;
 
-  constructor(
-    keys: ClientKeys2022,
-    target: Address,
-    onServerSkew: ((skew: number) => void) | undefined,
-  ) {
+  constructor(keys: ClientKeys2022, target: Address, options: ClientFraming2022Options) {
     this.#keys = keys;
     this.#target = target;
-    this.#onServerSkew = onServerSkew;
+    this.#onServerSkew = options.onServerSkew;
+    this.#saltPrefix = options.saltPrefix;
   }
 
   get wanted(): number {
@@ -148,7 +149,12 @@ class ClientFraming2022 implements StreamFraming {
     if (this.#cipher !== undefined) {
       return sealChunks(this.#cipher, plain, MAX_CHUNK_PAYLOAD_2022);
     }
-    const request = sealRequest(this.#keys, this.#target, { payload: plain });
+    const salt = this.#saltPrefix &&
+      fillPrefixedSalt(new Uint8Array(this.#keys.method.saltSize), this.#saltPrefix);
+    const request = sealRequest(this.#keys, this.#target, {
+      payload: plain,
+      ...(salt ? { salt } : {}),
+    });
     this.#cipher = request.cipher;
     this.#decoder = new ResponseDecoder(request.response);
     return request.bytes;

@@ -18,6 +18,7 @@
  * so a reply reflected back at the server is refused (`ERR_REPLAY`).
  * @module
  */
+import { fillPrefixedSalt } from "./outline_prefix.ts";
 import { AeadCipher } from "../crypto/aead_cipher.ts";
 import { deriveSessionSubkey } from "../crypto/kdf.ts";
 import type { MethodInfo } from "../crypto/methods.ts";
@@ -68,11 +69,13 @@ export function aeadClientFraming(
   method: MethodInfo,
   masterKey: Uint8Array,
   target: Address,
+  saltPrefix?: Uint8Array,
 ): StreamFraming {
   const reader = method.family === "none"
     ? new PlainReader()
     : new SaltedChunkReader(method, masterKey, {});
-  return new AeadFraming(reader, new ChunkWriter(method, masterKey), encodeAddress(target));
+  const writer = new ChunkWriter(method, masterKey, undefined, saltPrefix);
+  return new AeadFraming(reader, writer, encodeAddress(target));
 }
 
 /** The `next`/`wanted` shape shared by the readers here and `ChunkDecoder`. */
@@ -224,24 +227,34 @@ class RequestReader implements Reader {
   }
 }
 
-/** Our direction: salt in front of the first chunks, in the same buffer. */
+/**
+ * Our direction: salt in front of the first chunks, in the same buffer. A client's salt may
+ * start with a fixed prefix (Outline's connection prefix, protocol/outline_prefix.ts).
+ */
 class ChunkWriter {
   readonly #method: MethodInfo;
   readonly #masterKey: Uint8Array;
   readonly #onSalt: ((salt: Uint8Array) => void) | undefined;
+  readonly #saltPrefix: Uint8Array | undefined;
   #cipher: AeadCipher | undefined;
 
-  constructor(method: MethodInfo, masterKey: Uint8Array, onSalt?: (salt: Uint8Array) => void) {
+  constructor(
+    method: MethodInfo,
+    masterKey: Uint8Array,
+    onSalt?: (salt: Uint8Array) => void,
+    saltPrefix?: Uint8Array,
+  ) {
     this.#method = method;
     this.#masterKey = masterKey;
     this.#onSalt = onSalt;
+    this.#saltPrefix = saltPrefix;
   }
 
   seal(plain: Uint8Array): Uint8Array {
     if (this.#method.family === "none") return plain.slice();
     if (this.#cipher !== undefined) return sealChunks(this.#cipher, plain, MAX_AEAD_PAYLOAD);
     if (plain.length === 0) return new Uint8Array(0);
-    const salt = crypto.getRandomValues(new Uint8Array(this.#method.saltSize));
+    const salt = fillPrefixedSalt(new Uint8Array(this.#method.saltSize), this.#saltPrefix);
     this.#onSalt?.(salt);
     this.#cipher = new AeadCipher(
       this.#method.algorithm!,

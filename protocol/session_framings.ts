@@ -134,14 +134,22 @@ export interface ClientFramings {
  * Parses a client's password for `method`: for 2022 a base64 PSK, or `iPSK:...:uPSK` for a
  * multi-user server (AES methods). Throws `InvalidPskError` for a bad 2022 key.
  */
-export function clientFramings(method: MethodInfo, password: string): ClientFramings {
+export function clientFramings(
+  method: MethodInfo,
+  password: string,
+  saltPrefix?: Uint8Array,
+): ClientFramings {
   if (method.family === "aead2022") {
     const keys = clientKeys2022(method, password);
     return {
       method,
-      session: (target, options = {}) => clientFraming2022(keys, target, options),
+      session: (target, options = {}) =>
+        clientFraming2022(keys, target, saltPrefix ? { ...options, saltPrefix } : options),
     };
   }
   const masterKey = evpBytesToKey(password, method.keySize);
-  return { method, session: (target) => aeadClientFraming(method, masterKey, target) };
+  return {
+    method,
+    session: (target) => aeadClientFraming(method, masterKey, target, saltPrefix),
+  };
 }

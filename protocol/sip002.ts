@@ -2,11 +2,13 @@
  * SIP002 `ss://` URI codec: the text users paste and scan as QR codes to share a server.
  *
  * ```
- * ss://<userinfo>@<host>[:<port>][/][?plugin=<name>[;<opts>]][#<tag>]
+ * ss://<userinfo>@<host>[:<port>][/][?plugin=<name>[;<opts>]][&prefix=<bytes>][#<tag>]
  * userinfo = base64url(method ":" password)     AEAD-2017, stream and none methods
  *          | pct(method) ":" pct(password)      required for 2022 methods (PSKs hold + / =)
- * legacy   = ss://base64(method ":" password "@" host ":" port)[#<tag>]
+ * legacy   = ss://base64(method ":" password "@" host ":" port[[/]?<query>])[[/]?<query>][#<tag>]
  * ```
+ *
+ * `prefix` is Outline's connection prefix (`outline_prefix.ts`): one character per byte.
  *
  * Pure string work: no I/O. The decoder is lenient in what it reads (padding, standard or url
  * alphabet, `%3D`, the legacy form) and the encoder writes the one canonical form.
@@ -14,6 +16,7 @@
  */
 
 import { ConfigError } from "./errors.ts";
+import { prefixFromCodePoints, prefixToUriValue } from "./outline_prefix.ts";
 
 /** The fields a `ss://` URI carries. */
 export interface Sip002Config {
@@ -28,6 +31,11 @@ export interface Sip002Config {
   pluginOpts?: string;
   /** Display name (the URI fragment). */
   tag?: string;
+  /**
+   * Outline connection prefix: the fixed first bytes of the client's salt. Never empty when
+   * set. Its length is checked by the config layer, which knows the method's salt size.
+   */
+  prefix?: Uint8Array;
 }
 
 /** Port assumed when a URI has none (shadowsocks-rust does the same). */
@@ -86,16 +94,22 @@ export function decodeSip002(uri: string): Sip002Config {
 
   const queryAt = body.indexOf("?");
   const authority = queryAt === -1 ? body : body.slice(0, queryAt);
-  const query = queryAt === -1 ? "" : body.slice(queryAt + 1);
+  const outerQuery = queryAt === -1 ? "" : body.slice(queryAt + 1);
 
   const atAt = authority.lastIndexOf("@");
-  const parts = atAt === -1 ? decodeLegacy(authority) : {
-    ...decodeUserinfo(authority.slice(0, atAt)),
-    ...parseHostPort(stripPath(authority.slice(atAt + 1))),
-  };
+  const { query: innerQuery, ...parts } = atAt === -1
+    ? decodeLegacy(queryAt === -1 ? authority : stripLegacySlash(authority))
+    : {
+      ...decodeUserinfo(authority.slice(0, atAt)),
+      ...parseHostPort(stripPath(authority.slice(atAt + 1))),
+      query: "",
+    };
 
   const config: Sip002Config = { ...parts };
-  const pluginValue = new URLSearchParams(query).get("plugin");
+  // A legacy URI may carry its query inside the base64 text (Outline writes it there); that
+  // one comes first, so URLSearchParams.get() prefers it.
+  const params = new URLSearchParams([innerQuery, outerQuery].filter(Boolean).join("&"));
+  const pluginValue = params.get("plugin");
   if (pluginValue) {
     const semicolon = pluginValue.indexOf(";");
     const name = semicolon === -1 ? pluginValue : pluginValue.slice(0, semicolon);
@@ -103,13 +117,16 @@ export function decodeSip002(uri: string): Sip002Config {
     if (name) config.plugin = name;
     if (name && opts) config.pluginOpts = opts;
   }
+  const prefixValue = params.get("prefix");
+  if (prefixValue) config.prefix = prefixFromCodePoints(prefixValue, "ss:// URI prefix");
   if (tag) config.tag = tag;
   return config;
 }
 
 /**
  * Writes the canonical SIP002 form: base64url userinfo without padding, except percent-encoded
- * `method:password` for 2022 methods; `/?plugin=` only when a plugin is set.
+ * `method:password` for 2022 methods; `/?plugin=` only when a plugin is set, and `prefix=`
+ * only when a prefix is.
  */
 export function encodeSip002(config: Sip002Config): string {
   checkMethod(config.method);
@@ -121,10 +138,13 @@ export function encodeSip002(config: Sip002Config): string {
     : toBase64Url(`${config.method}:${config.password}`);
   const host = config.host.includes(":") ? `[${config.host}]` : config.host;
   let uri = `${SCHEME}${userinfo}@${host}:${config.port}`;
+  const query: string[] = [];
   if (config.plugin) {
     const value = config.pluginOpts ? `${config.plugin};${config.pluginOpts}` : config.plugin;
-    uri += `/?plugin=${encodeURIComponent(value)}`;
+    query.push(`plugin=${encodeURIComponent(value)}`);
   }
+  if (config.prefix?.length) query.push(`prefix=${prefixToUriValue(config.prefix)}`);
+  if (query.length > 0) uri += `/?${query.join("&")}`;
   if (config.tag) uri += `#${encodeURIComponent(config.tag)}`;
   return uri;
 }
@@ -145,14 +165,33 @@ function decodeUserinfo(userinfo: string): Credentials {
   return splitCredentials(plain);
 }
 
-/** The pre-SIP002 form: base64 of `method:password@host:port`, the password unescaped. */
-function decodeLegacy(encoded: string): Credentials & Endpoint {
+/**
+ * The pre-SIP002 form: base64 of `method:password@host:port`, the password unescaped, maybe
+ * followed by `?query` or `/?query` (returned undecoded). The host ends at the last `@`, so a
+ * password may hold `@`, `/` and `?`, but a query must percent-encode its `@`.
+ */
+function decodeLegacy(encoded: string): Credentials & Endpoint & { query: string } {
   const plain = fromBase64(percentDecode(encoded, "URI body"), "URI body");
   const atAt = plain.lastIndexOf("@");
   if (atAt === -1) {
     throw new ConfigError(`Invalid ss:// URI: expected "method:password@host:port" in it`);
   }
-  return { ...splitCredentials(plain.slice(0, atAt)), ...parseHostPort(plain.slice(atAt + 1)) };
+  const rest = plain.slice(atAt + 1);
+  const queryAt = rest.indexOf("?");
+  const hostPort = stripPath(queryAt === -1 ? rest : rest.slice(0, queryAt));
+  return {
+    ...splitCredentials(plain.slice(0, atAt)),
+    ...parseHostPort(hostPort),
+    query: queryAt === -1 ? "" : rest.slice(queryAt + 1),
+  };
+}
+
+/**
+ * Drops the `/` of a legacy `ss://<base64>/?query`. `/` is a base64 digit (63), but not the last
+ * digit of a body that ends in a port or an ASCII host name: its low bits are never all ones.
+ */
+function stripLegacySlash(authority: string): string {
+  return authority.endsWith("/") ? authority.slice(0, -1) : authority;
 }
 
 /** Splits at the first `:`: methods never contain one, passwords may. */

@@ -28,6 +28,7 @@
  * prefixing `00 00 00` to a decrypted Shadowsocks plaintext gives the SOCKS5 datagram.
  * @module
  */
+import { fillPrefixedSalt } from "./outline_prefix.ts";
 import { AeadCipher } from "../crypto/aead_cipher.ts";
 import { deriveSessionSubkey } from "../crypto/kdf.ts";
 import type { MethodInfo } from "../crypto/methods.ts";
@@ -63,6 +64,7 @@ export function sealUdpPacket(
   masterKey: Uint8Array,
   plaintext: Uint8Array,
   out?: Uint8Array,
+  saltPrefix?: Uint8Array,
 ): Uint8Array {
   assertUdpMethod(method);
   const length = plaintext.length + udpPacketOverhead(method);
@@ -74,8 +76,7 @@ export function sealUdpPacket(
     packet.set(plaintext);
     return packet;
   }
-  const salt = packet.subarray(0, method.saltSize);
-  crypto.getRandomValues(salt);
+  const salt = fillPrefixedSalt(packet.subarray(0, method.saltSize), saltPrefix);
   // A fresh cipher's nonce counter is zero, which is the nonce every UDP packet uses.
   const cipher = new AeadCipher(method.algorithm!, deriveSessionSubkey(masterKey, salt));
   cipher.sealInto(plaintext, packet.subarray(method.saltSize));

@@ -169,8 +169,14 @@ export interface UdpClientCipher {
  * The client cipher for `method` and `password` (2022: `uPSK` or `iPSK:...:uPSK`). Throws
  * `RangeError` for a method without UDP and `InvalidPskError` for a bad 2022 key.
  */
-export function createUdpClientCipher(method: MethodInfo, password: string): UdpClientCipher {
+export function createUdpClientCipher(
+  method: MethodInfo,
+  password: string,
+  saltPrefix?: Uint8Array,
+): UdpClientCipher {
   if (method.family === "aead2022") {
+    // 2022 UDP packets carry no salt to prefix (the config layer says so first).
+    if (saltPrefix) throw new RangeError("A UDP prefix needs an AEAD-2017 method");
     const keys = clientKeys2022(method, password);
     return {
       method,
@@ -181,7 +187,7 @@ export function createUdpClientCipher(method: MethodInfo, password: string): Udp
   assertUdpMethod(method);
   const masterKey = evpBytesToKey(password, method.keySize);
   const session: UdpClientSession = {
-    seal: (plaintext, out) => sealUdpPacket(method, masterKey, plaintext, out),
+    seal: (plaintext, out) => sealUdpPacket(method, masterKey, plaintext, out, saltPrefix),
     open: (packet) => decodeUdpPlaintext(openUdpPacket(method, masterKey, packet)),
   };
   return { method, overhead: udpPacketOverhead(method), newSession: () => session };
@@ -193,9 +199,8 @@ export function createUdpClientCipher(method: MethodInfo, password: string): Udp
  * replies goes back to it.
  */
 export function tunnelUdpCodec(
-  cipher: UdpClientCipher,
+  pick: () => { cipher: UdpClientCipher; server: Address },
   target: Address,
-  server: Address,
 ): DatagramCodec<TunnelSession> {
   const header = encodeAddress(target);
   return {
@@ -204,9 +209,9 @@ export function tunnelUdpCodec(
     unwrap(view, from, find) {
       view.set(header, 0);
       const key = formatEndpoint(from);
-      const session = find(key) ?? tunnelSession(key, from, cipher);
+      const session = find(key) ?? tunnelSession(key, from, pick());
       // No `out`: the packet waits in the association's queue.
-      return { session, request: { target: server, payload: session.udp.seal(view) } };
+      return { session, request: { target: session.server, payload: session.udp.seal(view) } };
     },
   };
 }
@@ -214,9 +219,15 @@ export function tunnelUdpCodec(
 /** One application address of the tunnel and its client session. */
 export interface TunnelSession extends DatagramSession {
   readonly udp: UdpClientSession;
+  /** The Shadowsocks server this application address's datagrams go to. */
+  readonly server: Address;
 }
 
-function tunnelSession(key: string, client: Deno.NetAddr, cipher: UdpClientCipher): TunnelSession {
-  const udp = cipher.newSession();
-  return { key, client, udp, wrap: (view) => udp.open(view).payload };
+function tunnelSession(
+  key: string,
+  client: Deno.NetAddr,
+  upstream: { cipher: UdpClientCipher; server: Address },
+): TunnelSession {
+  const udp = upstream.cipher.newSession();
+  return { key, client, udp, server: upstream.server, wrap: (view) => udp.open(view).payload };
 }

@@ -33,14 +33,20 @@ export interface ClientKeys {
  * unknown method, a bad key (InvalidPskError) or a method without UDP fails the start.
  */
 export function clientKeys(
-  config: { method: string; password: string; mode: string },
+  config: {
+    method: string;
+    password: string;
+    mode: string;
+    prefix?: Uint8Array | undefined;
+    udpPrefix?: Uint8Array | undefined;
+  },
 ): ClientKeys {
   const method = findMethod(config.method);
   if (!method) throw new RangeError(`Invalid method "${config.method}"`);
-  const framings = clientFramings(method, config.password);
+  const framings = clientFramings(method, config.password, config.prefix);
   const udpCipher = config.mode === "tcp_only"
     ? undefined
-    : createUdpClientCipher(method, config.password);
+    : createUdpClientCipher(method, config.password, config.udpPrefix);
   return { method, framings, udpCipher };
 }
 

@@ -231,6 +231,12 @@ Deno.test("buildLocalConfig() fills in the documented defaults", () => {
       serverPort: 8388,
       localAddress: "127.0.0.1",
       localPort: 1080,
+      servers: [{
+        server: "ss.example",
+        serverPort: 8388,
+        method: "chacha20-ietf-poly1305",
+        password: PASSWORD,
+      }],
     },
     warnings: [],
   });

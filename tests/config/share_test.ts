@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { buildServerConfigs } from "../../config/load.ts";
 import { renderQr } from "../../config/qr.ts";
-import { guessHostAddress, serverUri, shareText } from "../../config/share.ts";
+import { clientPlugin, guessHostAddress, serverUri, shareText } from "../../config/share.ts";
 import { decodeSip002 } from "../../protocol/sip002.ts";
 
 const ESC = "\x1b[";
@@ -61,4 +61,31 @@ Deno.test("guessHostAddress() returns a non-loopback IPv4 address of this machin
   );
   if (own.length === 0) assert.equal(host, "127.0.0.1");
   else assert.ok(own.some((net) => net.address === host), host);
+});
+
+Deno.test("a server's URI names the client side of its plugin, without server-only options", () => {
+  const config = {
+    ...buildServerConfigs({ password: "pw", method: "aes-256-gcm", server_port: 8388 }).configs[0]!,
+    plugin: { name: "/usr/bin/obfs-server", options: "obfs=tls;failover=198.51.100.1:443" },
+  };
+  const uri = serverUri(config, "vps.example", Uint8Array.of(0x16, 3, 1, 0, 0xa8, 1, 1));
+  assert.equal(
+    uri,
+    "ss://YWVzLTI1Ni1nY206cHc@vps.example:8388/?plugin=obfs-local%3Bobfs%3Dtls" +
+      "&prefix=%16%03%01%00%C2%A8%01%01",
+  );
+  const back = decodeSip002(uri);
+  assert.equal(back.plugin, "obfs-local");
+  assert.equal(back.pluginOpts, "obfs=tls");
+  assert.deepEqual(back.prefix, Uint8Array.of(0x16, 3, 1, 0, 0xa8, 1, 1));
+  assert.deepEqual(
+    clientPlugin({ name: "ss-v2ray-plugin", options: "server;tls;host=a.example" }),
+    {
+      plugin: "v2ray-plugin",
+      pluginOpts: "tls;host=a.example",
+    },
+  );
+  assert.deepEqual(clientPlugin({ name: "v2ray-plugin", options: "server" }), {
+    plugin: "v2ray-plugin",
+  });
 });

@@ -274,3 +274,113 @@ Deno.test("encodeSip002() rejects fields a URI cannot carry", async () => {
   await assertConfigError(() => encodeSip002({ ...base, host: "" }), "host");
   await assertConfigError(() => encodeSip002({ ...base, method: "a:b" }), `"a:b"`);
 });
+
+const CLIENT_HELLO = Uint8Array.of(0x16, 0x03, 0x01, 0x00, 0xa8, 0x01, 0x01);
+const POST = Uint8Array.of(0x50, 0x4f, 0x53, 0x54, 0x20);
+
+Deno.test("decodeSip002() reads an Outline prefix from the query and ignores outline=1", () => {
+  assert.deepStrictEqual(
+    decodeSip002("ss://YWVzLTEyOC1nY206dGVzdA@h:443/?outline=1&prefix=%16%03%01%00%C2%A8%01%01"),
+    { method: "aes-128-gcm", password: "test", host: "h", port: 443, prefix: CLIENT_HELLO },
+  );
+  const withPlugin = decodeSip002(
+    "ss://YWVzLTEyOC1nY206dGVzdA@h:80/?plugin=obfs-local%3Bobfs%3Dhttp&prefix=POST+#t",
+  );
+  assert.deepStrictEqual(withPlugin.prefix, POST);
+  assert.deepStrictEqual(withPlugin.pluginOpts, "obfs=http");
+  assert.deepStrictEqual(withPlugin.tag, "t");
+});
+
+Deno.test("decodeSip002() treats an empty prefix as no prefix", () => {
+  const config = decodeSip002("ss://YWVzLTEyOC1nY206dGVzdA@h:80/?prefix=&x=1");
+  assert.deepStrictEqual("prefix" in config, false);
+});
+
+Deno.test("decodeSip002() rejects a prefix character above U+00FF with a ConfigError", async () => {
+  await assertConfigError(
+    () => decodeSip002("ss://YWVzLTEyOC1nY206dGVzdA@h:80/?prefix=%DC"),
+    "ss:// URI prefix",
+    "U+FFFD",
+  );
+  await assertConfigError(
+    () => decodeSip002("ss://YWVzLTEyOC1nY206dGVzdA@h:80/?prefix=%C4%80"),
+    "U+0100",
+  );
+});
+
+Deno.test("decodeSip002() reads a prefix in the legacy form, inside or after the base64", async (t) => {
+  const want = { method: "aes-128-gcm", password: "test/!@#:?", host: "h.example", port: 80 };
+  const plain = `${want.method}:${want.password}@${want.host}:${want.port}`;
+  const forms: [string, string][] = [
+    ["query inside, after /", `ss://${btoa(`${plain}/?prefix=POST%20`)}`],
+    ["query inside, right after the port", `ss://${btoa(`${plain}?prefix=POST%20`)}#tag`],
+    ["query after the base64", `ss://${btoa(plain)}?prefix=POST%20`],
+    ["query after the base64 and /", `ss://${btoa(plain)}/?prefix=POST%20#tag`],
+  ];
+  for (const [name, uri] of forms) {
+    await t.step(name, () => {
+      const config = decodeSip002(uri);
+      const tag = uri.endsWith("#tag") ? { tag: "tag" } : {};
+      assert.deepStrictEqual(config, { ...want, prefix: POST, ...tag });
+    });
+  }
+  await t.step("plugin and prefix inside the base64, no port", () => {
+    const uri = `ss://${btoa("aes-128-gcm:pw@h/?plugin=obfs-local%3Bobfs%3Dtls&prefix=%16%03")}`;
+    assert.deepStrictEqual(decodeSip002(uri), {
+      method: "aes-128-gcm",
+      password: "pw",
+      host: "h",
+      port: 8388,
+      plugin: "obfs-local",
+      pluginOpts: "obfs=tls",
+      prefix: Uint8Array.of(0x16, 0x03),
+    });
+  });
+  await t.step("the query inside the base64 wins over the one after it", () => {
+    const uri = `ss://${btoa("aes-128-gcm:pw@h:1?prefix=POST%20")}?prefix=GET%20`;
+    assert.deepStrictEqual(decodeSip002(uri).prefix, POST);
+  });
+  await t.step("a path inside the base64 is still an error", async () => {
+    await assertConfigError(() => decodeSip002(`ss://${btoa("aes-128-gcm:pw@h:1/x")}`), `"/x"`);
+  });
+});
+
+Deno.test("encodeSip002() writes prefix= after plugin= and leaves URIs without one unchanged", () => {
+  const base = { method: "aes-128-gcm", password: "test", host: "h", port: 80 };
+  assert.deepStrictEqual(encodeSip002(base), "ss://YWVzLTEyOC1nY206dGVzdA@h:80");
+  assert.deepStrictEqual(
+    encodeSip002({ ...base, prefix: new Uint8Array() }),
+    "ss://YWVzLTEyOC1nY206dGVzdA@h:80",
+  );
+  assert.deepStrictEqual(
+    encodeSip002({ ...base, prefix: CLIENT_HELLO, tag: "t" }),
+    "ss://YWVzLTEyOC1nY206dGVzdA@h:80/?prefix=%16%03%01%00%C2%A8%01%01#t",
+  );
+  assert.deepStrictEqual(
+    encodeSip002({ ...base, plugin: "obfs-local", pluginOpts: "obfs=http", prefix: POST }),
+    "ss://YWVzLTEyOC1nY206dGVzdA@h:80/?plugin=obfs-local%3Bobfs%3Dhttp&prefix=POST%20",
+  );
+});
+
+Deno.test("encodeSip002() round-trips every prefix byte, with and without a plugin", async (t) => {
+  const all = Uint8Array.from({ length: 256 }, (_, i) => i);
+  const configs: Sip002Config[] = [
+    { method: "aes-256-gcm", password: "pw", host: "h", port: 80, prefix: all },
+    { method: "chacha20-ietf-poly1305", password: "pw", host: "::1", port: 53, prefix: POST },
+    {
+      method: "2022-blake3-aes-128-gcm",
+      password: "5mOQSa20Kt6ay2LXruBoHQ==",
+      host: "example.com",
+      port: 443,
+      plugin: "v2ray-plugin",
+      pluginOpts: "server",
+      prefix: Uint8Array.of(0x2b, 0x26, 0x3d, 0x23, 0x25, 0x3f),
+      tag: "x",
+    },
+  ];
+  for (const config of configs) {
+    await t.step(`${config.method} ${config.host}`, () => {
+      assert.deepStrictEqual(decodeSip002(encodeSip002(config)), config);
+    });
+  }
+});
