@@ -454,7 +454,8 @@ function resolveName(name: string, ipv6First: boolean): Promise<string[]> {
  * One server listener as configured, plugin included: without a SIP003 plugin it is the server
  * itself on its address; with one, the plugin takes the address (TCP) and hands connections to
  * the server on a loopback port of its own, while UDP, which does not go through a SIP003
- * plugin, stays on the address itself. Both halves count into the same listener.
+ * plugin, stays on the address itself. Both halves count into the same listener. With
+ * `plugin_mode: tcp_and_udp` (SIP003u) UDP goes through the plugin as well, to that same port.
  */
 /** Starts `config` (with its plugin, if any). */
 export async function startListener(
@@ -464,13 +465,16 @@ export async function startListener(
   const plugin = config.plugin;
   if (!plugin) return await startServer(config, options);
 
+  // SIP003u (`plugin_mode: tcp_and_udp`): the plugin carries UDP too, to the same loopback port.
+  const udpThroughPlugin = plugin.mode === "tcp_and_udp";
+  const innerMode = udpThroughPlugin ? config.mode : "tcp_only";
   const inner = await startServer(
-    { ...config, address: "127.0.0.1", port: 0, mode: "tcp_only" },
+    { ...config, address: "127.0.0.1", port: 0, mode: innerMode },
     options,
   );
   let udp: ServerService | undefined;
   try {
-    if (config.mode !== "tcp_only") {
+    if (config.mode !== "tcp_only" && !udpThroughPlugin) {
       udp = await startServer({ ...config, mode: "udp_only" }, options);
     }
     const running = startPlugin(plugin, {
@@ -487,6 +491,9 @@ export async function startListener(
       addr,
       stats: inner.stats,
       ...(udp?.udpStats ? { udpStats: udp.udpStats, udpAddr: udp.udpAddr! } : {}),
+      ...(udpThroughPlugin && inner.udpStats
+        ? { udpStats: inner.udpStats, udpAddr: { ...addr, transport: "udp" as const } }
+        : {}),
       closed: Promise.all(halves.map((half) => half.closed)).then(() => {}),
       async close() {
         await Promise.all([closePlugin(), ...halves.map((half) => half.close())]);
@@ -497,7 +504,7 @@ export async function startListener(
         return { drained: Promise.all(retired.map((r) => r.drained)).then(() => {}) };
       },
       update(next) {
-        const changes = inner.update({ ...next, address: "127.0.0.1", port: 0, mode: "tcp_only" });
+        const changes = inner.update({ ...next, address: "127.0.0.1", port: 0, mode: innerMode });
         udp?.update({ ...next, mode: "udp_only" });
         return changes;
       },

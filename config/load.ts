@@ -114,6 +114,7 @@ const ITEM_KEYS = new Set([
   "id",
   "prefix",
   "udp_prefix",
+  "plugin_mode",
 ]);
 
 /**
@@ -1105,9 +1106,10 @@ function pluginOf(raw: RawConfig, where: string): PluginConfig | undefined {
   const name = optional(raw, "plugin", asString, where);
   const options = optional(raw, "plugin_opts", asString, where);
   const args = optional(raw, "plugin_args", asStringList, where);
+  const mode = optional(raw, "plugin_mode", asPluginMode, where);
   if (name === undefined || name === "") {
     // SIP008 writes an empty plugin_opts when there is no plugin.
-    if ((options !== undefined && options !== "") || args !== undefined) {
+    if ((options !== undefined && options !== "") || args !== undefined || mode !== undefined) {
       throw new ConfigError(
         `Invalid ${where}plugin_opts: there is no ${where}plugin to give them to`,
       );
@@ -1118,7 +1120,19 @@ function pluginOf(raw: RawConfig, where: string): PluginConfig | undefined {
     name,
     ...(options === undefined ? {} : { options }),
     ...(args === undefined ? {} : { args }),
+    ...(mode === undefined || mode === "tcp_only" ? {} : { mode }),
   };
+}
+
+/** `plugin_mode`: which transports go through the plugin (SIP003u adds UDP). */
+function asPluginMode(value: unknown, name: string): "tcp_only" | "tcp_and_udp" {
+  if (value === "tcp_only" || value === "tcp_and_udp") return value;
+  if (value === "udp_only") {
+    throw new ConfigError(
+      `Invalid ${name} "udp_only": TCP always goes through the plugin; use tcp_and_udp for UDP too`,
+    );
+  }
+  throw invalid(name, value, `"tcp_only" or "tcp_and_udp"`);
 }
 
 function pluginField(plugin: PluginConfig | undefined): { plugin?: PluginConfig } {

@@ -261,6 +261,12 @@ export const SETTINGS: readonly Setting[] = [
   // Keys with no flag: lists and objects belong in a file.
   { key: "plugin_args", roles: ALL, help: "Extra command-line arguments of the plugin" },
   {
+    key: "plugin_mode",
+    roles: ALL,
+    default: "tcp_only",
+    help: "tcp_and_udp: UDP goes through the plugin too (SIP003u)",
+  },
+  {
     key: "mode",
     roles: ALL,
     default: "tcp_only",

@@ -37,6 +37,8 @@ export interface PluginConfig {
   name: string;
   options?: string;
   args?: string[];
+  /** `plugin_mode` (SIP003u, rust's key): `tcp_and_udp` sends UDP through the plugin too. */
+  mode?: "tcp_only" | "tcp_and_udp";
 }
 
 /** One server listener: `ssdeno server`. */

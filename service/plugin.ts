@@ -12,11 +12,13 @@
  * exits, it is started again after 1 s, doubling up to 30 s, at most `RESTART_BUDGET` times in
  * `RESTART_WINDOW_MS`, then we give up loudly (the error line, and `failed` resolves). It is
  * ended with us, by its PID: SIGTERM, then SIGKILL after 2 s. UDP does not go through a plugin
- * (SIP003).
+ * (SIP003) unless `plugin_mode` is `tcp_and_udp` (SIP003u): then the plugin also takes UDP on
+ * the same host and port numbers.
  * @module
  */
 import { errorMessage } from "../protocol/errors.ts";
 import type { Logger } from "../relay/log.ts";
+import { bindTcpAndUdp } from "../relay/listen.ts";
 
 const RESTART_BUDGET = 5;
 const RESTART_WINDOW_MS = 60_000;
@@ -34,6 +36,8 @@ export interface PluginSpec {
   readonly options?: string;
   /** `plugin_args`: extra command-line arguments. */
   readonly args?: readonly string[];
+  /** `plugin_mode`: `tcp_and_udp` when the plugin carries UDP too (SIP003u). */
+  readonly mode?: "tcp_only" | "tcp_and_udp";
 }
 
 export interface PluginAddresses {
@@ -185,9 +189,11 @@ export function startClientPlugin(
   server: { host: string; port: number },
   logger: Logger,
 ): { host: string; port: number; plugin: RunningPlugin } {
-  const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (probe.addr as Deno.NetAddr).port;
-  probe.close();
+  // A port free for TCP, and for UDP too when the plugin carries UDP (SIP003u).
+  const probe = bindTcpAndUdp("127.0.0.1", 0, { tcp: true, udp: spec.mode === "tcp_and_udp" });
+  const port = probe.listener!.addr.port;
+  probe.listener!.close();
+  probe.socket?.close();
   const plugin = startPlugin(spec, {
     remoteHost: server.host,
     remotePort: server.port,

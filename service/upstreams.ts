@@ -78,10 +78,12 @@ export class UpstreamSet {
 
   /** The UDP endpoint of the best server (undefined when the set is TCP only). */
   bestUdp(): UdpUpstream | undefined {
-    const { keys, server } = this.best();
-    return keys.udpCipher
-      ? { cipher: keys.udpCipher, server: server.server, serverPort: server.serverPort }
-      : undefined;
+    const { keys, server, outbound, plugin } = this.best();
+    if (!keys.udpCipher) return undefined;
+    // SIP003u: the plugin carries UDP too, on the loopback port it takes TCP on.
+    return plugin && server.plugin?.mode === "tcp_and_udp"
+      ? { cipher: keys.udpCipher, server: outbound.server.host, serverPort: outbound.server.port }
+      : { cipher: keys.udpCipher, server: server.server, serverPort: server.serverPort };
   }
 
   /**
