@@ -56,7 +56,7 @@ export async function startLocal(
   const context: { udp?: UdpAssociateContext } = {};
   let listener: Deno.TcpListener;
   try {
-    listener = listenTcp(config.localAddress, config.localPort);
+    listener = listenTcp(config.localAddress, config.localPort, config.reusePort);
   } catch (error) {
     await upstreams.close();
     throw error;

@@ -26,6 +26,7 @@ import {
   DEFAULT_GRACE_PERIOD,
   managedServerConfig,
   onlineConfigSpec,
+  type ProcessSettings,
   type RawConfig,
   readConfigFile,
   resolveMethod,
@@ -52,6 +53,7 @@ import {
   writeState,
 } from "./service/state.ts";
 import { startTunnel } from "./tunnel.ts";
+import { prepareProcess, processStarted } from "./service/process.ts";
 import { renderMetrics, startMetricsServer } from "./service/metrics.ts";
 
 type RunCommand = Extract<CliCommand, { flags: unknown }>;
@@ -128,12 +130,13 @@ function sharedPrefix(
 
 async function local(command: RunCommand): Promise<number> {
   const logger = createLogger(command.logLevel);
-  const { config, warnings } = await withOnlineServers(
+  const { config, warnings, process } = await withOnlineServers(
     command,
     logger,
     (online) => buildLocalConfig(command.file ?? {}, command.flags, online),
   );
   warnings.forEach((warning) => logger.warn(warning));
+  prepareProcess(process, logger);
   return await runServices(
     [{
       label: `${config.localAddress}:${config.localPort}`,
@@ -141,17 +144,19 @@ async function local(command: RunCommand): Promise<number> {
       graceMs: graceMs(config),
     }],
     logger,
+    process,
   );
 }
 
 async function tunnel(command: RunCommand): Promise<number> {
   const logger = createLogger(command.logLevel);
-  const { config, warnings } = await withOnlineServers(
+  const { config, warnings, process } = await withOnlineServers(
     command,
     logger,
     (online) => buildTunnelConfig(command.file ?? {}, command.flags, online),
   );
   warnings.forEach((warning) => logger.warn(warning));
+  prepareProcess(process, logger);
   return await runServices(
     [{
       label: `${config.localAddress}:${config.localPort}`,
@@ -159,6 +164,7 @@ async function tunnel(command: RunCommand): Promise<number> {
       graceMs: graceMs(config),
     }],
     logger,
+    process,
   );
 }
 
@@ -293,6 +299,7 @@ async function server(command: RunCommand): Promise<number> {
   }
   const { configs, warnings, metrics, manager, api, stateFile, publicHost, showUrl } = loaded.value;
   warnings.forEach((warning) => logger.warn(warning));
+  prepareProcess(loaded.value.process, logger);
 
   const controller = new AbortController();
   const supervisor = new ServerSupervisor({
@@ -340,6 +347,7 @@ async function server(command: RunCommand): Promise<number> {
     reload,
   );
   let saveState: (() => Promise<void>) | undefined;
+  let atExit: (() => Promise<void>) | undefined;
   try {
     await supervisor.startAll(configs);
     logger.info(describeFileLimit(readFileLimit()));
@@ -381,6 +389,8 @@ async function server(command: RunCommand): Promise<number> {
       }
       controller.signal.addEventListener("abort", () => running.close(), { once: true });
     }
+    // Every port is bound: now the PID file and the switch away from root.
+    atExit = await processStarted(loaded.value.process, logger);
     // The URIs hold the keys: printed when they are new (the first run made them) or asked
     // for, never in quiet mode; otherwise the log says how to print them.
     const quiet = command.logLevel === "warn";
@@ -407,6 +417,7 @@ async function server(command: RunCommand): Promise<number> {
   } finally {
     controller.abort();
     await supervisor.closeAll();
+    await atExit?.();
     removeSignals();
   }
 }
@@ -521,8 +532,10 @@ class StartupError extends Error {
 async function runServices(
   launches: readonly Launch[],
   logger: Logger,
+  process: ProcessSettings,
   onStarted?: (started: Started[]) => Promise<void>,
 ): Promise<number> {
+  let atExit: (() => Promise<void>) | undefined;
   const controller = new AbortController();
   const services: RunningService[] = [];
   const grace = Math.max(...launches.map((launch) => launch.graceMs));
@@ -552,12 +565,14 @@ async function runServices(
     }
     // The limit caps how many sessions this process can hold; say it once, where operators look.
     logger.info(describeFileLimit(readFileLimit()));
+    atExit = await processStarted(process, logger);
     await onStarted?.(started);
     await Promise.all(services.map((service) => service.closed));
     return 0;
   } finally {
     controller.abort();
     await Promise.allSettled(services.map((service) => service.closed));
+    await atExit?.();
     removeSignals();
   }
 }

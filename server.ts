@@ -134,6 +134,7 @@ export async function startServer(
     ...(config.acl ? { acl: new AccessControl(config.acl) } : {}),
   };
   const { listener, socket } = bindTcpAndUdp(config.address, config.port, {
+    reusePort: config.reusePort ?? false,
     tcp: config.mode !== "udp_only",
     udp: udpCodec !== undefined,
   });

@@ -52,6 +52,7 @@ export async function startTunnel(
   let bound;
   try {
     bound = bindTcpAndUdp(config.localAddress, config.localPort, {
+      reusePort: config.reusePort ?? false,
       tcp: config.mode !== "udp_only",
       udp: firstUdp !== undefined,
     });

@@ -207,12 +207,27 @@ function parse(args: readonly string[]) {
   }
 }
 
+/**
+ * shadowsocks-libev flags ssdeno cannot honour, with the reason: a libev command line that uses
+ * one fails with that reason instead of "unknown flag" (README, "libev flags and keys").
+ */
+const UNSUPPORTED_LIBEV_FLAGS: Record<string, string> = {
+  "-i": "binding to a network interface (SO_BINDTODEVICE) needs a socket option Deno does not " +
+    "offer; bind the interface's address with -s (server) or -b (local) instead",
+  "--mptcp": "Deno cannot open Multipath TCP sockets",
+  "-T": "transparent proxying (ss-redir) is not a role of ssdeno",
+  "-D": "ss-manager's working directory: ssdeno's server runs managed listeners itself",
+  "--executable": "ss-manager's ss-server path: ssdeno's server runs managed listeners itself",
+};
+
 /** node:util's messages mention positionals and `--`; ours name the flag and stop there. */
 function translateParseError(error: unknown): unknown {
   if (!(error instanceof Error) || !("code" in error)) return error;
   const quoted = /'([^']+)'/.exec(error.message)?.[1] ?? "";
   const flag = quoted.replace(/ <value>$/, "").replace(", ", "/");
   if (error.code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") {
+    const reason = UNSUPPORTED_LIBEV_FLAGS[flag];
+    if (reason !== undefined) return new ConfigError(`Flag ${flag} is not supported: ${reason}`);
     return new ConfigError(`Unknown flag "${flag}": see ssdeno --help for the flags`);
   }
   if (error.code !== "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") return error;
@@ -255,6 +270,8 @@ function flagValue(setting: Setting, raw: unknown, flag: string): unknown {
       return port(raw as string, flag);
     case "seconds":
       return seconds(raw as string, flag);
+    case "integer":
+      return integer(raw as string, flag);
     case "uri-text":
       // As the URI's query value reads: %XX escapes and + for a space (one char per byte).
       return new URLSearchParams(`v=${(raw as string).replaceAll("&", "%26")}`).get("v");
@@ -270,6 +287,13 @@ function port(text: string | undefined, flag: string): number | undefined {
     throw new ConfigError(`Invalid ${flag} "${text}": expected an integer from 0 to 65535`);
   }
   return value;
+}
+
+function integer(text: string, flag: string): number {
+  if (!/^[0-9]{1,15}$/.test(text)) {
+    throw new ConfigError(`Invalid ${flag} "${text}": expected a whole number`);
+  }
+  return Number(text);
 }
 
 function seconds(text: string | undefined, flag: string): number | undefined {

@@ -48,12 +48,14 @@ export interface ServerConfigs {
   publicHost?: string;
   /** Print the URIs at every start (`show_url`, `--show-url`). */
   showUrl?: boolean;
+  process: ProcessSettings;
 }
 
 /** The validated `ssdeno local` config, plus warnings for the caller to log. */
 export interface LocalConfigResult {
   config: LocalConfig;
   warnings: string[];
+  process: ProcessSettings;
 }
 
 /** Method used when neither the file nor the flags name one (shadowsocks-libev's default). */
@@ -72,8 +74,12 @@ const USED_KEYS = ACCEPTED_KEYS;
 
 /** Keys accepted for compatibility but not acted on; each gets a warning when it has effect. */
 const IGNORED_KEYS: Record<string, (value: unknown, name: string) => string | undefined> = {
-  fast_open: (value, name) => booleanNotice(value, name, "TCP Fast Open is not supported yet"),
-  reuse_port: (value, name) => booleanNotice(value, name, "SO_REUSEPORT is not supported yet"),
+  fast_open: (value, name) =>
+    booleanNotice(value, name, "Deno's sockets have no TCP Fast Open; connections open without it"),
+  mtu: (value, name) => {
+    asInteger(value, name, 68, 65535, "an MTU from 68 to 65535");
+    return `Ignoring ${name}: UDP buffers hold 64 KiB datagrams and the kernel fragments`;
+  },
   nameserver: (value, name) => {
     asStringList(value, name);
     return `Ignoring ${name}: names are resolved with the system resolver`;
@@ -82,10 +88,6 @@ const IGNORED_KEYS: Record<string, (value: unknown, name: string) => string | un
     asInteger(value, name, 1, Number.MAX_SAFE_INTEGER, "a positive integer");
     return `Ignoring ${name}: ssdeno runs in one process`;
   },
-  user: (value, name) => {
-    asString(value, name);
-    return `Ignoring ${name}: ssdeno does not switch users; run it as the user you want`;
-  },
   verbose: (value, name) => {
     if (typeof value !== "boolean" && typeof value !== "number") {
       throw invalid(name, value, "true, false or a number");
@@ -93,6 +95,36 @@ const IGNORED_KEYS: Record<string, (value: unknown, name: string) => string | un
     return `Ignoring ${name}: use -v on the command line instead`;
   },
 };
+
+/** Process-wide settings shared by every role (libev's -a, -f, -n, --reuse-port). */
+export interface ProcessSettings {
+  /** Switch to this user after binding (`user`, `-a`). */
+  user?: string;
+  /** Where to write our PID (`pid_file`, `-f`). */
+  pidFile?: string;
+  /** The soft file limit to set (`nofile`, `-n`); absent: raise it to the hard limit. */
+  nofile?: number;
+  /** SO_REUSEPORT on listeners (`reuse_port`, `--reuse-port`). */
+  reusePort?: boolean;
+}
+
+/** Reads the process settings of `raw` (file overlaid with flags). */
+function processSettings(raw: RawConfig): ProcessSettings {
+  const user = optional(raw, "user", asString);
+  const pidFile = optional(raw, "pid_file", asString);
+  const nofile = optional(
+    raw,
+    "nofile",
+    (v, n) => asInteger(v, n, 64, 1 << 30, "a number of files from 64"),
+  );
+  const reusePort = optional(raw, "reuse_port", asBoolean);
+  return {
+    ...(user ? { user } : {}),
+    ...(pidFile ? { pidFile } : {}),
+    ...(nofile !== undefined ? { nofile } : {}),
+    ...(reusePort ? { reusePort } : {}),
+  };
+}
 
 /** Keys of one `servers[]` item (shadowsocks-rust's list form). */
 const ITEM_KEYS = new Set([
@@ -179,6 +211,13 @@ export async function readConfigFile(path: string): Promise<RawConfig> {
  */
 export function buildServerConfigs(file: RawConfig, flags: RawConfig = {}): ServerConfigs {
   const warnings: string[] = [];
+  if (flags["local_address"] !== undefined) {
+    // ss-server -b binds outgoing connections; a libev command line keeps working, said once.
+    warnings.push(
+      "Ignoring -b/--local-address on the server: outgoing connections cannot be bound to an " +
+        "address in Deno, so the system's routes choose it",
+    );
+  }
   const raw = overlay(file, flags, warnings);
   const manager = optional(raw, "manager_address", asMetricsAddress);
   if (
@@ -187,7 +226,7 @@ export function buildServerConfigs(file: RawConfig, flags: RawConfig = {}): Serv
   ) {
     // ss-manager style: no listener of its own until the API adds some.
     commonSettings(raw);
-    return { configs: [], warnings, manager };
+    return { configs: [], warnings, manager, process: processSettings(raw) };
   }
   const base = commonSettings(raw);
   const server = {
@@ -255,7 +294,9 @@ export function buildServerConfigs(file: RawConfig, flags: RawConfig = {}): Serv
     throw new ConfigError(`Invalid servers: every entry is disabled, so there is nothing to run`);
   }
   checkDuplicates(listeners);
-  const acl = optional(raw, "acl", (v, n) => readAcl(asString(v, n), warnings));
+  const forbidden = optional(raw, "forbidden_ip", asCidrList);
+  const acl = optional(raw, "acl", (v, n) => readAcl(asString(v, n), warnings, forbidden)) ??
+    (forbidden?.length ? parseAcl(blockSection(forbidden)) : undefined);
   if (acl !== undefined) listeners.forEach((config) => config.acl = acl);
   if (optional(raw, "data_limit_cuts_live", asBoolean)) {
     listeners.forEach((config) => config.dataLimitCutsLive = true);
@@ -265,9 +306,12 @@ export function buildServerConfigs(file: RawConfig, flags: RawConfig = {}): Serv
   const stateFile = optional(raw, "state_file", asString);
   const publicHost = optional(raw, "public_host", asString);
   const showUrl = optional(raw, "show_url", asBoolean);
+  const process = processSettings(raw);
+  if (process.reusePort) listeners.forEach((config) => config.reusePort = true);
   return {
     configs: listeners,
     warnings,
+    process,
     ...(publicHost ? { publicHost: unbracket(publicHost) } : {}),
     ...(showUrl ? { showUrl } : {}),
     ...(stateFile ? { stateFile } : {}),
@@ -374,7 +418,9 @@ export function buildLocalConfig(
   if (acl !== undefined) config.acl = acl;
   const balancer = optional(raw, "balancer", asBalancer);
   if (balancer !== undefined) config.balancer = balancer;
-  return { config, warnings };
+  const process = processSettings(raw);
+  if (process.reusePort) config.reusePort = true;
+  return { config, warnings, process };
 }
 
 /** The salt prefixes as written: strings of U+0000..U+00FF, one character per byte. */
@@ -571,8 +617,8 @@ export function buildTunnelConfig(
   file: RawConfig,
   flags: RawConfig = {},
   online?: readonly UpstreamServer[],
-): { config: TunnelConfig; warnings: string[] } {
-  const { config, warnings } = buildLocalConfig(file, flags, online);
+): { config: TunnelConfig; warnings: string[]; process: ProcessSettings } {
+  const { config, warnings, process } = buildLocalConfig(file, flags, online);
   const text = optional({ ...file, ...definedOnly(flags) }, "tunnel_address", asString);
   if (text === undefined) {
     throw new ConfigError(
@@ -585,7 +631,11 @@ export function buildTunnelConfig(
   } catch (error) {
     throw new ConfigError(`Invalid tunnel_address: ${(error as Error).message}`);
   }
-  return { config: { ...config, tunnelHost: target.host, tunnelPort: target.port }, warnings };
+  return {
+    config: { ...config, tunnelHost: target.host, tunnelPort: target.port },
+    warnings,
+    process,
+  };
 }
 
 function definedOnly(raw: RawConfig): RawConfig {
@@ -1005,21 +1055,45 @@ function asBalancer(value: unknown, name: string): NonNullable<LocalConfig["bala
 }
 
 /** Reads and parses the ACL file at `path`; its warnings join the config's. */
-function readAcl(path: string, warnings: string[]): AclFile {
-  let text: Uint8Array;
+function readAcl(path: string, warnings: string[], forbidden: string[] = []): AclFile {
+  let text: string;
   try {
-    text = Deno.readFileSync(path);
+    text = Deno.readTextFileSync(path);
   } catch (error) {
     throw new ConfigError(`Cannot read acl "${path}": ${(error as Error).message}`);
   }
   try {
-    const acl = parseAcl(text);
+    const acl = parseAcl(forbidden.length ? `${text}\n${blockSection(forbidden)}` : text);
     warnings.push(...acl.warnings.map((warning) => `acl "${path}": ${warning}`));
     return acl;
   } catch (error) {
     if (error instanceof AclError) throw new ConfigError(`Invalid acl "${path}": ${error.message}`);
     throw error;
   }
+}
+
+/**
+ * `forbidden_ip` (the Python original's key, also `--forbidden-ip`): IPs and CIDRs, as a list or
+ * comma-separated, refused as targets on top of the private-address policy. Each must be an IP
+ * or CIDR; `""` (which cleared the Python default of loopback) adds nothing, since loopback is
+ * refused here unless `allow_private_targets` is set.
+ */
+function asCidrList(value: unknown, name: string): string[] {
+  if (value === "") return [];
+  const entries = asStringList(value, name).flatMap((item) => item.split(","))
+    .map((item) => item.trim()).filter((item) => item !== "");
+  for (const entry of entries) {
+    const probe = parseAcl(blockSection([entry]));
+    if (probe.ruleCount !== 1 || probe.warnings.length > 0 || !/^[0-9a-fA-F:.]+(\/\d+)?$/.test(entry)) {
+      throw invalid(name, entry, "IP addresses or CIDRs, e.g. 10.0.0.0/8,fd00::/8");
+    }
+  }
+  return entries;
+}
+
+/** An ACL section that blocks `entries` as targets. */
+function blockSection(entries: readonly string[]): string {
+  return `[outbound_block_list]\n${entries.join("\n")}\n`;
 }
 
 /**

@@ -10,7 +10,14 @@
 export type Role = "server" | "local" | "tunnel";
 
 /** How a flag's text becomes a config value. */
-export type FlagValue = "string" | "strings" | "port" | "seconds" | "true" | "uri-text";
+export type FlagValue =
+  | "string"
+  | "strings"
+  | "port"
+  | "seconds"
+  | "true"
+  | "uri-text"
+  | "integer";
 
 export interface Setting {
   /** The config-file key (shadowsocks-libev / -rust spelling). */
@@ -238,6 +245,7 @@ export const SETTINGS: readonly Setting[] = [
   {
     key: "ipv6_first",
     flag: "ipv6-first",
+    short: "6",
     value: "true",
     roles: ["server"],
     help: "Prefer IPv6 addresses of targets",
@@ -257,6 +265,81 @@ export const SETTINGS: readonly Setting[] = [
     placeholder: "TEXT",
     roles: CLIENTS,
     help: "Outline's connection prefix, URI-encoded (POST%20)",
+  },
+  {
+    key: "key",
+    flag: "key",
+    value: "string",
+    placeholder: "BASE64",
+    roles: ALL,
+    help: "The key itself, base64, instead of a password (libev)",
+  },
+  {
+    key: "nameserver",
+    flag: "nameserver",
+    short: "d",
+    value: "strings",
+    placeholder: "ADDR",
+    roles: ALL,
+    help: "DNS servers to resolve targets with (comma-separated; repeatable)",
+  },
+  {
+    key: "user",
+    flag: "user",
+    short: "a",
+    value: "string",
+    placeholder: "USER",
+    roles: ALL,
+    help: "Run as this user once the ports are bound (needs root to start)",
+  },
+  {
+    key: "pid_file",
+    flag: "pid-file",
+    short: "f",
+    value: "string",
+    placeholder: "FILE",
+    roles: ALL,
+    help: "Write the process ID there once started; removed at exit",
+  },
+  {
+    key: "nofile",
+    flag: "nofile",
+    short: "n",
+    value: "integer",
+    placeholder: "N",
+    roles: ALL,
+    default: "the hard limit",
+    help: "Soft limit of open files to set at start",
+  },
+  {
+    key: "forbidden_ip",
+    flag: "forbidden-ip",
+    value: "strings",
+    placeholder: "CIDR",
+    roles: ["server"],
+    help: "Also refuse these target IPs/CIDRs (comma-separated; repeatable)",
+  },
+  {
+    key: "reuse_port",
+    flag: "reuse-port",
+    value: "true",
+    roles: ALL,
+    help: "SO_REUSEPORT on listening sockets (several processes on one port)",
+  },
+  {
+    key: "fast_open",
+    flag: "fast-open",
+    value: "true",
+    roles: ALL,
+    help: "TCP Fast Open (not available in Deno: a warning)",
+  },
+  {
+    key: "mtu",
+    flag: "mtu",
+    value: "integer",
+    placeholder: "BYTES",
+    roles: ALL,
+    help: "libev's UDP buffer hint; accepted, with no effect here (a warning)",
   },
   // Keys with no flag: lists and objects belong in a file.
   { key: "plugin_args", roles: ALL, help: "Extra command-line arguments of the plugin" },

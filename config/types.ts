@@ -30,6 +30,8 @@ export interface CommonConfig {
   gracePeriod?: number;
   /** A SIP003 plugin that carries the TCP traffic (`plugin`, `plugin_opts`, `plugin_args`). */
   plugin?: PluginConfig;
+  /** SO_REUSEPORT on the listening sockets (`reuse_port`). */
+  reusePort?: boolean;
 }
 
 /** A SIP003 plugin: its name (or path), its options and extra arguments. */

@@ -12,9 +12,18 @@ import { UdpSocket } from "./udp_socket.ts";
 /** Connections the kernel may queue for `accept`, per listening address. */
 export const LISTEN_BACKLOG = 4096;
 
-/** Listens on `hostname:port` (port 0: a free port). Throws what `Deno.listen` throws. */
-export function listenTcp(hostname: string, port: number): Deno.TcpListener {
-  return Deno.listen({ hostname, port, tcpBacklog: LISTEN_BACKLOG });
+/**
+ * Listens on `hostname:port` (port 0: a free port). Throws what `Deno.listen` throws.
+ * `reusePort` sets SO_REUSEPORT, so several processes share the port (Linux spreads new
+ * connections over them).
+ */
+export function listenTcp(hostname: string, port: number, reusePort = false): Deno.TcpListener {
+  return Deno.listen({
+    hostname,
+    port,
+    tcpBacklog: LISTEN_BACKLOG,
+    ...(reusePort ? { reusePort } : {}),
+  });
 }
 
 /** Attempts at a port free for both TCP and UDP when the caller asked for any (port 0). */
@@ -28,10 +37,11 @@ const PAIR_ATTEMPTS = 10;
 export function bindTcpAndUdp(
   hostname: string,
   port: number,
-  want: { tcp: boolean; udp: boolean },
+  want: { tcp: boolean; udp: boolean; reusePort?: boolean },
 ): { listener?: Deno.TcpListener; socket?: UdpSocket } {
   for (let attempt = 1;; attempt++) {
-    const listener = want.tcp ? listenTcp(hostname, port) : undefined;
+    // SO_REUSEPORT is TCP only: Deno's UDP sockets do not take it.
+    const listener = want.tcp ? listenTcp(hostname, port, want.reusePort) : undefined;
     if (!want.udp) return listener ? { listener } : {};
     try {
       const socket = UdpSocket.bind(hostname, listener?.addr.port ?? port);
