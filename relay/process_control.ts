@@ -96,7 +96,9 @@ export function dropPrivileges(name: string): UserIds {
   withLibc((libc) => {
     if (libc.getuid() === user.uid && libc.geteuid() === user.uid) return;
     if (libc.geteuid() !== 0) {
-      throw new Error(`switching to "${name}" needs root; this process runs as uid ${libc.geteuid()}`);
+      throw new Error(
+        `switching to "${name}" needs root; this process runs as uid ${libc.geteuid()}`,
+      );
     }
     const groups = groupsOf(libc, name, user.gid);
     const call = (what: string, result: number) => {
@@ -116,9 +118,21 @@ export function dropPrivileges(name: string): UserIds {
 function groupsOf(libc: Libc["symbols"], name: string, gid: number): Uint32Array {
   let groups = new Uint32Array(64);
   const count = new Int32Array([groups.length]);
-  if (libc.getgrouplist(cString(name), gid, new Uint8Array(groups.buffer), new Uint8Array(count.buffer)) < 0) {
+  if (
+    libc.getgrouplist(
+      cString(name),
+      gid,
+      new Uint8Array(groups.buffer),
+      new Uint8Array(count.buffer),
+    ) < 0
+  ) {
     groups = new Uint32Array(count[0]!);
-    libc.getgrouplist(cString(name), gid, new Uint8Array(groups.buffer), new Uint8Array(count.buffer));
+    libc.getgrouplist(
+      cString(name),
+      gid,
+      new Uint8Array(groups.buffer),
+      new Uint8Array(count.buffer),
+    );
   }
   return groups.slice(0, count[0]!);
 }

@@ -55,7 +55,9 @@ export async function processStarted(
     if (pidFile === undefined) return;
     try {
       // Only our own file: another instance may have taken the path since.
-      if ((await Deno.readTextFile(pidFile)).trim() === String(Deno.pid)) await Deno.remove(pidFile);
+      if ((await Deno.readTextFile(pidFile)).trim() === String(Deno.pid)) {
+        await Deno.remove(pidFile);
+      }
     } catch (error) {
       logger.warn(`pid file ${pidFile} not removed: ${errorMessage(error)}`);
     }

@@ -20,7 +20,9 @@ function parityRows(): Map<string, string> {
   for (const line of section.split("\n")) {
     const cells = line.split("|").map((cell) => cell.trim());
     if (cells.length < 4 || !cells[1]!.startsWith("`")) continue;
-    for (const [, flag] of cells[1]!.matchAll(/`(-{1,2}[A-Za-z0-9-]+)`/g)) rows.set(flag!, cells[2]!);
+    for (const [, flag] of cells[1]!.matchAll(/`(-{1,2}[A-Za-z0-9-]+)`/g)) {
+      rows.set(flag!, cells[2]!);
+    }
   }
   return rows;
 }
@@ -30,7 +32,11 @@ async function libevFlags(binary: string): Promise<Map<string, boolean>> {
   const { stdout, stderr } = await new Deno.Command(binary, { args: ["-h"] }).output();
   const help = new TextDecoder().decode(stdout) + new TextDecoder().decode(stderr);
   const flags = new Map<string, boolean>();
-  for (const [, flag, value] of help.matchAll(/^\s+\[?(-{1,2}[A-Za-z0-9-]+)(?:,\s*-{1,2}[a-z-]+)?\s*(<)?/gm)) {
+  for (
+    const [, flag, value] of help.matchAll(
+      /^\s+\[?(-{1,2}[A-Za-z0-9-]+)(?:,\s*-{1,2}[a-z-]+)?\s*(<)?/gm,
+    )
+  ) {
     flags.set(flag!, value === "<");
   }
   assert.ok(flags.size > 20, `too few flags read from ${binary} -h: ${[...flags.keys()]}`);
