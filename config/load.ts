@@ -1084,7 +1084,9 @@ function asCidrList(value: unknown, name: string): string[] {
     .map((item) => item.trim()).filter((item) => item !== "");
   for (const entry of entries) {
     const probe = parseAcl(blockSection([entry]));
-    if (probe.ruleCount !== 1 || probe.warnings.length > 0 || !/^[0-9a-fA-F:.]+(\/\d+)?$/.test(entry)) {
+    if (
+      probe.ruleCount !== 1 || probe.warnings.length > 0 || !/^[0-9a-fA-F:.]+(\/\d+)?$/.test(entry)
+    ) {
       throw invalid(name, entry, "IP addresses or CIDRs, e.g. 10.0.0.0/8,fd00::/8");
     }
   }

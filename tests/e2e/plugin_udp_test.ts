@@ -40,7 +40,7 @@ for (const udpThroughPlugin of [true, false]) {
       const name = await pluginScript(dir);
       const mode = udpThroughPlugin ? { mode: "tcp_and_udp" as const } : {};
       const udpOption = udpThroughPlugin ? ";udp" : "";
-    const serverPlugin: PluginConfig = { name, options: `server${udpOption}`, ...mode };
+      const serverPlugin: PluginConfig = { name, options: `server${udpOption}`, ...mode };
       const listen = Deno.listen({ hostname: "127.0.0.1", port: 0 });
       const port = (listen.addr as Deno.NetAddr).port;
       listen.close();
@@ -75,8 +75,8 @@ for (const udpThroughPlugin of [true, false]) {
           const payload = datagramBytes(300, 7);
           await client.send({ type: "ipv4", host: "127.0.0.1", port: echo.port }, payload);
           const reply = await client.next(5000).catch((error) => {
-          throw new Error(`${error.message}\n${lines.join("\n")}`);
-        });
+            throw new Error(`${error.message}\n${lines.join("\n")}`);
+          });
           assert.deepEqual(reply.payload, payload);
         } finally {
           await client.close();
