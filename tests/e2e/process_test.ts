@@ -146,7 +146,7 @@ Deno.test("--reuse-port lets two servers share a port", async () => {
     "--reuse-port",
   ];
   await using first = spawnSsdeno(args("one"));
-  await waitForTcpPort(port, 10_000);
+  await waitForTcpPort(port);
   await using second = spawnSsdeno(args("two"));
   await waitFor(() => /listening on 127\.0\.0\.1:\d+/.test(second.log()), 10_000, second.log());
   assert.doesNotMatch(second.log(), /in use/i);
