@@ -965,7 +965,7 @@ function asMode(value: unknown, name: string): Mode {
 }
 
 function booleanNotice(value: unknown, name: string, notice: string): string | undefined {
-  return asBoolean(value, name) ? `${notice}: ignoring ${name}` : undefined;
+  return asBoolean(value, name) ? `Ignoring ${name}: ${notice}` : undefined;
 }
 
 /** `Invalid <name> <value>: expected <what>`; secrets show only their type. */

@@ -212,6 +212,7 @@ Deno.test("buildServerConfigs() fills in the documented defaults", () => {
       port: 8388,
     }],
     warnings: [],
+    process: {},
   });
 });
 
@@ -239,6 +240,7 @@ Deno.test("buildLocalConfig() fills in the documented defaults", () => {
       }],
     },
     warnings: [],
+    process: {},
   });
 });
 
@@ -454,14 +456,14 @@ Deno.test("buildServerConfigs() warns about unknown keys and settings it does no
   });
   assert.deepStrictEqual(warnings, [
     `Ignoring unknown config key "colour"`,
-    "TCP Fast Open is not supported yet: ignoring fast_open",
+    "Ignoring fast_open: Deno's sockets have no TCP Fast Open; connections open without it",
     "Ignoring nameserver: names are resolved with the system resolver",
     "Ignoring workers: ssdeno runs in one process",
-    "Ignoring user: ssdeno does not switch users; run it as the user you want",
     "Ignoring verbose: use -v on the command line instead",
     `Ignoring unknown config key "servers[0].weight"`,
   ]);
-  // Plugins are acted on: the top-level one, and each servers[] item's own.
+  // `user` is acted on (the switch after binding), and so are plugins: the top-level one,
+  // and each servers[] item's own.
   assert.deepStrictEqual(configs.map((c) => c.plugin), [
     { name: "obfs-server", options: "obfs=http" },
     { name: "x" },

@@ -7,9 +7,15 @@ Deno.test("every setting with a flag is in --help and turns into its config key"
   for (const setting of SETTINGS) {
     if (setting.flag === undefined) continue;
     assert.ok(USAGE.includes(`--${setting.flag}`), `--${setting.flag} missing from --help`);
-    const sample = setting.value === "true"
-      ? []
-      : [setting.value === "port" ? "8080" : setting.value === "seconds" ? "7" : "x"];
+    const sample = setting.value === "true" ? [] : [
+      setting.value === "port"
+        ? "8080"
+        : setting.value === "seconds"
+        ? "7"
+        : setting.value === "integer"
+        ? "1500"
+        : "x",
+    ];
     const command = parseCommandLine(["local", `--${setting.flag}`, ...sample]);
     assert.ok("flags" in command);
     assert.notEqual(command.flags[setting.key], undefined, `--${setting.flag} → ${setting.key}`);
