@@ -54,6 +54,8 @@ import {
 } from "./service/state.ts";
 import { startTunnel } from "./tunnel.ts";
 import { prepareProcess, processStarted } from "./service/process.ts";
+import { currentResolver, useResolver } from "./relay/direct.ts";
+import { Resolver } from "./relay/resolver.ts";
 import { renderMetrics, startMetricsServer } from "./service/metrics.ts";
 
 type RunCommand = Extract<CliCommand, { flags: unknown }>;
@@ -475,6 +477,7 @@ function startMetrics(
         service,
       })),
       VERSION,
+      currentResolver().stats,
     );
   let server;
   try {

@@ -11,6 +11,7 @@ import { ConfigError } from "./errors.ts";
 import { jsonErrorOffset, lineAndColumn } from "./_json_error_offset.ts";
 import { blankJsonComments } from "./_json_comments.ts";
 import { parseHostPort } from "../protocol/host_port.ts";
+import { addressFromHost } from "../protocol/address.ts";
 import { AclError, type AclFile, parseAcl } from "../protocol/acl.ts";
 import { MAX_AEAD_USERS } from "../protocol/session_framings.ts";
 import { ACCEPTED_KEYS } from "./schema.ts";
@@ -80,10 +81,6 @@ const IGNORED_KEYS: Record<string, (value: unknown, name: string) => string | un
     asInteger(value, name, 68, 65535, "an MTU from 68 to 65535");
     return `Ignoring ${name}: UDP buffers hold 64 KiB datagrams and the kernel fragments`;
   },
-  nameserver: (value, name) => {
-    asStringList(value, name);
-    return `Ignoring ${name}: names are resolved with the system resolver`;
-  },
   workers: (value, name) => {
     asInteger(value, name, 1, Number.MAX_SAFE_INTEGER, "a positive integer");
     return `Ignoring ${name}: ssdeno runs in one process`;
@@ -106,6 +103,30 @@ export interface ProcessSettings {
   nofile?: number;
   /** SO_REUSEPORT on listeners (`reuse_port`, `--reuse-port`). */
   reusePort?: boolean;
+  /** DNS servers for target names (`nameserver`, `-d`, the Python original's `dns_server`). */
+  nameservers?: { host: string; port: number }[];
+}
+
+/**
+ * `nameserver` (libev: `"8.8.8.8,1.1.1.1"`), `dns_server` (the Python original: a list): IP
+ * addresses, each with an optional port (`1.1.1.1:53`, `[2606:4700::1111]:53`).
+ */
+function asNameServers(value: unknown, name: string): { host: string; port: number }[] {
+  const entries = asStringList(value, name).flatMap((item) => item.split(","))
+    .map((item) => item.trim()).filter((item) => item !== "");
+  if (entries.length === 0) throw invalid(name, value, "DNS server addresses");
+  return entries.map((entry) => {
+    const bare = entry.includes(":") && !entry.startsWith("[") && isIpLiteral(entry);
+    const { host, port } = bare ? { host: entry, port: undefined } : splitHostPort(entry, name);
+    if (!isIpLiteral(host)) {
+      throw invalid(name, entry, "IP addresses of DNS servers (names would need a resolver)");
+    }
+    return { host, port: port ?? 53 };
+  });
+}
+
+function isIpLiteral(text: string): boolean {
+  return addressFromHost(text, 0).type !== "domain";
 }
 
 /** Reads the process settings of `raw` (file overlaid with flags). */
@@ -118,7 +139,10 @@ function processSettings(raw: RawConfig): ProcessSettings {
     (v, n) => asInteger(v, n, 64, 1 << 30, "a number of files from 64"),
   );
   const reusePort = optional(raw, "reuse_port", asBoolean);
+  const nameservers = optional(raw, "nameserver", asNameServers) ??
+    optional(raw, "dns_server", asNameServers);
   return {
+    ...(nameservers ? { nameservers } : {}),
     ...(user ? { user } : {}),
     ...(pidFile ? { pidFile } : {}),
     ...(nofile !== undefined ? { nofile } : {}),
@@ -231,7 +255,8 @@ export function buildServerConfigs(file: RawConfig, flags: RawConfig = {}): Serv
   const base = commonSettings(raw);
   const server = {
     allowPrivateTargets: optional(raw, "allow_private_targets", asBoolean) ?? false,
-    ipv6First: optional(raw, "ipv6_first", asBoolean) ?? false,
+    ipv6First: optional(raw, "ipv6_first", asBoolean) ?? optional(raw, "prefer_ipv6", asBoolean) ??
+      false,
   };
   const items = optional(raw, "servers", asList) ?? [];
   const portPassword = optional(raw, "port_password", asObject);

@@ -391,6 +391,8 @@ export const SETTINGS: readonly Setting[] = [
     roles: CLIENTS,
     help: "Outline's prefix for UDP packets' salts (AEAD-2017), one character per byte",
   },
+  { key: "dns_server", roles: ALL, help: "The Python original's name for nameserver: a list" },
+  { key: "prefer_ipv6", roles: ALL, help: "The Python original's name for ipv6_first" },
   { key: "udp_timeout", roles: ALL, default: "300", help: "Idle timeout of a UDP association" },
   {
     key: "udp_max_associations",

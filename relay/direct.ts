@@ -4,10 +4,26 @@
  * address actually dialled.
  * @module
  */
-import { lookup } from "node:dns/promises";
 import { type Address, formatAddress } from "../protocol/address.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import { isForbiddenIp } from "../protocol/target_policy.ts";
+import { Resolver } from "./resolver.ts";
+
+/**
+ * The resolver every target name goes through, TCP and UDP alike: the system's (getaddrinfo)
+ * behind a bounded cache, or the name servers of `nameserver` once `useResolver` installs them.
+ */
+let resolver = new Resolver();
+
+/** Makes `next` the resolver of every later lookup (at start, from `nameserver`). */
+export function useResolver(next: Resolver): void {
+  resolver = next;
+}
+
+/** The resolver in use (its counters feed the metrics). */
+export function currentResolver(): Resolver {
+  return resolver;
+}
 
 export interface DirectOptions {
   /** Skip the target policy (tests, private deployments). Default false. */
@@ -19,23 +35,18 @@ export interface DirectOptions {
   signal?: AbortSignal;
 }
 
-/** Resolves `address` to IP literals, in dialling order. */
+/**
+ * Resolves `address` to IP literals, in dialling order. A name that does not resolve throws
+ * `ResolveError` (status `ERR_RESOLVE`).
+ */
 export async function resolveTarget(address: Address, ipv6First = false): Promise<string[]> {
   if (address.type !== "domain") return [address.host];
-  let results;
-  try {
-    results = await lookup(address.host, { all: true, verbatim: true });
-  } catch (error) {
-    throw new ProtocolError("ERR_CONNECT", `Cannot resolve "${address.host}"`, { cause: error });
-  }
-  const v4 = results.filter((r) => r.family === 4).map((r) => r.address);
-  const v6 = results.filter((r) => r.family === 6).map((r) => r.address);
-  return ipv6First ? [...v6, ...v4] : [...v4, ...v6];
+  return await resolver.resolve(address.host, { ipv6First });
 }
 
 /**
  * Resolves `address` and keeps the IPs the target policy allows, in dialling order. Throws
- * `ProtocolError` with `ERR_CONNECT` when resolution fails, or `ERR_TARGET_FORBIDDEN` when the
+ * `ProtocolError` with `ERR_RESOLVE` when resolution fails, or `ERR_TARGET_FORBIDDEN` when the
  * policy refuses every resolved address. TCP and UDP relays share this check.
  */
 export async function resolveAllowedTarget(

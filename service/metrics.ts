@@ -10,6 +10,7 @@
  * `c<p|p>t`: here it sees uploads only; use `p>t|p<t`).
  * @module
  */
+import type { ResolverStats } from "../relay/resolver.ts";
 import { STATUSES } from "../protocol/errors.ts";
 import type { RunningService } from "../relay/service.ts";
 
@@ -47,7 +48,11 @@ function escapeLabel(value: string): string {
 }
 
 /** The metrics text for `sources` right now. */
-export function renderMetrics(sources: readonly MetricsSource[], version: string): string {
+export function renderMetrics(
+  sources: readonly MetricsSource[],
+  version: string,
+  dns?: ResolverStats,
+): string {
   const out = new Exposition();
   out.family("shadowsocks_build_info", "gauge", "The running version.", [[{ version }, 1]]);
   out.family("shadowsocks_ports", "gauge", "Open listener ports.", [[{}, sources.length]]);
@@ -127,6 +132,28 @@ export function renderMetrics(sources: readonly MetricsSource[], version: string
     [{ kind: "peer" }, sum((s) => s.stats.acceptErrors.peer)],
     [{ kind: "resource" }, sum((s) => s.stats.acceptErrors.resource)],
   ]);
+  if (dns) {
+    out.family("ssdeno_dns_queries_total", "counter", "DNS questions asked (or system lookups).", [
+      [{}, dns.queries],
+    ]);
+    out.family("ssdeno_dns_cache_total", "counter", "Target names looked up, by cache result.", [
+      [{ result: "hit" }, dns.cacheHits],
+      [{ result: "negative_hit" }, dns.negativeHits],
+      [{ result: "miss" }, dns.cacheMisses],
+    ]);
+    out.family("ssdeno_dns_cache_entries", "gauge", "Answers the DNS cache holds.", [
+      [{}, dns.cacheSize],
+    ]);
+    out.family(
+      "ssdeno_dns_errors_total",
+      "counter",
+      "Lookups that failed, by reason.",
+      Object.entries(dns.errors).map(([reason, n]): [Labels, number] => [{ reason }, n]),
+    );
+    out.family("ssdeno_dns_tcp_fallbacks_total", "counter", "Truncated answers asked over TCP.", [
+      [{}, dns.tcpFallbacks],
+    ]);
+  }
   return out.toString();
 }
 

@@ -8,6 +8,9 @@ import type { ProcessSettings } from "../config/load.ts";
 import { ConfigError } from "../config/errors.ts";
 import { errorMessage } from "../protocol/errors.ts";
 import type { Logger } from "../relay/log.ts";
+import { useResolver } from "../relay/direct.ts";
+import { Resolver } from "../relay/resolver.ts";
+import { addressFromHost, formatAddress } from "../protocol/address.ts";
 import { dropPrivileges, lookupUser, raiseFileLimit } from "../relay/process_control.ts";
 
 /**
@@ -15,6 +18,11 @@ import { dropPrivileges, lookupUser, raiseFileLimit } from "../relay/process_con
  * raises the file limit. A limit that cannot be raised is a warning unless `-n` asked for it.
  */
 export function prepareProcess(settings: ProcessSettings, logger: Logger): void {
+  if (settings.nameservers) {
+    useResolver(new Resolver({ servers: settings.nameservers }));
+    const list = settings.nameservers.map((s) => formatAddress(addressFromHost(s.host, s.port)));
+    logger.info(`target names resolved by ${list.join(", ")} (cached)`);
+  }
   if (settings.user !== undefined && lookupUser(settings.user) === undefined) {
     throw new ConfigError(`Invalid user "${settings.user}": no such user on this system`);
   }
