@@ -54,8 +54,7 @@ import {
 } from "./service/state.ts";
 import { startTunnel } from "./tunnel.ts";
 import { prepareProcess, processStarted } from "./service/process.ts";
-import { currentResolver, useResolver } from "./relay/direct.ts";
-import { Resolver } from "./relay/resolver.ts";
+import { currentResolver } from "./relay/direct.ts";
 import { renderMetrics, startMetricsServer } from "./service/metrics.ts";
 
 type RunCommand = Extract<CliCommand, { flags: unknown }>;
