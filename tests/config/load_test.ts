@@ -457,7 +457,6 @@ Deno.test("buildServerConfigs() warns about unknown keys and settings it does no
   assert.deepStrictEqual(warnings, [
     `Ignoring unknown config key "colour"`,
     "Ignoring fast_open: Deno's sockets have no TCP Fast Open; connections open without it",
-    "Ignoring nameserver: names are resolved with the system resolver",
     "Ignoring workers: ssdeno runs in one process",
     "Ignoring verbose: use -v on the command line instead",
     `Ignoring unknown config key "servers[0].weight"`,

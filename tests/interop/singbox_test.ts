@@ -33,17 +33,42 @@ const METHODS = [
  */
 const SING_BOX_UDP_SIZES = UDP_SIZES.filter((size) => size <= 8192);
 
+/**
+ * sing-box 1.12's 2022 client (sing-shadowsocks v0.2.7) publishes its request salt only after
+ * its first write returns, so a server that answers before that (ours often does: the first
+ * flight carries the request, the target answers at once on loopback) is rejected with "bad
+ * request salt" now and then, under load, and closes the application's connection (curl: "Empty
+ * reply from server"; sing-box's log line may not be written yet when curl fails). A known
+ * client race, fixed upstream after v0.2.7: that failure, and only that one, runs the scenario
+ * again (at most twice more). Any other failure fails the test.
+ */
+async function withSingBoxSaltRaceRetry(run: () => Promise<void>) {
+  for (let attempt = 1;; attempt++) {
+    try {
+      await run();
+      return;
+    } catch (error) {
+      // Failure messages carry the peer's log, where sing-box names the race.
+      const race = /bad request salt|Empty reply from server/.test(String(error));
+      if (!race || attempt >= 3) throw error;
+      console.log(`sing-box client salt race (attempt ${attempt}); running the scenario again`);
+    }
+  }
+}
+
 for (const method of METHODS) {
   peerTest({
     name: `sing-box as a client carries TCP and UDP through the ssdeno server with ${method}`,
     peers: ["sing-box", "curl"],
     async fn() {
       const password = passwordFor(method);
-      await peerLocalToSsdeno(
-        method,
-        { password },
-        (port) => startSingBoxClient(port, { method, password }),
-        SING_BOX_UDP_SIZES,
+      await withSingBoxSaltRaceRetry(() =>
+        peerLocalToSsdeno(
+          method,
+          { password },
+          (port) => startSingBoxClient(port, { method, password }),
+          SING_BOX_UDP_SIZES,
+        ).then(() => {})
       );
     },
   });
