@@ -55,6 +55,7 @@ import {
 import { startTunnel } from "./tunnel.ts";
 import { prepareProcess, processStarted } from "./service/process.ts";
 import { currentResolver } from "./relay/direct.ts";
+import { ReplayFilter } from "./protocol/replay_filter.ts";
 import { renderMetrics, startMetricsServer } from "./service/metrics.ts";
 
 type RunCommand = Extract<CliCommand, { flags: unknown }>;
@@ -303,6 +304,8 @@ async function server(command: RunCommand): Promise<number> {
   prepareProcess(loaded.value.process, logger);
 
   const controller = new AbortController();
+  // One salt memory for every listener: a million salts are 7 MiB once, not per port.
+  const replayFilter = new ReplayFilter();
   const supervisor = new ServerSupervisor({
     start: async (config) => {
       try {
@@ -310,6 +313,7 @@ async function server(command: RunCommand): Promise<number> {
           signal: controller.signal,
           logger,
           graceMs: graceMs(config),
+          replayFilter,
         });
       } catch (error) {
         if (error instanceof ConfigError) throw error;

@@ -111,11 +111,14 @@ function overLimit(context: ServerContext, user: string): boolean {
 // deno-lint-ignore require-await -- async so that a bind or key failure is a rejection, not a throw
 export async function startServer(
   config: ServerConfig,
-  options: ServiceOptions = {},
+  options: ServerServiceOptions = {},
 ): Promise<ServerService> {
   const method = findMethod(config.method);
   if (!method) throw new RangeError(`Invalid method "${config.method}"`);
-  const replay = { saltPool: new SaltPool(), replayFilter: new ReplayFilter() };
+  const replay = {
+    saltPool: new SaltPool(),
+    replayFilter: options.replayFilter ?? new ReplayFilter(),
+  };
   // Keys are parsed before anything is bound: a bad one fails the start (InvalidPskError).
   const framings = serverFramings(method, config.password, { users: config.users, ...replay });
   // Built first: a method without UDP or a bad key fails before anything is bound.
@@ -179,7 +182,17 @@ export async function startServer(
     ...service,
     update: (next) => updateInPlace(context, codecRef, next),
     replaySize: () => context.replay.saltPool.size + context.replay.replayFilter.size,
+    replayMemory: () => [context.replay.saltPool, context.replay.replayFilter],
   };
+}
+
+/** Options of a server listener. */
+export interface ServerServiceOptions extends ServiceOptions {
+  /**
+   * The AEAD-2017 salt (and stream IV) memory, shared by every listener of a process so that
+   * its million salts cost 7 MiB once, not per port. Default: one of its own.
+   */
+  replayFilter?: ReplayFilter;
 }
 
 /** A running server listener that a reload can change in place. */
@@ -193,6 +206,8 @@ export interface ServerService extends RunningService {
   update(next: ServerConfig): string[];
   /** Salts the replay memory holds now (AEAD-2017 filter and 2022 pool together). */
   replaySize(): number;
+  /** The replay stores it uses (one may be shared with other listeners: count each once). */
+  replayMemory(): readonly { readonly size: number }[];
 }
 
 /** Whether `next` can be applied to a listener running `current` by `update`. */
@@ -461,7 +476,7 @@ function resolveName(name: string, ipv6First: boolean): Promise<string[]> {
 /** Starts `config` (with its plugin, if any). */
 export async function startListener(
   config: ServerConfig,
-  options: ServiceOptions & { logger: Logger },
+  options: ServerServiceOptions & { logger: Logger },
 ): Promise<ServerService> {
   const plugin = config.plugin;
   if (!plugin) return await startServer(config, options);
@@ -510,6 +525,7 @@ export async function startListener(
         return changes;
       },
       replaySize: () => halves.reduce((sum, half) => sum + half.replaySize(), 0),
+      replayMemory: () => halves.flatMap((half) => half.replayMemory()),
     };
     return service;
   } catch (error) {

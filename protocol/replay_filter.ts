@@ -1,22 +1,68 @@
 /**
- * Remembers recently seen salts so a recorded first flight cannot be replayed.
+ * Remembers recently seen salts (and stream-cipher IVs) so a recorded first flight cannot be
+ * replayed, for as long as a busy server needs: at least `capacity` salts, 1 000 000 by default
+ * (libev keeps as many), in bounded memory.
  *
- * Two generations of exact sets: inserts go to `current`; when it holds `capacity` entries it
- * becomes `previous` and the old `previous` is dropped. A salt is therefore remembered for at
- * least the last `capacity` insertions and at most `2 × capacity`. Memory is bounded by
- * `2 × capacity` keys: with the default 20 000 and 32-byte salts stored as 32-character strings
- * that is about 40 000 × ~80 B ≈ 3 MiB. At 100 new connections per second a salt stays known for
- * 200 s or more; a replay after that reaches only a session whose nonce stream it cannot extend.
+ * Two generations of Bloom filters, "ping-pong" as shadowsocks-rust keeps them: inserts go to
+ * `current`; when it has taken `capacity` salts it becomes `previous` and a cleared filter takes
+ * its place. A salt is therefore remembered for at least the last `capacity` insertions and at
+ * most `2 × capacity`.
+ *
+ * Each generation is sized for a false-positive rate of 1e-6 at `capacity` salts
+ * (m = −n·ln p / ln²2 bits, k = m/n·ln 2 probes): 28.8 Mbit = 3.6 MiB and 20 probes for a
+ * million salts, 7.2 MiB for both generations (against ~160 MiB for a million salts in a `Set`
+ * of strings). A false positive refuses one fresh connection as a replay: with both generations
+ * full, about 2 in a million; the client's next connection has another salt and goes through.
+ * The probes come from two 32-bit hashes of the salt keyed with a per-process random seed
+ * (double hashing), so salts chosen to collide cannot be computed offline.
  * @module
  */
 
-/** Default number of salts per generation. */
-export const DEFAULT_REPLAY_CAPACITY = 20_000;
+/** Default number of salts per generation (libev's and rust's order of magnitude). */
+export const DEFAULT_REPLAY_CAPACITY = 1_000_000;
+/** False-positive rate each generation is sized for. */
+export const REPLAY_FALSE_POSITIVE_RATE = 1e-6;
+
+/** One Bloom filter generation. */
+class BloomGeneration {
+  readonly bits: Uint32Array;
+  readonly bitCount: number;
+  count = 0;
+
+  constructor(bitCount: number) {
+    this.bitCount = bitCount;
+    this.bits = new Uint32Array(Math.ceil(bitCount / 32));
+  }
+
+  has(h1: number, h2: number, probes: number): boolean {
+    for (let i = 0; i < probes; i++) {
+      const bit = (h1 + Math.imul(i, h2) >>> 0) % this.bitCount;
+      if ((this.bits[bit >>> 5]! & (1 << (bit & 31))) === 0) return false;
+    }
+    return true;
+  }
+
+  add(h1: number, h2: number, probes: number): void {
+    for (let i = 0; i < probes; i++) {
+      const bit = (h1 + Math.imul(i, h2) >>> 0) % this.bitCount;
+      this.bits[bit >>> 5]! |= 1 << (bit & 31);
+    }
+    this.count++;
+  }
+
+  clear(): void {
+    this.bits.fill(0);
+    this.count = 0;
+  }
+}
 
 export class ReplayFilter {
   readonly #capacity: number;
-  #current = new Set<string>();
-  #previous = new Set<string>();
+  readonly #probes: number;
+  readonly #seed1: number;
+  readonly #seed2: number;
+  #current: BloomGeneration;
+  #previous: BloomGeneration;
 
   constructor(capacity: number = DEFAULT_REPLAY_CAPACITY) {
     if (!Number.isInteger(capacity) || capacity < 1) {
@@ -25,35 +71,72 @@ export class ReplayFilter {
       );
     }
     this.#capacity = capacity;
+    const ln2 = Math.LN2;
+    const bitCount = Math.max(
+      64,
+      Math.ceil(-capacity * Math.log(REPLAY_FALSE_POSITIVE_RATE) / (ln2 * ln2)),
+    );
+    this.#probes = Math.max(1, Math.round((bitCount / capacity) * ln2));
+    this.#current = new BloomGeneration(bitCount);
+    this.#previous = new BloomGeneration(bitCount);
+    const seeds = crypto.getRandomValues(new Uint32Array(2));
+    this.#seed1 = seeds[0]!;
+    this.#seed2 = seeds[1]!;
   }
 
-  /** Entries currently remembered (for tests and stats). */
+  /** Salts remembered now (inserted into either generation; for tests and metrics). */
   get size(): number {
-    return this.#current.size + this.#previous.size;
+    return this.#current.count + this.#previous.count;
   }
 
-  /** True when `salt` was seen before; records it either way. */
+  /** Bytes the two generations hold. */
+  get byteLength(): number {
+    return this.#current.bits.byteLength + this.#previous.bits.byteLength;
+  }
+
+  /** True when `salt` was seen before (or, rarely, looks so); records it either way. */
   checkAndAdd(salt: Uint8Array): boolean {
-    const key = saltKey(salt);
-    if (this.#current.has(key) || this.#previous.has(key)) return true;
-    this.#add(key);
+    const [h1, h2] = this.#hash(salt);
+    if (
+      this.#current.has(h1, h2, this.#probes) || this.#previous.has(h1, h2, this.#probes)
+    ) return true;
+    this.#add(h1, h2);
     return false;
   }
 
   /** Records a salt we generated ourselves, so reflected traffic is refused too. */
   addOwn(salt: Uint8Array): void {
-    this.#add(saltKey(salt));
+    const [h1, h2] = this.#hash(salt);
+    this.#add(h1, h2);
   }
 
-  #add(key: string): void {
-    if (this.#current.size >= this.#capacity) {
+  #add(h1: number, h2: number): void {
+    if (this.#current.count >= this.#capacity) {
+      const recycled = this.#previous;
+      recycled.clear();
       this.#previous = this.#current;
-      this.#current = new Set();
+      this.#current = recycled;
     }
-    this.#current.add(key);
+    this.#current.add(h1, h2, this.#probes);
+  }
+
+  /** Two keyed 32-bit hashes (FNV-1a style mixing with murmur3's finalizer), h2 odd. */
+  #hash(salt: Uint8Array): [number, number] {
+    let a = this.#seed1 ^ 0x811c9dc5;
+    let b = this.#seed2 ^ 0x01000193;
+    for (let i = 0; i < salt.length; i++) {
+      a = Math.imul(a ^ salt[i]!, 0x01000193);
+      b = Math.imul(b ^ salt[i]!, 0x5bd1e995);
+    }
+    return [fmix(a), fmix(b ^ salt.length) | 1];
   }
 }
 
-function saltKey(salt: Uint8Array): string {
-  return String.fromCharCode(...salt);
+function fmix(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
 }

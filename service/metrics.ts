@@ -126,7 +126,7 @@ export function renderMetrics(
     "ssdeno_replay_salts",
     "gauge",
     "Salts the replay memory holds now.",
-    [[{}, sum((s) => (s as { replaySize?: () => number }).replaySize?.() ?? 0)]],
+    [[{}, replaySalts(sources)]],
   );
   out.family("ssdeno_accept_errors_total", "counter", "Accept errors skipped or waited out.", [
     [{ kind: "peer" }, sum((s) => s.stats.acceptErrors.peer)],
@@ -155,6 +155,17 @@ export function renderMetrics(
     ]);
   }
   return out.toString();
+}
+
+/** Salts in the listeners' replay stores, each store counted once (a process shares one). */
+function replaySalts(sources: readonly MetricsSource[]): number {
+  const stores = new Set<{ readonly size: number }>();
+  for (const { service } of sources) {
+    const memory = (service as { replayMemory?: () => readonly { readonly size: number }[] })
+      .replayMemory?.() ?? [];
+    memory.forEach((store) => stores.add(store));
+  }
+  return [...stores].reduce((total, store) => total + store.size, 0);
 }
 
 /** A started metrics endpoint. */
