@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The interop peers that are not Debian packages, pinned and built by name from their registries:
 # shadowsocks-rust from crates.io, sing-box, outline-ss-server and go-shadowsocks2 from the Go
-# module proxy. Sourced by .ci/run; run it directly to build them for `deno task test`. The tests
-# also look in these folders, so no PATH change is needed for them.
+# module proxy, the original Python shadowsocks from PyPI. Sourced by .ci/run; run it directly to
+# build them for `deno task test`. The tests also look in these folders, so no PATH change is
+# needed for them.
 #
 # Each peer has its own folder under PEERS_DIR, named with its version: a version change builds
 # anew, an installed one is reused (a cold build of all four takes about 10 minutes on 2 cores,
@@ -12,6 +13,7 @@ readonly SS_RUST_VERSION="1.25.0"
 readonly SING_BOX_VERSION="1.12.0"
 readonly OUTLINE_VERSION="1.9.2"
 readonly GO_SS2_VERSION="0.1.5"
+readonly SS_PY_VERSION="2.8.2"
 
 # cargo install of the shadowsocks-rust crate: its default features give sslocal, ssserver,
 # ssurl, ssmanager, the AEAD-2017 and 2022 methods and the stream ciphers.
@@ -59,6 +61,91 @@ install_go_peer() {
   return "${status}"
 }
 
+# pip install of the original Python shadowsocks (2.8.2, its last PyPI release) into a venv. Its
+# ssserver/sslocal are reached through two wrappers, ssserver-py and sslocal-py (the plain names
+# are shadowsocks-rust's), which add shims, all written here and none touching the package:
+# sitecustomize.py for Python >= 3.10 (collections.MutableMapping moved to collections.abc),
+# for OpenSSL >= 1.1 (EVP_CIPHER_CTX_cleanup became EVP_CIPHER_CTX_reset) and for Python 3.11's
+# ctypes.util.find_library, which raises on the name "libcrypto" where gcc is installed (2.8.2
+# has no --libopenssl option to skip the search); and an OpenSSL config that loads the legacy
+# provider for rc4-md5 and bf-cfb. Salsa20 and ChaCha20 come from the system's libsodium (a
+# dependency of shadowsocks-libev).
+install_python_peer() {
+  local root="${PEERS_DIR}/shadowsocks-py-${SS_PY_VERSION}"
+  [ -x "${root}/bin/ssserver-py" ] && return 0
+  if ! command -v python3 >/dev/null 2>&1; then
+    echo "Cannot install shadowsocks ${SS_PY_VERSION}: python3 is not on PATH" >&2
+    return 1
+  fi
+  echo "Installing shadowsocks ${SS_PY_VERSION} (Python) with pip"
+  rm -rf "${root}"
+  python3 -m venv "${root}/venv" &&
+    "${root}/venv/bin/pip" install --quiet --disable-pip-version-check \
+      "shadowsocks==${SS_PY_VERSION}" || return 1
+  mkdir -p "${root}/shim" "${root}/bin"
+  cat >"${root}/shim/sitecustomize.py" <<'PY'
+# Shims for shadowsocks 2.8.2 (2015) on today's Python and OpenSSL; written by .ci/peers.sh.
+import collections
+import collections.abc
+import ctypes
+import ctypes.util
+
+collections.MutableMapping = collections.abc.MutableMapping
+
+_find_library = ctypes.util.find_library
+
+
+def _find_or_none(name):
+    try:
+        return _find_library(name)
+    except OSError:
+        return None
+
+
+ctypes.util.find_library = _find_or_none
+
+_lookup = ctypes.CDLL.__getattr__
+
+
+def _renamed(library, name):
+    if name == "EVP_CIPHER_CTX_cleanup":
+        function = getattr(library, "EVP_CIPHER_CTX_reset")
+        setattr(library, name, function)
+        return function
+    return _lookup(library, name)
+
+
+ctypes.CDLL.__getattr__ = _renamed
+PY
+  cat >"${root}/shim/openssl.cnf" <<'CNF'
+openssl_conf = openssl_init
+
+[openssl_init]
+providers = provider_sect
+
+[provider_sect]
+default = default_sect
+legacy = legacy_sect
+
+[default_sect]
+activate = 1
+
+[legacy_sect]
+activate = 1
+CNF
+  local role
+  for role in server local; do
+    cat >"${root}/bin/ss${role}-py" <<SH
+#!/bin/sh
+# shadowsocks ${SS_PY_VERSION} ss${role} with the shims of .ci/peers.sh.
+here="\$(dirname "\$0")/.."
+PYTHONPATH="\${here}/shim" OPENSSL_CONF="\${here}/shim/openssl.cnf" exec "\${here}/venv/bin/ss${role}" "\$@"
+SH
+    chmod +x "${root}/bin/ss${role}-py"
+  done
+  echo "shadowsocks ${SS_PY_VERSION} (Python) installed"
+}
+
 # Builds every peer that is not installed yet; returns non-zero if any build failed.
 install_peers() {
   local status=0
@@ -71,6 +158,7 @@ install_peers() {
     "-X main.version=${OUTLINE_VERSION}" || status=1
   install_go_peer go-shadowsocks2 github.com/shadowsocks/go-shadowsocks2 "${GO_SS2_VERSION}" \
     github.com/shadowsocks/go-shadowsocks2 || status=1
+  install_python_peer || status=1
   return "${status}"
 }
 
@@ -78,7 +166,8 @@ install_peers() {
 peers_path() {
   local name dirs=()
   for name in "shadowsocks-rust-${SS_RUST_VERSION}" "sing-box-${SING_BOX_VERSION}" \
-    "outline-ss-server-${OUTLINE_VERSION}" "go-shadowsocks2-${GO_SS2_VERSION}"; do
+    "outline-ss-server-${OUTLINE_VERSION}" "go-shadowsocks2-${GO_SS2_VERSION}" \
+    "shadowsocks-py-${SS_PY_VERSION}"; do
     dirs+=("${PEERS_DIR}/${name}/bin")
   done
   (IFS=:; echo "${dirs[*]}")

@@ -1,7 +1,7 @@
 /**
  * Microbenchmarks (`deno task bench`): seal and open per AEAD method and per crypto backend at
- * 2 B, 1 KiB and 16 KiB, the chunk framing on top, the replay filter, and the multi-user key
- * search of an AEAD-2017 port (1 to 1000 users).
+ * 2 B, 1 KiB and 16 KiB, the chunk framing on top, the replay filter, the multi-user key
+ * search of an AEAD-2017 port (1 to 1000 users), and one 16 KiB write per legacy stream cipher.
  *
  * Backends: node:crypto (sync), OpenSSL through FFI (sync; `seal` allocates its output,
  * `sealInto` writes into a reused buffer), and WebCrypto (async; AES-GCM only, as Deno's
@@ -13,6 +13,7 @@ import { AeadCipher } from "../crypto/aead_cipher.ts";
 import type { AeadPrimitive } from "../crypto/aead_primitive.ts";
 import { setCryptoBackend } from "../crypto/backend.ts";
 import { findMethod, METHOD_NAMES, type MethodInfo } from "../crypto/methods.ts";
+import { createStreamCipher, streamCipherUnavailableReason } from "../crypto/stream_cipher.ts";
 import { createNodeAead } from "../crypto/node_aead.ts";
 import { loadOpenSslAead } from "../crypto/openssl_aead.ts";
 import { ChunkDecoder, sealChunks } from "../protocol/aead_chunk.ts";
@@ -22,8 +23,12 @@ import { evpBytesToKey } from "../crypto/kdf.ts";
 
 const SIZES: readonly [string, number][] = [["2 B", 2], ["1 KiB", 1024], ["16 KiB", 16384]];
 const openssl = loadOpenSslAead();
+/** The AEAD methods both backends have (OpenSSL alone has AES-192-GCM; neither XChaCha). */
+const BOTH_BACKENDS = new Set(["aes-128-gcm", "aes-256-gcm", "chacha20-poly1305"]);
 const methods: MethodInfo[] = METHOD_NAMES.map((name) => findMethod(name)!)
-  .filter((method, i, all) => method.family === "aead" && all.indexOf(method) === i);
+  .filter((method, i, all) =>
+    method.family === "aead" && BOTH_BACKENDS.has(method.algorithm!) && all.indexOf(method) === i
+  );
 
 for (const method of methods) {
   const algorithm = method.algorithm!;
@@ -159,6 +164,26 @@ Deno.bench({
       fn() {
         aeadMultiUserServerFraming(method, keys).open(flight);
       },
+    });
+  }
+}
+
+// Legacy stream ciphers: one 16 KiB write through one direction, with the backend in use.
+{
+  const data = crypto.getRandomValues(new Uint8Array(16384));
+  const out = new Uint8Array(data.length);
+  for (const method of METHOD_NAMES.map((name) => findMethod(name)!)) {
+    if (method.stream === undefined) continue;
+    const key = crypto.getRandomValues(new Uint8Array(Math.max(method.keySize, 8)));
+    const iv = crypto.getRandomValues(new Uint8Array(method.saltSize));
+    const unavailable = streamCipherUnavailableReason(method.stream) !== undefined;
+    const cipher = unavailable ? undefined : createStreamCipher(method.stream, key, iv);
+    Deno.bench({
+      name: `stream ${method.name} 16 KiB`,
+      group: "stream ciphers 16 KiB",
+      baseline: method.name === "aes-128-ctr",
+      ignore: unavailable,
+      fn: () => cipher!.updateInto(data, out),
     });
   }
 }

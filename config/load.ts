@@ -7,6 +7,8 @@
  */
 
 import { findMethod, METHOD_NAMES, type MethodInfo } from "../crypto/methods.ts";
+import { methodUnavailableReason } from "../crypto/method_support.ts";
+import { passwordForKey } from "../crypto/kdf.ts";
 import { ConfigError } from "./errors.ts";
 import { jsonErrorOffset, lineAndColumn } from "./_json_error_offset.ts";
 import { blankJsonComments } from "./_json_comments.ts";
@@ -319,6 +321,11 @@ export function buildServerConfigs(file: RawConfig, flags: RawConfig = {}): Serv
     throw new ConfigError(`Invalid servers: every entry is disabled, so there is nothing to run`);
   }
   checkDuplicates(listeners);
+  checkMethods(
+    listeners.map((config) => ({ method: config.method, where: "" })),
+    optional(raw, "allow_insecure_ciphers", asBoolean) ?? false,
+    warnings,
+  );
   const forbidden = optional(raw, "forbidden_ip", asCidrList);
   const acl = optional(raw, "acl", (v, n) => readAcl(asString(v, n), warnings, forbidden)) ??
     (forbidden?.length ? parseAcl(blockSection(forbidden)) : undefined);
@@ -415,6 +422,11 @@ export function buildLocalConfig(
     checkClientKeys({ ...base, ...upstream }, fields.where);
     return upstream;
   });
+  checkMethods(
+    upstreams.map((upstream, i) => ({ method: upstream.method, where: all[i]!.where })),
+    optional(raw, "allow_insecure_ciphers", asBoolean) ?? false,
+    warnings,
+  );
   const fields = all[0]!;
   const first = upstreams[0]!;
 
@@ -574,7 +586,7 @@ export interface Sip008Servers {
  * warning, so one typo on the provider's side does not take every server away; a document with
  * no usable entry throws.
  */
-export function sip008Servers(doc: RawConfig): Sip008Servers {
+export function sip008Servers(doc: RawConfig, allowInsecure = false): Sip008Servers {
   if (doc["version"] !== 1) {
     throw new ConfigError(
       `Invalid SIP008 document: "version" is ${
@@ -606,6 +618,7 @@ export function sip008Servers(doc: RawConfig): Sip008Servers {
       if (fields.remarks !== undefined) upstream.remarks = fields.remarks;
       Object.assign(upstream, prefixes(fields.prefixes ?? {}, upstream.method, where, warnings));
       checkClientKeys(upstream, where);
+      checkMethods([{ method: upstream.method, where }], allowInsecure, []);
       servers.push(upstream);
     } catch (error) {
       if (!(error instanceof ConfigError)) throw error;
@@ -670,8 +683,54 @@ function definedOnly(raw: RawConfig): RawConfig {
 /** The method table entry for `name`; an unknown name lists the valid ones. */
 export function resolveMethod(name: string, key = "method"): MethodInfo {
   const info = findMethod(name);
-  if (info === undefined) throw invalid(key, name, `one of ${METHOD_NAMES.join(", ")}`);
+  if (info === undefined) {
+    const secure = METHOD_NAMES.filter((method) => findMethod(method)?.family !== "stream");
+    const legacy = METHOD_NAMES.filter((method) => findMethod(method)?.family === "stream");
+    throw invalid(
+      key,
+      name,
+      `one of ${secure.join(", ")} (or, with --allow-insecure-ciphers, ${legacy.join(", ")})`,
+    );
+  }
   return info;
+}
+
+/**
+ * The legacy stream ciphers run only when asked for (`allow_insecure_ciphers`), and then with a
+ * warning per method; a method this machine's crypto cannot run is refused here, before
+ * anything starts.
+ */
+function checkMethods(
+  used: readonly { method: string; where: string }[],
+  allowInsecure: boolean,
+  warnings: string[],
+): void {
+  const warned = new Set<string>();
+  for (const { method, where } of used) {
+    const info = resolveMethod(method);
+    const name = where ? `${where}.method` : "method";
+    if (info.family === "stream") {
+      if (!allowInsecure) {
+        throw new ConfigError(
+          `Invalid ${name} "${info.name}": a legacy stream cipher, insecure (no integrity: ` +
+            "traffic can be altered undetected, and recorded connections replayed to probe " +
+            "the server); for old clients that need it, pass --allow-insecure-ciphers " +
+            '(or set "allow_insecure_ciphers": true)',
+        );
+      }
+      if (!warned.has(info.name)) {
+        warned.add(info.name);
+        warnings.push(
+          `Method ${info.name} is a legacy stream cipher and insecure: use an AEAD method ` +
+            "(2022-blake3-aes-128-gcm, chacha20-ietf-poly1305, …) once the clients allow it",
+        );
+      }
+    }
+    const unavailable = methodUnavailableReason(info);
+    if (unavailable !== undefined) {
+      throw new ConfigError(`Invalid ${name} "${info.name}": ${unavailable}`);
+    }
+  }
 }
 
 /** What one listener or one remote server may set for itself. */
@@ -690,6 +749,34 @@ interface ListenerFields {
   prefixes?: PrefixTexts;
   /** Prefix for error messages, e.g. `servers[1]`; empty for top-level keys. */
   where: string;
+}
+
+/**
+ * libev's `key` / `--key`: the master key itself, base64, instead of a password. For 2022
+ * methods that is what the password already is; for the others it is carried in the password's
+ * place (crypto/kdf.ts `passwordForKey`) and checked against the method's key size.
+ */
+function applyKey(raw: RawConfig): void {
+  const key = optional(raw, "key", (v, n) => asString(v, n, true));
+  if (key === undefined) return;
+  if (raw["password"] !== undefined) {
+    throw new ConfigError(`Conflicting password and key: give one of -k/--password or --key`);
+  }
+  const info = resolveMethod(optional(raw, "method", asString) ?? DEFAULT_METHOD);
+  // libev writes and reads the URL-safe alphabet; the standard one is accepted too.
+  const standard = key.replaceAll("-", "+").replaceAll("_", "/");
+  let bytes: Uint8Array;
+  try {
+    bytes = Uint8Array.from(atob(standard), (c) => c.charCodeAt(0));
+  } catch {
+    throw invalid("key", key, "base64", true);
+  }
+  if (bytes.length !== info.keySize || info.family === "none" || info.stream === "table") {
+    throw new ConfigError(
+      `Invalid key: ${info.name} needs a key of ${info.keySize} bytes (base64), got ${bytes.length}`,
+    );
+  }
+  raw["password"] = info.family === "aead2022" ? standard : passwordForKey(standard);
 }
 
 /** Flags win over the file; endpoint flags also replace the file's listener lists. */
@@ -715,6 +802,7 @@ function overlay(file: RawConfig, flags: RawConfig, warnings: string[]): RawConf
     const warning = raw[key] === undefined || raw[key] === null ? undefined : check(raw[key], key);
     if (warning !== undefined) warnings.push(warning);
   }
+  applyKey(raw);
   return raw;
 }
 

@@ -267,6 +267,13 @@ export const SETTINGS: readonly Setting[] = [
     help: "Outline's connection prefix, URI-encoded (POST%20)",
   },
   {
+    key: "allow_insecure_ciphers",
+    flag: "allow-insecure-ciphers",
+    value: "true",
+    roles: ALL,
+    help: "Allow the insecure legacy stream ciphers (rc4-md5, aes-*-cfb, …)",
+  },
+  {
     key: "key",
     flag: "key",
     value: "string",

@@ -5,6 +5,8 @@
  */
 
 import { encodeSip002 } from "../protocol/sip002.ts";
+import { isKeyPassword } from "../crypto/kdf.ts";
+import { ConfigError } from "./errors.ts";
 import { isForbiddenIp } from "../protocol/target_policy.ts";
 import { renderQr } from "./qr.ts";
 import type { ServerConfig } from "./types.ts";
@@ -56,6 +58,12 @@ export function serverUris(
   host: string,
   prefix?: Uint8Array,
 ): { user?: string; uri: string }[] {
+  if (isKeyPassword(config.password)) {
+    throw new ConfigError(
+      "This listener is configured with a key (--key), which ss:// URIs cannot carry: " +
+        "clients need the same key in their own config",
+    );
+  }
   const uri = (password: string, tag?: string) =>
     encodeSip002({
       method: config.method,

@@ -1,6 +1,7 @@
 /**
  * One direction of an AEAD session: a subkey and the little-endian nonce counter that SIP004
- * increments after every seal or open. The counter starts at zero.
+ * increments after every seal or open. The counter starts at zero and is 12 bytes long, or 24
+ * for XChaCha20-Poly1305 (libev and ss-rust count over the whole extended nonce).
  * @module
  */
 import { ProtocolError } from "../protocol/errors.ts";
@@ -9,6 +10,7 @@ import type { AeadAlgorithm } from "./methods.ts";
 import { createAeadPrimitive } from "./backend.ts";
 
 const NONCE_SIZE = 12;
+const XCHACHA_NONCE_SIZE = 24;
 
 /** Adds one to a little-endian counter in place, carrying from byte 0 upward. */
 export function incrementNonce(nonce: Uint8Array): void {
@@ -22,10 +24,13 @@ export function incrementNonce(nonce: Uint8Array): void {
 /** Seals or opens one unit at a time, advancing the nonce after each. */
 export class AeadCipher {
   readonly #primitive: AeadPrimitive;
-  readonly #nonce = new Uint8Array(NONCE_SIZE);
+  readonly #nonce: Uint8Array;
 
   constructor(algorithm: AeadAlgorithm, subkey: Uint8Array) {
     this.#primitive = createAeadPrimitive(algorithm, subkey);
+    this.#nonce = new Uint8Array(
+      algorithm === "xchacha20-poly1305" ? XCHACHA_NONCE_SIZE : NONCE_SIZE,
+    );
   }
 
   get tagSize(): number {

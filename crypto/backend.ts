@@ -1,5 +1,6 @@
 /**
- * Picks the crypto backend for each AEAD algorithm: `createAeadPrimitive(algorithm, key)`.
+ * Picks the crypto backend for each AEAD algorithm: `createAeadPrimitive(algorithm, key)`, and
+ * for the stream ciphers: `createStreamBackendPrimitive(cipher, key, iv)`.
  *
  * Default: OpenSSL (libcrypto.so.3 through FFI) for every algorithm when it loads, else
  * node:crypto. Measured with bench/crypto_bench.ts (Deno 2.9.6, OpenSSL 3.0.19, 2-core AMD EPYC,
@@ -23,12 +24,42 @@
  * Override for tests and benchmarks: `SSDENO_CRYPTO=node|openssl` (read only when `--allow-env`
  * covers it; never prompts), or `setCryptoBackend()`, which wins over the variable. An explicit
  * `openssl` that cannot load is an error, not a silent fallback.
+ *
+ * Two algorithms do not follow the choice: XChaCha20-Poly1305 is always
+ * crypto/xchacha20_poly1305.ts (HChaCha20 here, the AEAD from node:crypto; OpenSSL has no
+ * XChaCha), and AES-192-GCM exists only with OpenSSL (Deno's node:crypto has no
+ * `aes-192-gcm`), so with the node backend it is a `CipherUnavailableError`.
+ *
+ * Stream ciphers (`createStreamBackendPrimitive`) follow the same choice: OpenSSL has all of
+ * them (RC4 and Blowfish through its legacy provider, see crypto/openssl_stream.ts); node:crypto
+ * only AES-CTR and ChaCha20, so CFB, Camellia, Blowfish and RC4 need OpenSSL. Salsa20 and
+ * `table` are our own code (crypto/stream_cipher.ts) and work with either.
  * @module
  */
 import type { AeadPrimitive } from "./aead_primitive.ts";
 import type { AeadAlgorithm } from "./methods.ts";
 import { createNodeAead } from "./node_aead.ts";
+import { createNodeStream, isNodeStreamCipher } from "./node_stream.ts";
 import { loadOpenSslAead, openSslUnavailableReason } from "./openssl_aead.ts";
+import {
+  loadOpenSslStream,
+  type OpenSslStreamCipher,
+  openSslStreamUnavailableReason,
+} from "./openssl_stream.ts";
+import type { StreamPrimitive } from "./stream_primitive.ts";
+import { createXChaCha20Poly1305 } from "./xchacha20_poly1305.ts";
+
+/**
+ * A cipher the chosen backend cannot provide (e.g. `bf-cfb` without OpenSSL). Services meet it
+ * at start (crypto/method_support.ts), before anything is bound; its message names the cipher
+ * and what is missing.
+ */
+export class CipherUnavailableError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "CipherUnavailableError";
+  }
+}
 
 /** The backends `createAeadPrimitive` can use. */
 export type CryptoBackendName = "node" | "openssl";
@@ -79,12 +110,64 @@ export function resolveCryptoBackend(): CryptoBackendChoice {
   return resolved;
 }
 
-/** Makes a keyed primitive with the chosen backend. */
+/** Why `algorithm` cannot be made with the chosen backend; undefined when it can. */
+export function aeadUnavailableReason(algorithm: AeadAlgorithm): string | undefined {
+  if (algorithm !== "aes-192-gcm") return undefined;
+  const choice = resolveCryptoBackend();
+  if (choice.name === "openssl") return undefined;
+  return `AES-192-GCM needs the OpenSSL backend (libcrypto.so.3 and --allow-ffi): Deno's ` +
+    `node:crypto has no aes-192-gcm; in use: ${choice.detail}`;
+}
+
+/**
+ * Makes a keyed primitive with the chosen backend. Throws `CipherUnavailableError` when the
+ * backend lacks `algorithm` (see `aeadUnavailableReason`).
+ */
 export function createAeadPrimitive(algorithm: AeadAlgorithm, key: Uint8Array): AeadPrimitive {
+  if (algorithm === "xchacha20-poly1305") return createXChaCha20Poly1305(key);
   if (resolveCryptoBackend().name === "openssl") {
     return loadOpenSslAead()!.createAead(algorithm, key);
   }
+  const reason = aeadUnavailableReason(algorithm);
+  if (reason !== undefined) throw new CipherUnavailableError(reason);
   return createNodeAead(algorithm, key);
+}
+
+/**
+ * Why the chosen backend cannot make stream cipher `cipher`; undefined when it can. With the
+ * OpenSSL backend chosen but its stream side not loading, node:crypto serves what it has.
+ */
+export function streamUnavailableReason(cipher: OpenSslStreamCipher): string | undefined {
+  const choice = resolveCryptoBackend();
+  if (choice.name === "openssl") {
+    const openssl = loadOpenSslStream();
+    if (openssl !== undefined) return openssl.unavailableReason(cipher);
+    if (isNodeStreamCipher(cipher)) return undefined;
+    return `${cipher} needs OpenSSL: ${openSslStreamUnavailableReason()}`;
+  }
+  if (isNodeStreamCipher(cipher)) return undefined;
+  return `${cipher} needs the OpenSSL backend (libcrypto.so.3 and --allow-ffi): Deno's ` +
+    `node:crypto has no ${cipher}; in use: ${choice.detail}`;
+}
+
+/**
+ * A keyed direction of stream cipher `cipher` from the chosen backend. `chacha20` takes
+ * OpenSSL's 16-byte IV (32-bit little-endian counter, 12-byte nonce). Throws
+ * `CipherUnavailableError` when the backend lacks the cipher.
+ */
+export function createStreamBackendPrimitive(
+  cipher: OpenSslStreamCipher,
+  key: Uint8Array,
+  iv: Uint8Array,
+  options: { decrypt?: boolean } = {},
+): StreamPrimitive {
+  const reason = streamUnavailableReason(cipher);
+  if (reason !== undefined) throw new CipherUnavailableError(reason);
+  const openssl = resolveCryptoBackend().name === "openssl" ? loadOpenSslStream() : undefined;
+  if (openssl !== undefined) return openssl.create(cipher, key, iv, options);
+  // streamUnavailableReason has checked that node:crypto has it.
+  if (!isNodeStreamCipher(cipher)) throw new Error(`Unreachable: no backend for ${cipher}`);
+  return createNodeStream(cipher, key, iv);
 }
 
 function readEnvironment(): CryptoBackendName | undefined {

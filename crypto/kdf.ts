@@ -1,10 +1,12 @@
 /**
- * Key derivation for AEAD-2017 (SIP004/SIP007): the password becomes a master key through
- * OpenSSL's EVP_BytesToKey (MD5, no salt, one round), and each direction of each session gets
- * its own subkey through HKDF-SHA1 with the info string "ss-subkey".
+ * Key derivation for AEAD-2017 (SIP004/SIP007) and the stream ciphers: the password becomes a
+ * master key through OpenSSL's EVP_BytesToKey (MD5, no salt, one round), and each direction of
+ * each AEAD session gets its own subkey through HKDF-SHA1 with the info string "ss-subkey".
+ * Stream ciphers use the master key with each IV directly; `table` uses the raw password.
  * @module
  */
 import { createHash, hkdfSync } from "node:crypto";
+import type { MethodInfo } from "./methods.ts";
 
 const SS_SUBKEY_INFO = new TextEncoder().encode("ss-subkey");
 
@@ -21,6 +23,39 @@ export function evpBytesToKey(password: string, keySize: number): Uint8Array {
     filled += take;
   }
   return key;
+}
+
+/**
+ * How a configured key (libev's `--key`, base64) travels where a password goes: after a NUL,
+ * which no password of a C-string implementation can start with. Only `deriveMasterKey` reads
+ * it; `passwordForKey` writes it.
+ */
+const KEY_MARK = "\u0000key:";
+
+/** The password-shaped form of a base64 master key (see `KEY_MARK`). */
+export function passwordForKey(base64Key: string): string {
+  return `${KEY_MARK}${base64Key}`;
+}
+
+/** Whether `password` carries a key rather than a password. */
+export function isKeyPassword(password: string): boolean {
+  return password.startsWith(KEY_MARK);
+}
+
+/**
+ * The master key of an AEAD-2017 or stream `method`: EVP_BytesToKey of the password, except for
+ * `table`, whose key is the password's UTF-8 bytes, and a configured key, used as it is.
+ */
+export function deriveMasterKey(method: MethodInfo, password: string): Uint8Array {
+  if (isKeyPassword(password)) {
+    const key = Uint8Array.from(atob(password.slice(KEY_MARK.length)), (c) => c.charCodeAt(0));
+    if (key.length !== method.keySize) {
+      throw new RangeError(`Invalid key: ${method.name} needs ${method.keySize} bytes`);
+    }
+    return key;
+  }
+  if (method.stream === "table") return new TextEncoder().encode(password);
+  return evpBytesToKey(password, method.keySize);
 }
 
 /** RFC 5869 HKDF with SHA-1. */

@@ -1,6 +1,6 @@
 /**
- * The OpenSSL AEAD backend: AES-GCM and ChaCha20-Poly1305 from the system's `libcrypto.so.3`,
- * called through `Deno.dlopen` with synchronous (`nonblocking: false`) calls.
+ * The OpenSSL AEAD backend: AES-GCM (128, 192 and 256) and ChaCha20-Poly1305 from the system's
+ * `libcrypto.so.3`, called through `Deno.dlopen` with synchronous (`nonblocking: false`) calls.
  *
  * One primitive keeps one `EVP_CIPHER_CTX` per operation it has been used for (a session
  * direction only ever seals or only ever opens, so in practice one). The key schedule is set
@@ -48,6 +48,7 @@ const SYMBOLS = {
   EVP_CIPHER_CTX_free: { parameters: ["pointer"], result: "void" },
   EVP_CIPHER_CTX_ctrl: { parameters: ["pointer", "i32", "i32", "buffer"], result: "i32" },
   EVP_aes_128_gcm: { parameters: [], result: "pointer" },
+  EVP_aes_192_gcm: { parameters: [], result: "pointer" },
   EVP_aes_256_gcm: { parameters: [], result: "pointer" },
   EVP_chacha20_poly1305: { parameters: [], result: "pointer" },
   EVP_EncryptInit_ex: {
@@ -72,6 +73,16 @@ const SYMBOLS = {
 
 type Symbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
 
+/** The algorithms OpenSSL has (XChaCha20-Poly1305 is not among them). */
+type OpenSslAeadAlgorithm = Exclude<AeadAlgorithm, "xchacha20-poly1305">;
+
+const KEY_SIZES: Readonly<Record<OpenSslAeadAlgorithm, number>> = {
+  "aes-128-gcm": 16,
+  "aes-192-gcm": 24,
+  "aes-256-gcm": 32,
+  "chacha20-poly1305": 32,
+};
+
 /** A keyed OpenSSL AEAD; `dispose()` returns its native context early (idempotent). */
 export interface OpenSslAead extends AeadPrimitive, Disposable {
   /**
@@ -93,6 +104,7 @@ export interface OpenSslBackend {
   readonly version: string;
   /** The library path that was opened. */
   readonly path: string;
+  /** Throws `RangeError` for `xchacha20-poly1305`, which OpenSSL does not have. */
   createAead(algorithm: AeadAlgorithm, key: Uint8Array): OpenSslAead;
   /** Native contexts currently allocated, for tests and stats. */
   readonly liveContexts: number;
@@ -190,8 +202,9 @@ function createBackend(symbols: Symbols, path: string): OpenSslBackend {
   // OpenSSL_version(), because UnsafePointerView needs an unscoped --allow-ffi.)
   const number = BigInt(symbols.OpenSSL_version_num());
   const version = `OpenSSL ${number >> 28n}.${(number >> 20n) & 0xffn}.${(number >> 4n) & 0xffn}`;
-  const ciphers: Record<AeadAlgorithm, Deno.PointerValue> = {
+  const ciphers: Record<OpenSslAeadAlgorithm, Deno.PointerValue> = {
     "aes-128-gcm": symbols.EVP_aes_128_gcm(),
+    "aes-192-gcm": symbols.EVP_aes_192_gcm(),
     "aes-256-gcm": symbols.EVP_aes_256_gcm(),
     "chacha20-poly1305": symbols.EVP_chacha20_poly1305(),
   };
@@ -213,7 +226,7 @@ function createBackend(symbols: Symbols, path: string): OpenSslBackend {
 
   /** A context keyed for one direction; the IV is set per call. */
   const keyedContext = (
-    algorithm: AeadAlgorithm,
+    algorithm: OpenSslAeadAlgorithm,
     key: Uint8Array,
     encrypt: boolean,
   ): Deno.PointerObject => {
@@ -231,14 +244,17 @@ function createBackend(symbols: Symbols, path: string): OpenSslBackend {
 
   class Aead implements OpenSslAead {
     readonly tagSize = TAG_SIZE;
-    readonly #algorithm: AeadAlgorithm;
+    readonly #algorithm: OpenSslAeadAlgorithm;
     readonly #key: Uint8Array;
     #sealCtx: Deno.PointerObject | null = null;
     #openCtx: Deno.PointerObject | null = null;
     #disposed = false;
 
     constructor(algorithm: AeadAlgorithm, key: Uint8Array) {
-      const expected = algorithm === "aes-128-gcm" ? 16 : 32;
+      if (algorithm === "xchacha20-poly1305") {
+        throw new RangeError("OpenSSL has no XChaCha20-Poly1305: see crypto/xchacha20_poly1305.ts");
+      }
+      const expected = KEY_SIZES[algorithm];
       if (key.length !== expected) {
         throw new RangeError(
           `Invalid key length for ${algorithm}: expected ${expected}, got ${key.length}`,

@@ -5,12 +5,16 @@
  * {@linkcode StreamFraming} per session without knowing which edition the method belongs to.
  *
  * The server's replay state lives here too, one per listener: the two-generation salt filter of
- * AEAD-2017 (protocol/replay_filter.ts) or the exact 61 s salt pool of the 2022 edition
- * (protocol/salt_pool.ts).
+ * AEAD-2017 (protocol/replay_filter.ts, which also keeps the IVs of the legacy stream ciphers)
+ * or the exact 61 s salt pool of the 2022 edition (protocol/salt_pool.ts).
+ *
+ * Both calls also check that the crypto backend can run the method at all
+ * (`CipherUnavailableError`, e.g. `bf-cfb` without OpenSSL's legacy provider).
  * @module
  */
 import { InvalidPskError } from "../crypto/kdf2022.ts";
-import { evpBytesToKey } from "../crypto/kdf.ts";
+import { deriveMasterKey, evpBytesToKey } from "../crypto/kdf.ts";
+import { assertMethodAvailable } from "../crypto/method_support.ts";
 import type { MethodInfo } from "../crypto/methods.ts";
 import type { Address } from "./address.ts";
 import {
@@ -24,6 +28,7 @@ import { clientKeys2022, serverKeys2022 } from "./aead2022_identity.ts";
 import { ReplayFilter } from "./replay_filter.ts";
 import { SaltPool } from "./salt_pool.ts";
 import type { StreamFraming } from "./stream_framing.ts";
+import { streamClientFraming, streamServerFraming } from "./stream_framing_legacy.ts";
 
 /**
  * Most users one AEAD-2017 port takes. A connection from a new client (or a probe) may try every
@@ -46,7 +51,7 @@ export interface ServerFramingsOptions {
   users?: readonly UserKey[] | undefined;
   /** The 2022 salt pool. Default: a new one (100 000 salts). */
   saltPool?: SaltPool;
-  /** The AEAD-2017 replay filter. Default: a new one (2 × 20 000 salts). */
+  /** The AEAD-2017 (and stream-cipher IV) replay filter. Default: a new one (2 × 20 000 salts). */
   replayFilter?: ReplayFilter;
 }
 
@@ -62,13 +67,14 @@ export interface ServerFramings {
 /**
  * Parses the server's password (and users) for `method`. Throws `InvalidPskError` for a bad
  * 2022 key or for users on a method without identity headers, `RangeError` for two users with
- * one name or one key.
+ * one name or one key, `CipherUnavailableError` for a method the crypto backend cannot run.
  */
 export function serverFramings(
   method: MethodInfo,
   password: string,
   options: ServerFramingsOptions = {},
 ): ServerFramings {
+  assertMethodAvailable(method);
   const { users } = options;
   if (method.family === "aead2022") {
     const keys = serverKeys2022(method, password, users);
@@ -109,7 +115,14 @@ export function serverFramings(
         }),
     };
   }
-  const masterKey = evpBytesToKey(password, method.keySize);
+  const masterKey = deriveMasterKey(method, password);
+  if (method.family === "stream") {
+    return {
+      method,
+      userNames: [],
+      session: () => streamServerFraming(method, masterKey, { replayFilter }),
+    };
+  }
   return {
     method,
     userNames: [],
@@ -132,13 +145,16 @@ export interface ClientFramings {
 
 /**
  * Parses a client's password for `method`: for 2022 a base64 PSK, or `iPSK:...:uPSK` for a
- * multi-user server (AES methods). Throws `InvalidPskError` for a bad 2022 key.
+ * multi-user server (AES methods). Throws `InvalidPskError` for a bad 2022 key and
+ * `CipherUnavailableError` for a method the crypto backend cannot run. With a stream method,
+ * `saltPrefix` starts the IV.
  */
 export function clientFramings(
   method: MethodInfo,
   password: string,
   saltPrefix?: Uint8Array,
 ): ClientFramings {
+  assertMethodAvailable(method);
   if (method.family === "aead2022") {
     const keys = clientKeys2022(method, password);
     return {
@@ -147,7 +163,13 @@ export function clientFramings(
         clientFraming2022(keys, target, saltPrefix ? { ...options, saltPrefix } : options),
     };
   }
-  const masterKey = evpBytesToKey(password, method.keySize);
+  const masterKey = deriveMasterKey(method, password);
+  if (method.family === "stream") {
+    return {
+      method,
+      session: (target) => streamClientFraming(method, masterKey, target, saltPrefix),
+    };
+  }
   return {
     method,
     session: (target) => aeadClientFraming(method, masterKey, target, saltPrefix),

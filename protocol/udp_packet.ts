@@ -1,6 +1,6 @@
 /**
- * UDP framing: the AEAD-2017 Shadowsocks packet (SIP004/SIP007) and the SOCKS5 UDP request
- * header (RFC 1928 §7). Pure code: no sockets here.
+ * UDP framing: the AEAD-2017 Shadowsocks packet (SIP004/SIP007), the legacy stream-cipher packet,
+ * and the SOCKS5 UDP request header (RFC 1928 §7). Pure code: no sockets here.
  *
  * Shadowsocks packet, the same layout both ways:
  *
@@ -9,11 +9,18 @@
  * | salt      | seal(subkey(salt), nonce = 0, address || payload) | tag (16)  |
  * | saltSize  | address header (7, 19 or 4 + L bytes) + payload   |           |
  * +-----------+---------------------------------------------------+-----------+
+ *
+ * stream ciphers (insecure, NOTES §5.1):
+ * +-----------+---------------------------------------------------+
+ * | IV        | encrypt(masterKey, IV, address || payload)        |
+ * | saltSize  | (no tag; `table` has no IV either)                |
+ * +-----------+---------------------------------------------------+
  * ```
  *
  * Client → server the address is the target; server → client it is the source of the reply.
  * The all-zero nonce is safe because every packet carries a fresh random salt, hence a fresh
- * subkey. With the `none` method the packet is just `address || payload`.
+ * subkey; a stream packet's keystream starts afresh at its own random IV. With the `none`
+ * method the packet is just `address || payload`.
  *
  * SOCKS5 UDP datagram between an application and the local side:
  *
@@ -32,6 +39,7 @@ import { fillPrefixedSalt } from "./outline_prefix.ts";
 import { AeadCipher } from "../crypto/aead_cipher.ts";
 import { deriveSessionSubkey } from "../crypto/kdf.ts";
 import type { MethodInfo } from "../crypto/methods.ts";
+import { createStreamCipher } from "../crypto/stream_cipher.ts";
 import { type Address, decodeAddress, encodeAddress, encodedAddressLength } from "./address.ts";
 import { ProtocolError } from "./errors.ts";
 
@@ -41,16 +49,17 @@ export const MAX_UDP_PAYLOAD = 65_507;
 export const SOCKS_UDP_PREFIX_LENGTH = 3;
 
 /**
- * True when this module can frame UDP for `method`: AEAD-2017 and `none`. The 2022 edition
- * (SIP022) frames UDP differently: see aead2022_udp.ts.
+ * True when this module can frame UDP for `method`: AEAD-2017, the stream ciphers and `none`.
+ * The 2022 edition (SIP022) frames UDP differently: see aead2022_udp.ts.
  */
 export function supportsUdp(method: MethodInfo): boolean {
-  return method.family === "aead" || method.family === "none";
+  return method.family === "aead" || method.family === "stream" || method.family === "none";
 }
 
-/** Bytes a Shadowsocks packet adds around its plaintext: salt and tag. */
+/** Bytes a Shadowsocks packet adds around its plaintext: salt and tag, or the IV. */
 export function udpPacketOverhead(method: MethodInfo): number {
-  return method.family === "aead" ? method.saltSize + method.tagSize : 0;
+  if (method.family === "aead") return method.saltSize + method.tagSize;
+  return method.family === "stream" ? method.saltSize : 0;
 }
 
 /**
@@ -72,6 +81,12 @@ export function sealUdpPacket(
   if (packet.length < length) {
     throw new RangeError(`Output buffer too small: expected ${length} bytes, got ${packet.length}`);
   }
+  if (method.family === "stream") {
+    const iv = fillPrefixedSalt(packet.subarray(0, method.saltSize), saltPrefix);
+    using cipher = createStreamCipher(method.stream!, masterKey, iv);
+    cipher.updateInto(plaintext, packet.subarray(method.saltSize));
+    return packet;
+  }
   if (method.family !== "aead") {
     packet.set(plaintext);
     return packet;
@@ -86,7 +101,8 @@ export function sealUdpPacket(
 /**
  * Opens one packet and returns its plaintext (address header followed by payload), never a view
  * of `packet`. Throws `ProtocolError("ERR_CIPHER")` when the packet is too short to hold a salt,
- * a tag and at least one byte, or when the tag does not verify.
+ * a tag and at least one byte, or when the tag does not verify. A stream-cipher packet cannot
+ * fail here (nothing authenticates it): a wrong key shows as a bad address header.
  */
 export function openUdpPacket(
   method: MethodInfo,
@@ -101,6 +117,15 @@ export function openUdpPacket(
       `UDP packet too short: expected at least ${minimum} bytes, got ${packet.length}`,
     );
   }
+  if (method.family === "stream") {
+    const size = method.saltSize;
+    using cipher = createStreamCipher(method.stream!, masterKey, packet.subarray(0, size), {
+      decrypt: true,
+    });
+    const plaintext = new Uint8Array(packet.length - size);
+    cipher.updateInto(packet.subarray(size), plaintext);
+    return plaintext;
+  }
   if (method.family !== "aead") return packet.slice();
   const salt = packet.subarray(0, method.saltSize);
   const cipher = new AeadCipher(method.algorithm!, deriveSessionSubkey(masterKey, salt));
@@ -110,7 +135,9 @@ export function openUdpPacket(
 /** Throws `RangeError` naming the method when `supportsUdp(method)` is false. */
 export function assertUdpMethod(method: MethodInfo): void {
   if (!supportsUdp(method)) {
-    throw new RangeError(`Unsupported method "${method.name}" for UDP: expected an AEAD-2017 one`);
+    throw new RangeError(
+      `Unsupported method "${method.name}" for UDP: expected an AEAD-2017 or stream one`,
+    );
   }
 }
 
@@ -134,6 +161,28 @@ export function decodeUdpPlaintext(plaintext: Uint8Array): UdpPlaintext {
     );
   }
   return { address: decoded.address, payload: plaintext.subarray(decoded.length) };
+}
+
+/**
+ * Opens one packet and splits it: `openUdpPacket` then `decodeUdpPlaintext`. For a stream
+ * method, whose packets nothing authenticates, an address header that does not parse is the sign
+ * of a wrong key or junk and is reported as `ERR_CIPHER`, as a tag mismatch is for AEAD.
+ */
+export function openUdpRequest(
+  method: MethodInfo,
+  masterKey: Uint8Array,
+  packet: Uint8Array,
+): UdpPlaintext {
+  const plaintext = openUdpPacket(method, masterKey, packet);
+  if (method.family !== "stream") return decodeUdpPlaintext(plaintext);
+  try {
+    return decodeUdpPlaintext(plaintext);
+  } catch (error) {
+    if (!(error instanceof ProtocolError) || error.code !== "ERR_READ_ADDRESS") throw error;
+    throw new ProtocolError("ERR_CIPHER", `Bad address header: ${error.message}`, {
+      cause: error,
+    });
+  }
 }
 
 /** Encodes a Shadowsocks UDP plaintext: `address || payload`. */

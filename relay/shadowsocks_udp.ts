@@ -5,14 +5,17 @@
  *
  * - server (`createServerUdpCodec`): a `DatagramCodec` for `serveDatagrams`. Client packets are
  *   opened to (target, payload); replies from a target are sealed with their source address.
- *   AEAD-2017 keys a session by client address; 2022 by session ID (relay/shadowsocks_udp2022.ts).
+ *   AEAD-2017 and the stream ciphers key a session by client address; 2022 by session ID
+ *   (relay/shadowsocks_udp2022.ts).
  * - client (`createUdpClientCipher`): one `UdpClientSession` per association (SOCKS5 UDP
  *   ASSOCIATE, each tunnel client), sealing `address || payload` for the server and opening
- *   its replies. AEAD-2017 sessions are stateless; 2022 ones carry IDs, counters and windows.
+ *   its replies. AEAD-2017 and stream sessions are stateless; 2022 ones carry IDs, counters and
+ *   windows.
  *   `tunnelUdpCodec` puts such sessions behind `serveDatagrams` for the tunnel.
  * @module
  */
-import { evpBytesToKey } from "../crypto/kdf.ts";
+import { deriveMasterKey, evpBytesToKey } from "../crypto/kdf.ts";
+import { assertMethodAvailable } from "../crypto/method_support.ts";
 import type { MethodInfo } from "../crypto/methods.ts";
 import { clientKeys2022, serverKeys2022 } from "../protocol/aead2022_identity.ts";
 import {
@@ -25,6 +28,7 @@ import {
   assertUdpMethod,
   decodeUdpPlaintext,
   openUdpPacket,
+  openUdpRequest,
   sealUdpPacket,
   udpPacketOverhead,
 } from "../protocol/udp_packet.ts";
@@ -52,19 +56,25 @@ export interface UdpUserConfig {
 }
 
 /**
- * The server codec for `method`: AEAD-2017 and `none` take any password; 2022 methods take a
- * base64 PSK and, for multi-user (SIP023), `users`. Throws `RangeError` for a method without
- * UDP and `InvalidPskError` for a bad key, so a service can fail before it binds anything.
+ * The server codec for `method`: AEAD-2017, stream ciphers and `none` take any password; 2022
+ * methods take a base64 PSK and, for multi-user (SIP023), `users`. Throws `RangeError` for a
+ * method without UDP (or users on a stream method), `InvalidPskError` for a bad key and
+ * `CipherUnavailableError` for a cipher the crypto backend lacks, so a service can fail before
+ * it binds anything.
  */
 export function createServerUdpCodec(
   method: MethodInfo,
   password: string,
   users?: readonly UdpUserConfig[],
 ): DatagramCodec {
+  assertMethodAvailable(method);
   if (method.family === "aead2022") {
     return serverUdpCodec2022(serverKeys2022(method, password, users));
   }
   assertUdpMethod(method);
+  if (users !== undefined && method.family !== "aead") {
+    throw new RangeError(`Invalid users for ${method.name}: multiple users need an AEAD method`);
+  }
   if (users !== undefined) {
     return serverUdpCodecMultiUser(
       method,
@@ -74,7 +84,7 @@ export function createServerUdpCodec(
       })),
     );
   }
-  return serverUdpCodec(method, evpBytesToKey(password, method.keySize));
+  return serverUdpCodec(method, deriveMasterKey(method, password));
 }
 
 /**
@@ -90,14 +100,17 @@ function replyWrapper(method: MethodInfo, masterKey: Uint8Array) {
   };
 }
 
-/** The AEAD-2017 server side: Shadowsocks packets in from clients, plain datagrams out. */
+/**
+ * The AEAD-2017 and stream-cipher server side: Shadowsocks packets in from clients, plain
+ * datagrams out. `masterKey` is `deriveMasterKey(method, password)`.
+ */
 export function serverUdpCodec(method: MethodInfo, masterKey: Uint8Array): DatagramCodec {
   const wrap = replyWrapper(method, masterKey);
   return {
     requestHeadroom: 0,
     replyHeadroom: MAX_IP_ADDRESS_LENGTH,
     unwrap(view, from, find) {
-      const { address, payload } = decodeUdpPlaintext(openUdpPacket(method, masterKey, view));
+      const { address, payload } = openUdpRequest(method, masterKey, view);
       const key = formatEndpoint(from);
       return {
         session: find(key) ?? { key, client: from, wrap },
@@ -167,13 +180,16 @@ export interface UdpClientCipher {
 
 /**
  * The client cipher for `method` and `password` (2022: `uPSK` or `iPSK:...:uPSK`). Throws
- * `RangeError` for a method without UDP and `InvalidPskError` for a bad 2022 key.
+ * `RangeError` for a method without UDP, `InvalidPskError` for a bad 2022 key and
+ * `CipherUnavailableError` for a cipher the crypto backend lacks. With a stream method,
+ * `saltPrefix` starts each packet's IV.
  */
 export function createUdpClientCipher(
   method: MethodInfo,
   password: string,
   saltPrefix?: Uint8Array,
 ): UdpClientCipher {
+  assertMethodAvailable(method);
   if (method.family === "aead2022") {
     // 2022 UDP packets carry no salt to prefix (the config layer says so first).
     if (saltPrefix) throw new RangeError("A UDP prefix needs an AEAD-2017 method");
@@ -185,10 +201,10 @@ export function createUdpClientCipher(
     };
   }
   assertUdpMethod(method);
-  const masterKey = evpBytesToKey(password, method.keySize);
+  const masterKey = deriveMasterKey(method, password);
   const session: UdpClientSession = {
     seal: (plaintext, out) => sealUdpPacket(method, masterKey, plaintext, out, saltPrefix),
-    open: (packet) => decodeUdpPlaintext(openUdpPacket(method, masterKey, packet)),
+    open: (packet) => openUdpRequest(method, masterKey, packet),
   };
   return { method, overhead: udpPacketOverhead(method), newSession: () => session };
 }

@@ -86,8 +86,25 @@ Deno.test("buildServerConfigs() lists every valid method when the method is unkn
   for (const name of METHOD_NAMES) assert.ok(error.message.includes(name), name);
   await assertConfigError(
     () => buildLocalConfig({ server: "h", password: PASSWORD, method: "rc4-md5" }),
-    `Invalid method "rc4-md5"`,
+    `Invalid method "rc4-md5": a legacy stream cipher, insecure`,
+    "--allow-insecure-ciphers",
   );
+  await assertConfigError(
+    () => buildServerConfigs({ password: PASSWORD, method: "aes-256-cfb" }),
+    `Invalid method "aes-256-cfb": a legacy stream cipher`,
+  );
+  const allowed = buildServerConfigs({
+    password: PASSWORD,
+    method: "aes-256-cfb",
+    allow_insecure_ciphers: true,
+  });
+  assert.equal(allowed.configs[0]!.method, "aes-256-cfb");
+  assert.ok(allowed.warnings.some((w) => w.startsWith("Method aes-256-cfb is a legacy stream")));
+  const local = buildLocalConfig(
+    { server: "h", password: PASSWORD, method: "rc4-md5" },
+    { allow_insecure_ciphers: true },
+  );
+  assert.equal(local.config.method, "rc4-md5");
   await assertConfigError(
     () => buildServerConfigs({ servers: [{ server_port: 1, password: "p", method: "x" }] }),
     `Invalid servers[0].method "x": expected one of `,

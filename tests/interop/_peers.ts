@@ -27,12 +27,15 @@ export type PeerName =
   | "sslocal"
   | "ssserver"
   | "ssurl"
+  | "ssserver-py"
+  | "sslocal-py"
   | "sing-box"
   | "outline-ss-server"
   | "go-shadowsocks2"
   | "obfs-server"
   | "obfs-local"
-  | "ss-v2ray-plugin";
+  | "ss-v2ray-plugin"
+  | "chromium";
 
 /** How to install each binary. */
 const INSTALL_HINT: Record<PeerName, string> = {
@@ -43,12 +46,15 @@ const INSTALL_HINT: Record<PeerName, string> = {
   "sslocal": "bash .ci/peers.sh (cargo install shadowsocks-rust)",
   "ssserver": "bash .ci/peers.sh (cargo install shadowsocks-rust)",
   "ssurl": "bash .ci/peers.sh (cargo install shadowsocks-rust)",
+  "ssserver-py": "bash .ci/peers.sh (pip install of shadowsocks 2.8.2, the Python original)",
+  "sslocal-py": "bash .ci/peers.sh (pip install of shadowsocks 2.8.2, the Python original)",
   "sing-box": "bash .ci/peers.sh (go install of sing-box)",
   "outline-ss-server": "bash .ci/peers.sh (go install of outline-ss-server)",
   "go-shadowsocks2": "bash .ci/peers.sh (go install of go-shadowsocks2)",
   "obfs-server": "apt-get install -y simple-obfs",
   "obfs-local": "apt-get install -y simple-obfs",
   "ss-v2ray-plugin": "apt-get install -y shadowsocks-v2ray-plugin",
+  "chromium": "apt-get install -y --no-install-recommends chromium",
 };
 
 /** Bytes of process output kept for failure messages (the most recent ones). */
