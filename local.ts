@@ -44,11 +44,14 @@ function parseCheckTarget(text: string): Address {
   return parseHostPort(text);
 }
 
+/** A running local or tunnel, with the servers it goes through (for the status page). */
+export type LocalService = RunningService & { readonly upstreams: UpstreamSet };
+
 /** Starts the SOCKS5 local listener on `config.localAddress:config.localPort`. */
 export async function startLocal(
   config: LocalConfig,
   options: ServiceOptions = {},
-): Promise<RunningService> {
+): Promise<LocalService> {
   const logger = options.logger ?? silentLogger;
   // Keys are parsed and plugins looked up before anything is bound: a bad one fails the start.
   const upstreams = startUpstreams(config, logger, "local");
@@ -158,7 +161,7 @@ export async function startLocal(
       (config.acl ? ", with an ACL" : "") +
       (users ? `, ${users.size} user${users.size === 1 ? "" : "s"}` : ""),
   );
-  return service;
+  return { ...service, upstreams };
 }
 
 /**

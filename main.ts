@@ -33,17 +33,22 @@ import {
 } from "./config/load.ts";
 import { generatePassword } from "./config/password.ts";
 import { shareText } from "./config/share.ts";
-import type { ServerConfig, UpstreamServer } from "./config/types.ts";
+import type { LocalConfig, ServerConfig, UpstreamServer } from "./config/types.ts";
 import { describeList, describeUrl, fetchSip008 } from "./service/online_config.ts";
 import { loadOrCreateZeroConfig, readZeroConfig, ZERO_CONFIG_PATH } from "./config/zero_config.ts";
-import { startLocal } from "./local.ts";
+import { type LocalService, startLocal } from "./local.ts";
 import { describeFileLimit, readFileLimit } from "./relay/file_limit.ts";
 import { createLogger, type Logger } from "./relay/log.ts";
 import type { RunningService, ServiceOptions } from "./relay/service.ts";
 import { listenerUpdatable, startListener } from "./server.ts";
 import { type ListenerEntry, ServerSupervisor } from "./service/supervisor.ts";
 import { type RunningManager, startManager } from "./service/manager.ts";
-import { startApi } from "./service/api.ts";
+import { apiHandler, startApi } from "./service/api.ts";
+import {
+  startStatusServer,
+  type StatusServerOptions,
+  type StatusSources,
+} from "./service/status.ts";
 import {
   readState,
   restore,
@@ -139,14 +144,16 @@ async function local(command: RunCommand): Promise<number> {
   );
   warnings.forEach((warning) => logger.warn(warning));
   prepareProcess(process, logger);
+  let running: LocalService | undefined;
   return await runServices(
     [{
       label: `${config.localAddress}:${config.localPort}`,
-      start: (o) => startLocal(config, o),
+      start: async (o) => running = await startLocal(config, o),
       graceMs: graceMs(config),
     }],
     logger,
     process,
+    clientStatus("local", config, () => running, process, logger),
   );
 }
 
@@ -159,14 +166,16 @@ async function tunnel(command: RunCommand): Promise<number> {
   );
   warnings.forEach((warning) => logger.warn(warning));
   prepareProcess(process, logger);
+  let running: LocalService | undefined;
   return await runServices(
     [{
       label: `${config.localAddress}:${config.localPort}`,
-      start: (o) => startTunnel(config, o),
+      start: async (o) => running = await startTunnel(config, o),
       graceMs: graceMs(config),
     }],
     logger,
     process,
+    clientStatus("tunnel", config, () => running, process, logger),
   );
 }
 
@@ -360,8 +369,38 @@ async function server(command: RunCommand): Promise<number> {
       const saved = await readState(stateFile);
       saveState = keepState(stateFile, supervisor, controller.signal, logger, saved);
     }
-    if (metrics) startMetrics(metrics, () => supervisor.listeners, controller.signal, logger);
-    if (api) {
+    const status = loaded.value.process.status;
+    // On the status listener's address, metrics and the API are served by it (one listener).
+    const sharedMetrics = sameAddress(metrics, status);
+    const sharedApi = sameAddress(api, status);
+    if (metrics && !sharedMetrics) {
+      startMetrics(metrics, () => supervisor.listeners, controller.signal, logger);
+    }
+    if (status) {
+      startStatus(
+        status,
+        {
+          role: "server",
+          listeners: () => supervisor.listeners,
+        },
+        controller.signal,
+        logger,
+        {
+          ...(sharedMetrics ? { metrics: metricsText(() => supervisor.listeners) } : {}),
+          ...(sharedApi && api
+            ? {
+              fallback: apiHandler({
+                supervisor,
+                version: VERSION,
+                ...(api.token === undefined ? {} : { token: api.token }),
+                ...(api.secretPath === undefined ? {} : { secretPath: api.secretPath }),
+              }),
+            }
+            : {}),
+        },
+      );
+    }
+    if (api && !sharedApi) {
       let running;
       try {
         running = startApi({
@@ -465,14 +504,9 @@ function keepState(
   return save;
 }
 
-/** Serves the listeners' metrics (whichever run at each scrape) until `signal` aborts. */
-function startMetrics(
-  where: { host: string; port: number },
-  listeners: () => ListenerEntry[],
-  signal: AbortSignal,
-  logger: Logger,
-): void {
-  const render = () =>
+/** The metrics text of the listeners running at each call. */
+function metricsText(listeners: () => ListenerEntry[]): () => string {
+  return () =>
     renderMetrics(
       listeners().map(({ config, service }) => ({
         port: service.addr.port,
@@ -482,6 +516,92 @@ function startMetrics(
       VERSION,
       currentResolver().stats,
     );
+}
+
+function sameAddress(
+  a: { host: string; port: number } | undefined,
+  b: { host: string; port: number } | undefined,
+): boolean {
+  return a !== undefined && b !== undefined && a.host === b.host && a.port === b.port;
+}
+
+/**
+ * A local's or tunnel's status page, when asked for: its own listener's sessions, and the
+ * health of each server it goes through (the balancer's view).
+ */
+function clientStatus(
+  role: "local" | "tunnel",
+  config: LocalConfig,
+  service: () => LocalService | undefined,
+  process: ProcessSettings,
+  logger: Logger,
+): ((started: Started[], signal: AbortSignal) => Promise<void>) | undefined {
+  const where = process.status;
+  if (where === undefined) return undefined;
+  return (_started, signal) => {
+    startStatus(
+      where,
+      {
+        role,
+        listeners: () => {
+          const running = service();
+          return running
+            ? [{
+              config: {
+                address: config.localAddress,
+                port: running.addr.port,
+                method: config.method,
+                mode: config.mode,
+              },
+              service: running,
+            }]
+            : [];
+        },
+        upstreams: () => service()?.upstreams.balancer.servers ?? [],
+      },
+      signal,
+      logger,
+    );
+    return Promise.resolve();
+  };
+}
+
+/** Serves the status page (and what shares its listener) until `signal` aborts. */
+function startStatus(
+  where: NonNullable<ProcessSettings["status"]>,
+  sources: StatusSources,
+  signal: AbortSignal,
+  logger: Logger,
+  shared: Pick<StatusServerOptions, "metrics" | "fallback"> = {},
+): void {
+  let running;
+  try {
+    running = startStatusServer({
+      hostname: where.host,
+      port: where.port,
+      version: VERSION,
+      logger,
+      signal,
+      sources,
+      ...(where.token === undefined ? {} : { token: where.token }),
+      ...(where.secretPath === undefined ? {} : { secretPath: where.secretPath }),
+      ...shared,
+    });
+  } catch (error) {
+    if (error instanceof ConfigError) throw error;
+    throw new StartupError(`status ${where.host}:${where.port}`, error);
+  }
+  logger.info(`status page on ${running.url}`);
+}
+
+/** Serves the listeners' metrics (whichever run at each scrape) until `signal` aborts. */
+function startMetrics(
+  where: { host: string; port: number },
+  listeners: () => ListenerEntry[],
+  signal: AbortSignal,
+  logger: Logger,
+): void {
+  const render = metricsText(listeners);
   let server;
   try {
     server = startMetricsServer(where.host, where.port, render);
@@ -539,7 +659,7 @@ async function runServices(
   launches: readonly Launch[],
   logger: Logger,
   process: ProcessSettings,
-  onStarted?: (started: Started[]) => Promise<void>,
+  onStarted?: (started: Started[], signal: AbortSignal) => Promise<void>,
 ): Promise<number> {
   let atExit: (() => Promise<void>) | undefined;
   const controller = new AbortController();
@@ -572,7 +692,7 @@ async function runServices(
     // The limit caps how many sessions this process can hold; say it once, where operators look.
     logger.info(describeFileLimit(readFileLimit()));
     atExit = await processStarted(process, logger);
-    await onStarted?.(started);
+    await onStarted?.(started, controller.signal);
     await Promise.all(services.map((service) => service.closed));
     return 0;
   } finally {

@@ -15,7 +15,7 @@
  */
 import type { TunnelConfig } from "./config/types.ts";
 import { TunnelInbound } from "./inbound/tunnel.ts";
-import { startOnline, startUpstreams } from "./local.ts";
+import { type LocalService, startOnline, startUpstreams } from "./local.ts";
 import { addressFromHost, formatAddress } from "./protocol/address.ts";
 import { serveDatagrams } from "./relay/datagram_service.ts";
 import { silentLogger } from "./relay/log.ts";
@@ -42,7 +42,7 @@ export type { RunningService, ServiceOptions };
 export async function startTunnel(
   config: TunnelConfig,
   options: ServiceOptions = {},
-): Promise<RunningService> {
+): Promise<LocalService> {
   const logger = options.logger ?? silentLogger;
   const target = addressFromHost(config.tunnelHost, config.tunnelPort);
   // Keys are parsed and plugins looked up before anything is bound: a bad one fails the start.
@@ -116,5 +116,5 @@ export async function startTunnel(
       upstreams.entries.map((entry) => entry.outbound.name).join(", ")
     } (${method.name})`,
   );
-  return service;
+  return { ...service, upstreams };
 }

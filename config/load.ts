@@ -107,6 +107,8 @@ export interface ProcessSettings {
   reusePort?: boolean;
   /** DNS servers for target names (`nameserver`, `-d`, the Python original's `dns_server`). */
   nameservers?: { host: string; port: number }[];
+  /** The live status page (`status`, `status_token`, `status_secret_path`). */
+  status?: { host: string; port: number; token?: string; secretPath?: string };
 }
 
 /**
@@ -143,7 +145,9 @@ function processSettings(raw: RawConfig): ProcessSettings {
   const reusePort = optional(raw, "reuse_port", asBoolean);
   const nameservers = optional(raw, "nameserver", asNameServers) ??
     optional(raw, "dns_server", asNameServers);
+  const status = apiSettings(raw, "status");
   return {
+    ...(status ? { status } : {}),
     ...(nameservers ? { nameservers } : {}),
     ...(user ? { user } : {}),
     ...(pidFile ? { pidFile } : {}),
@@ -1266,21 +1270,21 @@ export function managedServerConfig(
  * `api`, `api_token`, `api_secret_path`. Off loopback the API changes who may use the server,
  * so it must not be open to anyone who finds the port: a token or a secret path is required.
  */
-function apiSettings(raw: RawConfig): ServerConfigs["api"] {
-  const where = optional(raw, "api", asMetricsAddress);
-  const token = optional(raw, "api_token", (v, n) => asString(v, n, true));
-  const secretPath = optional(raw, "api_secret_path", asString);
+function apiSettings(raw: RawConfig, name = "api"): ServerConfigs["api"] {
+  const where = optional(raw, name, asMetricsAddress);
+  const token = optional(raw, `${name}_token`, (v, n) => asString(v, n, true));
+  const secretPath = optional(raw, `${name}_secret_path`, asString);
   if (where === undefined) return undefined;
   if (secretPath !== undefined && !/^\/[A-Za-z0-9._~-]{8,}$/.test(secretPath)) {
     throw new ConfigError(
-      `Invalid api_secret_path: expected "/" and at least 8 letters, digits or ._~-`,
+      `Invalid ${name}_secret_path: expected "/" and at least 8 letters, digits or ._~-`,
     );
   }
   const loopback = where.host === "localhost" || where.host === "::1" ||
     where.host.startsWith("127.");
   if (!loopback && token === undefined && secretPath === undefined) {
     throw new ConfigError(
-      `Invalid api "${where.host}:${where.port}": off loopback it needs api_token or api_secret_path`,
+      `Invalid ${name} "${where.host}:${where.port}": off loopback it needs ${name}_token or ${name}_secret_path`,
     );
   }
   return {

@@ -177,6 +177,24 @@ export const SETTINGS: readonly Setting[] = [
     help: "A secret path prefix for the API, e.g. /Qx8…",
   },
   {
+    key: "status",
+    flag: "status",
+    value: "string",
+    placeholder: "H:P",
+    roles: ALL,
+    help: "Live status page (and /metrics) on H:P; with api on the same H:P, the API too",
+  },
+  {
+    key: "status_token",
+    roles: ALL,
+    help: "Bearer token (or ?token= once) the status page requires off loopback",
+  },
+  {
+    key: "status_secret_path",
+    roles: ALL,
+    help: "A secret path prefix for the status page, e.g. /Qx8…",
+  },
+  {
     key: "data_limit_cuts_live",
     roles: ["server"],
     default: "false",

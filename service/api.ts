@@ -20,15 +20,19 @@ import type { ServerUser } from "../config/types.ts";
 import { errorMessage } from "../protocol/errors.ts";
 import type { ListenerEntry, ServerSupervisor } from "./supervisor.ts";
 
-export interface ApiOptions {
-  readonly hostname: string;
-  readonly port: number;
+/** What the API's routes need, whichever listener serves them (`apiHandler`). */
+export interface ApiHandlerOptions {
   readonly supervisor: ServerSupervisor;
   readonly version: string;
   /** Required as `Authorization: Bearer …` when set. */
   readonly token?: string;
   /** A path prefix only the operator knows, e.g. `/8Kf3…`. */
   readonly secretPath?: string;
+}
+
+export interface ApiOptions extends ApiHandlerOptions {
+  readonly hostname: string;
+  readonly port: number;
 }
 
 export interface RunningApi {
@@ -61,23 +65,36 @@ const json = (status: number, body: unknown) =>
     headers: { "content-type": "application/json" },
   });
 
+/** Serves the API on `options.hostname:options.port` until `close`. */
 export function startApi(options: ApiOptions): RunningApi {
-  const prefix = (options.secretPath ?? "").replace(/\/+$/, "");
   const server = Deno.serve(
     { hostname: options.hostname, port: options.port, onListen: () => {} },
-    async (request) => {
-      try {
-        return await route(request, options, prefix);
-      } catch (error) {
-        if (error instanceof ApiError) return json(error.status, { error: error.message });
-        return json(500, { error: errorMessage(error) });
-      }
-    },
+    apiHandler(options),
   );
   return { addr: server.addr as Deno.NetAddr, close: () => server.shutdown() };
 }
 
-async function route(request: Request, options: ApiOptions, prefix: string): Promise<Response> {
+/**
+ * The API as a request handler, to share a listener with others (the status page, metrics):
+ * it answers every request, with a JSON 404 for paths that are not its own.
+ */
+export function apiHandler(options: ApiHandlerOptions): (request: Request) => Promise<Response> {
+  const prefix = (options.secretPath ?? "").replace(/\/+$/, "");
+  return async (request) => {
+    try {
+      return await route(request, options, prefix);
+    } catch (error) {
+      if (error instanceof ApiError) return json(error.status, { error: error.message });
+      return json(500, { error: errorMessage(error) });
+    }
+  };
+}
+
+async function route(
+  request: Request,
+  options: ApiHandlerOptions,
+  prefix: string,
+): Promise<Response> {
   if (options.token !== undefined) {
     const given = request.headers.get("authorization") ?? "";
     if (!timingSafeEqualText(given, `Bearer ${options.token}`)) {
@@ -119,7 +136,7 @@ function defaultListener(supervisor: ServerSupervisor): ListenerEntry {
 
 async function handle(
   request: Request,
-  options: ApiOptions,
+  options: ApiHandlerOptions,
   entry: ListenerEntry,
   parts: string[],
   clear: string | null,
@@ -176,7 +193,7 @@ async function handle(
 }
 
 /** Puts `users` into effect on the listener; a bad key is a 400 and changes nothing. */
-function apply(options: ApiOptions, entry: ListenerEntry, users: ServerUser[]): void {
+function apply(options: ApiHandlerOptions, entry: ListenerEntry, users: ServerUser[]): void {
   try {
     options.supervisor.updateUsers(entry, users);
   } catch (error) {
@@ -263,7 +280,8 @@ function clearCounters(entry: ListenerEntry): void {
   }
 }
 
-function timingSafeEqualText(a: string, b: string): boolean {
+/** Whether `a` and `b` are equal, in a time that does not depend on where they differ. */
+export function timingSafeEqualText(a: string, b: string): boolean {
   const x = new TextEncoder().encode(a);
   const y = new TextEncoder().encode(b);
   let diff = x.length ^ y.length;
