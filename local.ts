@@ -135,18 +135,7 @@ export async function startLocal(
       close: () => tcp.close().then(() => udp.associations.close()),
     }
     : tcp;
-  upstreams.start();
-  const refresh = config.onlineConfig ? startOnline(config, upstreams, logger) : undefined;
-  const stopUpstreams = async () => {
-    await refresh?.close();
-    await upstreams.close();
-  };
-  const close = service.close;
-  service.close = async () => {
-    await close();
-    await stopUpstreams();
-  };
-  service.closed.then(stopUpstreams);
+  runUpstreams(service, upstreams, config, logger);
   const names = upstreams.entries.map((entry) => entry.outbound.name).join(", ");
   logger.info(
     `local ${config.protocol ?? "mixed"} proxy (${
@@ -186,8 +175,32 @@ export function startUpstreams(config: LocalConfig, logger: Logger, role: string
   });
 }
 
+/**
+ * Starts the servers' health checks and the online config refresh with `service`, and ends
+ * them (plugins included) when it closes.
+ */
+export function runUpstreams(
+  service: RunningService,
+  upstreams: UpstreamSet,
+  config: LocalConfig,
+  logger: Logger,
+): void {
+  upstreams.start();
+  const refresh = config.onlineConfig ? startOnline(config, upstreams, logger) : undefined;
+  const stopUpstreams = async () => {
+    await refresh?.close();
+    await upstreams.close();
+  };
+  const close = service.close;
+  service.close = async () => {
+    await close();
+    await stopUpstreams();
+  };
+  service.closed.then(stopUpstreams);
+}
+
 /** Refreshes the servers from the online config; a list that cannot be used keeps the last. */
-export function startOnline(config: LocalConfig, upstreams: UpstreamSet, logger: Logger) {
+function startOnline(config: LocalConfig, upstreams: UpstreamSet, logger: Logger) {
   const online = config.onlineConfig!;
   return startOnlineRefresh({
     url: online.url,

@@ -15,7 +15,7 @@
  */
 import type { TunnelConfig } from "./config/types.ts";
 import { TunnelInbound } from "./inbound/tunnel.ts";
-import { type LocalService, startOnline, startUpstreams } from "./local.ts";
+import { type LocalService, runUpstreams, startUpstreams } from "./local.ts";
 import { addressFromHost, formatAddress } from "./protocol/address.ts";
 import { serveDatagrams } from "./relay/datagram_service.ts";
 import { silentLogger } from "./relay/log.ts";
@@ -96,18 +96,7 @@ export async function startTunnel(
     });
   }
   const service = combineServices(tcp, udp);
-  upstreams.start();
-  const refresh = config.onlineConfig ? startOnline(config, upstreams, logger) : undefined;
-  const stopUpstreams = async () => {
-    await refresh?.close();
-    await upstreams.close();
-  };
-  const close = service.close;
-  service.close = async () => {
-    await close();
-    await stopUpstreams();
-  };
-  service.closed.then(stopUpstreams);
+  runUpstreams(service, upstreams, config, logger);
   const transports = [tcp && "tcp", udp && "udp"].filter(Boolean).join(" and ");
   logger.info(
     `tunnel listening on ${service.addr.hostname}:${service.addr.port} (${transports}) to ${
