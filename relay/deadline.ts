@@ -7,19 +7,48 @@
  * `AbortSignal.any([shutdown, AbortSignal.timeout(ms)])`: measured in Deno 2.9.6, every
  * `AbortSignal.any` against the service's long-lived shutdown signal stays reachable after GC
  * (about 90 bytes each), which over millions of sessions is a leak.
+ *
+ * The clock and timer are injectable (`options.clock`) so tests can step time exactly instead
+ * of sleeping past the deadline and hoping it fired.
  * @module
  */
+
+/** Where a {@linkcode Deadline} reads the time and sets its timer. */
+export interface DeadlineClock {
+  /** The current time in milliseconds (any fixed origin). */
+  now(): number;
+  /** Runs `callback` once, `ms` from now; returns a handle for `cancel`. */
+  schedule(callback: () => void, ms: number): unknown;
+  /** Cancels a scheduled callback; a handle that already ran is ignored. */
+  cancel(handle: unknown): void;
+}
+
+/** `Date.now` and the global timers: what every session uses. */
+export const systemClock: DeadlineClock = {
+  now: () => Date.now(),
+  schedule: (callback, ms) => setTimeout(callback, ms),
+  cancel: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+};
+
+export interface DeadlineOptions {
+  /** Time and timer source. Default {@linkcode systemClock}. */
+  clock?: DeadlineClock;
+}
+
 export class Deadline {
-  #timer: ReturnType<typeof setTimeout> | undefined;
+  readonly #clock: DeadlineClock;
+  #timer: unknown;
   #expired = false;
   readonly #endsAt: number;
   /** Undo steps of linked signals: run at expiry or `clear()`, whichever comes first. */
   #unlink: (() => void)[] = [];
   #aborters: (() => void)[] = [];
 
-  constructor(ms: number, onExpire: () => void) {
-    this.#endsAt = Date.now() + ms;
-    this.#timer = setTimeout(() => {
+  constructor(ms: number, onExpire: () => void, options: DeadlineOptions = {}) {
+    const clock = options.clock ?? systemClock;
+    this.#clock = clock;
+    this.#endsAt = clock.now() + ms;
+    this.#timer = clock.schedule(() => {
       this.#expired = true;
       this.#timer = undefined;
       const aborters = this.#aborters;
@@ -36,7 +65,7 @@ export class Deadline {
 
   /** Milliseconds left, at least 1. */
   get remainingMs(): number {
-    return Math.max(1, this.#endsAt - Date.now());
+    return Math.max(1, this.#endsAt - this.#clock.now());
   }
 
   /**
@@ -63,7 +92,7 @@ export class Deadline {
   }
 
   clear(): void {
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    if (this.#timer !== undefined) this.#clock.cancel(this.#timer);
     this.#timer = undefined;
     this.#aborters = [];
     this.#release();

@@ -205,21 +205,45 @@ export interface ProbeResult {
   answer: number;
 }
 
-/** Sends `bytes`, watches for `quietMs`, half-closes, and reads to the end. */
+/**
+ * Sends `bytes`, watches for `quietMs`, half-closes, and reads to the end. A reset at any point
+ * is thrown (a `Deno.errors.ConnectionReset` naming the bytes answered before it), never taken
+ * for a quiet close: a prober tells a RST from a FIN, so the server must not send one.
+ */
 export async function probe(port: number, bytes: Uint8Array, quietMs = 150): Promise<ProbeResult> {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  using conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  let answer = 0;
+  const reading = (async () => {
+    const buffer = new Uint8Array(16 * 1024);
+    for (;;) {
+      const n = await conn.read(buffer);
+      if (n === null) return;
+      answer += n;
+    }
+  })();
+  const ended = reading.then(() => true, () => true);
   try {
     if (bytes.length > 0) await writeAll(conn, bytes);
-    const rest = readAll(conn);
-    const early = await Promise.race([
-      rest.then(() => true, () => true),
-      new Promise<false>((resolve) => setTimeout(() => resolve(false), quietMs)),
-    ]);
-    await conn.closeWrite().catch(() => {});
-    const answer = (await rest.catch(() => new Uint8Array(0))).length;
-    return { closedEarly: early, answer };
-  } finally {
-    conn.close();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const quiet = new Promise<false>((resolve) =>
+      timer = setTimeout(() => resolve(false), quietMs)
+    );
+    const closedEarly = await Promise.race([ended, quiet]);
+    clearTimeout(timer);
+    // After an early close our half-close may find the socket gone; that is the early close.
+    if (closedEarly) await conn.closeWrite().catch(() => {});
+    else await conn.closeWrite();
+    await reading;
+    return { closedEarly, answer };
+  } catch (error) {
+    const reset = error instanceof Deno.errors.ConnectionReset ||
+      error instanceof Deno.errors.BrokenPipe;
+    if (!reset) throw error;
+    await ended; // a reset ends the read as well: count what came before it
+    throw new Deno.errors.ConnectionReset(
+      `Probe of ${bytes.length} bytes was reset by the server after ${answer} bytes of answer`,
+      { cause: error },
+    );
   }
 }
 

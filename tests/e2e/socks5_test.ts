@@ -9,6 +9,7 @@ import {
   startEchoServer,
   waitFor,
 } from "./_harness.ts";
+import { waitForSocket } from "./_tcp_info.ts";
 
 async function withLocal(
   fn: (port: number, chain: Awaited<ReturnType<typeof startChain>>) => Promise<void>,
@@ -73,26 +74,34 @@ Deno.test("local accepts a request split into one-byte segments", async () => {
     const conn = await Deno.connect({ hostname: "127.0.0.1", port });
     try {
       conn.setNoDelay(true);
-      const greeting = Uint8Array.of(5, 2, 0, 2);
-      const request = Uint8Array.of(5, 1, 0, 1, 127, 0, 0, 1, echo.port >> 8, echo.port & 0xff);
-      for (const byte of greeting) {
-        await writeAll(conn, Uint8Array.of(byte));
-        await new Promise((resolve) => setTimeout(resolve, 5));
-      }
-      assertEquals(Array.from((await readExact(conn, new Uint8Array(2)))!), [5, 0]);
-      for (const byte of request) {
-        await writeAll(conn, Uint8Array.of(byte));
-        await new Promise((resolve) => setTimeout(resolve, 5));
-      }
-      const reply = (await readExact(conn, new Uint8Array(10)))!;
-      assertEquals(reply[1], Reply.succeeded);
+      let sent = 0;
+      // Each byte goes only once the local has read the one before (its socket shows every
+      // byte in and none unread), so every read it does returns exactly one byte.
+      const sendByteByByte = async (bytes: Uint8Array) => {
+        for (const byte of bytes) {
+          await writeAll(conn, Uint8Array.of(byte));
+          sent++;
+          await waitForSocket(port, (s) => s.bytesReceived === sent && s.recvQ === 0, {
+            peerPort: conn.localAddr.port,
+            what: `the local to read byte ${sent} on its own`,
+          });
+        }
+      };
+      await sendByteByByte(Uint8Array.of(5, 2, 0, 2));
+      const choice = await readExact(conn, new Uint8Array(2));
+      assertEquals(choice && Array.from(choice), [5, 0], "the answer to the split greeting");
+      await sendByteByByte(
+        Uint8Array.of(5, 1, 0, 1, 127, 0, 0, 1, echo.port >> 8, echo.port & 0xff),
+      );
+      const reply = await readExact(conn, new Uint8Array(10));
+      assertEquals(reply?.[1], Reply.succeeded, "the reply to the split request");
       await writeAll(conn, new TextEncoder().encode("split"));
       await conn.closeWrite();
       assertEquals(new TextDecoder().decode(await readAll(conn)), "split");
     } finally {
       conn.close();
     }
-  });
+  }, { local: { handshakeTimeout: 3 } }); // a parser stuck on a split fails in 3 s, not 10
   await echo.close();
 });
 
@@ -138,25 +147,50 @@ Deno.test("server refuses loopback targets unless private targets are allowed", 
   await echo.close();
 });
 
-Deno.test("local sends salt, address and the app's first bytes in one write", async () => {
-  // A fake server records what its first read returns.
-  const fake = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const firstRead = (async () => {
-    const conn = await fake.accept();
-    const buffer = new Uint8Array(4096);
-    await new Promise((resolve) => setTimeout(resolve, 100)); // let everything arrive
-    const n = await conn.read(buffer);
-    conn.close();
-    return n;
-  })();
-  await withLocal(async (port) => {
-    const { conn } = await socksConnect(port, { type: "domain", host: "example.com", port: 80 });
-    await writeAll(conn, new Uint8Array(100));
-    const n = await firstRead;
-    // salt 32 + sealed length 18 + sealed (address 15 + payload 100) + tag 16
-    assertEquals(n, 32 + 18 + 15 + 100 + 16);
-    await readAll(conn);
-    conn.close();
-  }, { local: { serverPort: fake.addr.port } });
-  fake.close();
+Deno.test("local sends salt, address and the app's first bytes in one write", async (t) => {
+  // salt 32 + sealed length 18 + sealed (address 15 + payload 100) + tag 16
+  const flightBytes = 32 + 18 + 15 + 100 + 16;
+  const payload = new Uint8Array(100);
+  const host = new TextEncoder().encode("example.com");
+  /**
+   * A fake server: takes one connection, waits until the whole first flight is in, and tells
+   * how many data segments carried it. One write of 181 bytes is one segment; the same bytes
+   * in two writes are two, however long one waits before reading them.
+   */
+  const fakeServer = (listener: Deno.TcpListener) =>
+    (async () => {
+      using conn = await listener.accept();
+      const socket = await waitForSocket(
+        listener.addr.port,
+        (s) => s.bytesReceived >= flightBytes,
+        { peerPort: conn.remoteAddr.port, what: "the whole first flight" },
+      );
+      return { bytes: socket.bytesReceived, segments: socket.dataSegsIn };
+    })();
+
+  await t.step("the app's bytes sent right after the SOCKS5 reply", async () => {
+    using fake = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const received = fakeServer(fake);
+    await withLocal(async (port) => {
+      const { conn } = await socksConnect(port, { type: "domain", host: "example.com", port: 80 });
+      await writeAll(conn, payload); // well within the local's 20 ms wait for first bytes
+      assertEquals(await received, { bytes: flightBytes, segments: 1 });
+      await readAll(conn);
+      conn.close();
+    }, { local: { serverPort: fake.addr.port } });
+  });
+
+  await t.step("the app's bytes pipelined with the SOCKS5 request", async () => {
+    using fake = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const received = fakeServer(fake);
+    await withLocal(async (port) => {
+      using conn = await Deno.connect({ hostname: "127.0.0.1", port });
+      await writeAll(conn, Uint8Array.of(5, 1, 0));
+      assertEquals(Array.from((await readExact(conn, new Uint8Array(2)))!), [5, 0]);
+      const request = [5, 1, 0, 3, host.length, ...host, 0, 80];
+      await writeAll(conn, Uint8Array.of(...request, ...payload));
+      assertEquals(await received, { bytes: flightBytes, segments: 1 });
+      await readAll(conn);
+    }, { local: { serverPort: fake.addr.port } });
+  });
 });
