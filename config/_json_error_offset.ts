@@ -10,9 +10,17 @@ class Stop {
   constructor(readonly offset: number) {}
 }
 
+/**
+ * Nesting the scanner follows before it stops (at that bracket): it recurses per level, and a
+ * hostile document (a SIP008 provider's) of 100 000 brackets would overflow the stack. No
+ * config comes near this.
+ */
+const MAX_NESTING = 512;
+
 /** The UTF-16 offset of the first syntax error in `text`, or `undefined` if it is valid JSON. */
 export function jsonErrorOffset(text: string): number | undefined {
   let i = 0;
+  let depth = 0;
 
   const skipSpace = () => {
     while (i < text.length && " \t\n\r".includes(text[i]!)) i++;
@@ -80,7 +88,16 @@ export function jsonErrorOffset(text: string): number | undefined {
     else throw new Stop(i);
   };
 
-  const object = () => {
+  const nested = (inner: () => void) => {
+    if (++depth > MAX_NESTING) throw new Stop(i);
+    inner();
+    depth--;
+  };
+
+  const object = () => nested(objectBody);
+  const array = () => nested(arrayBody);
+
+  const objectBody = () => {
     expect("{");
     skipSpace();
     if (text[i] === "}") {
@@ -99,7 +116,7 @@ export function jsonErrorOffset(text: string): number | undefined {
     }
   };
 
-  const array = () => {
+  const arrayBody = () => {
     expect("[");
     skipSpace();
     if (text[i] === "]") {

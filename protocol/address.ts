@@ -153,7 +153,7 @@ export function formatAddress(address: Address): string {
 function decodeDomain(bytes: Uint8Array): string {
   // Names are ASCII in practice; fatal decoding rejects bytes that are not UTF-8.
   try {
-    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+    return new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes);
   } catch (error) {
     throw new ProtocolError("ERR_READ_ADDRESS", "Invalid domain name: not UTF-8", {
       cause: error,

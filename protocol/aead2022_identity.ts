@@ -17,7 +17,7 @@
  * looks the user up; an unknown hash fails like a bad tag. UDP responses carry no EIH.
  * @module
  */
-import { aesBlockCipherFor, createAesBlockCipher } from "../crypto/aes_block.ts";
+import { aesBlockCipherFor, aesBlockOnce } from "../crypto/aes_block.ts";
 import {
   deriveIdentitySubkey,
   IDENTITY_HASH_SIZE,
@@ -139,7 +139,7 @@ export function sealTcpIdentityHeaders(
   const out = new Uint8Array(identityHeadersLength(keys));
   for (let i = 0; i + 1 < chain.length; i++) {
     const subkey = deriveIdentitySubkey(chain[i]!, salt, keySize);
-    out.set(createAesBlockCipher(subkey).encrypt(identityHashOf(chain[i + 1]!)), i * EIH_SIZE);
+    out.set(aesBlockOnce(subkey, identityHashOf(chain[i + 1]!), "encrypt"), i * EIH_SIZE);
   }
   return out;
 }
@@ -152,7 +152,7 @@ export function openTcpIdentityHeader(
   keySize: number,
 ): Uint8Array {
   checkEih(eih);
-  return createAesBlockCipher(deriveIdentitySubkey(identityPsk, salt, keySize)).decrypt(eih);
+  return aesBlockOnce(deriveIdentitySubkey(identityPsk, salt, keySize), eih, "decrypt");
 }
 
 /** The client's UDP EIHs for one packet, given the plaintext separate header (16 bytes). */

@@ -666,7 +666,7 @@ export function basicCredentials(
   try {
     const binary = atob(encoded.padEnd(Math.ceil(encoded.length / 4) * 4, "="));
     const bytes = Uint8Array.from(binary, (c) => c.charCodeAt(0));
-    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+    text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes);
   } catch {
     return undefined; // Not base64 or not UTF-8: the same answer as wrong credentials.
   }

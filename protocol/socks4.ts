@@ -42,8 +42,8 @@ export interface Socks4Request {
   readonly length: number;
 }
 
-const lenient = new TextDecoder("utf-8");
-const strict = new TextDecoder("utf-8", { fatal: true });
+const lenient = new TextDecoder("utf-8", { ignoreBOM: true });
+const strict = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /**
  * Parses a SOCKS4 or SOCKS4a request. Throws `ProtocolError`: `ERR_CLIENT_PROTOCOL` for another

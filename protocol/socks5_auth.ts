@@ -37,7 +37,7 @@ export interface UserPassRequest {
   readonly length: number;
 }
 
-const utf8 = new TextDecoder("utf-8", { fatal: true });
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /**
  * Parses the sub-negotiation request. Returns `undefined` while `bytes` is a strict prefix of
