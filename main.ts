@@ -44,11 +44,7 @@ import { listenerUpdatable, startListener } from "./server.ts";
 import { type ListenerEntry, ServerSupervisor } from "./service/supervisor.ts";
 import { type RunningManager, startManager } from "./service/manager.ts";
 import { apiHandler, startApi } from "./service/api.ts";
-import {
-  startStatusServer,
-  type StatusServerOptions,
-  type StatusSources,
-} from "./service/status.ts";
+import type { StatusServerOptions, StatusSources } from "./service/status.ts";
 import {
   readState,
   restore,
@@ -60,7 +56,7 @@ import {
 import { startTunnel } from "./tunnel.ts";
 import { prepareProcess, processStarted } from "./service/process.ts";
 import { currentResolver } from "./relay/direct.ts";
-import { ReplayFilter } from "./protocol/replay_filter.ts";
+import { startWorkers } from "./service/workers.ts";
 import { renderMetrics, startMetricsServer } from "./service/metrics.ts";
 
 type RunCommand = Extract<CliCommand, { flags: unknown }>;
@@ -313,17 +309,22 @@ async function server(command: RunCommand): Promise<number> {
   prepareProcess(loaded.value.process, logger);
 
   const controller = new AbortController();
-  // One salt memory for every listener: a million salts are 7 MiB once, not per port.
-  const replayFilter = new ReplayFilter();
+  // Every TCP listener in `workers` isolates, with one replay memory for all of them.
+  const workers = await startWorkers(loaded.value.process.workers, {
+    module: new URL("./server_worker.ts", import.meta.url),
+    logger,
+    signal: controller.signal,
+  });
   const supervisor = new ServerSupervisor({
     start: async (config) => {
       try {
-        return await startListener(config, {
-          signal: controller.signal,
-          logger,
-          graceMs: graceMs(config),
-          replayFilter,
-        });
+        return await workers.start(config, (config, shared) =>
+          startListener(config, {
+            signal: controller.signal,
+            logger,
+            graceMs: graceMs(config),
+            ...shared,
+          }));
       } catch (error) {
         if (error instanceof ConfigError) throw error;
         throw new StartupError(`${config.address}:${config.port}`, error);
@@ -461,6 +462,7 @@ async function server(command: RunCommand): Promise<number> {
   } finally {
     controller.abort();
     await supervisor.closeAll();
+    await workers.close();
     await atExit?.();
     removeSignals();
   }
@@ -566,14 +568,18 @@ function clientStatus(
   };
 }
 
-/** Serves the status page (and what shares its listener) until `signal` aborts. */
-function startStatus(
+/**
+ * Serves the status page (and what shares its listener) until `signal` aborts. The page and its
+ * chart library load only when asked for, so other runs neither parse nor need them.
+ */
+async function startStatus(
   where: NonNullable<ProcessSettings["status"]>,
   sources: StatusSources,
   signal: AbortSignal,
   logger: Logger,
   shared: Pick<StatusServerOptions, "metrics" | "fallback"> = {},
-): void {
+): Promise<void> {
+  const { startStatusServer } = await import("./service/status.ts");
   let running;
   try {
     running = startStatusServer({

@@ -34,8 +34,8 @@ import { loggingObserver, type Observer, SERVER_INFO_STATUSES } from "./service/
 import { errorMessage, ProtocolError, type SessionStatus } from "./protocol/errors.ts";
 import { type ServerFramings, serverFramings } from "./protocol/session_framings.ts";
 import { type DatagramCodec, serveDatagrams } from "./relay/datagram_service.ts";
-import { ReplayFilter } from "./protocol/replay_filter.ts";
-import { SaltPool } from "./protocol/salt_pool.ts";
+import { ReplayFilter, type ReplayStore } from "./protocol/replay_filter.ts";
+import { SaltPool, type SaltStore } from "./protocol/salt_pool.ts";
 import { Deadline } from "./relay/deadline.ts";
 import { connectDirect, resolveTarget } from "./relay/direct.ts";
 import { closeQuietly, writeAll } from "./relay/io.ts";
@@ -55,6 +55,7 @@ import {
 import { type InboundRequest, ShadowsocksStream } from "./relay/shadowsocks_stream.ts";
 import { createServerUdpCodec } from "./relay/shadowsocks_udp.ts";
 import type { UdpStats } from "./relay/udp_stats.ts";
+import type { ListenerCounters } from "./service/shared_stats.ts";
 
 export type { RunningService, ServiceOptions };
 
@@ -72,11 +73,13 @@ interface ServerContext {
   /** Keys: one framing per session. */
   framings: ServerFramings;
   /** Replay memory, kept across reloads: salts are random, so a new key needs no new store. */
-  readonly replay: { saltPool: SaltPool; replayFilter: ReplayFilter };
+  readonly replay: { saltPool: SaltStore; replayFilter: ReplayStore };
   /** Live TCP connections per user, so a reload that removes a user can end their sessions. */
   readonly liveByUser: Map<string, Set<Deno.TcpConn>>;
   /** Per-user counters (multi-user 2022), the same object as the service's `stats.users`. */
   userStats: Record<string, UserStats>;
+  /** Shared-memory counters, when the listener runs in several isolates (service/workers.ts). */
+  readonly counters?: ListenerCounters;
   logger: Logger;
   /** Writes each session's one log line. */
   observer: Observer;
@@ -86,12 +89,19 @@ interface ServerContext {
   udpStats?: UdpStats;
 }
 
-/** Bytes a user moved so far, both directions, TCP and UDP. */
+/**
+ * Bytes a user moved so far, both directions, TCP and UDP: in every isolate when the listener
+ * runs in several (a worker has no UDP half; it reads the main isolate's UDP bytes instead).
+ */
 function usage(context: ServerContext, user: string): number {
   const tcp = context.userStats[user];
   const udp = context.udpStats?.users[user];
-  return (tcp ? tcp.bytesUplink + tcp.bytesDownlink : 0) +
-    (udp ? udp.bytesUplink + udp.bytesDownlink : 0);
+  const tcpBytes = context.counters
+    ? context.counters.userBytes(user, context.udpStats === undefined)
+    : tcp
+    ? tcp.bytesUplink + tcp.bytesDownlink
+    : 0;
+  return tcpBytes + (udp ? udp.bytesUplink + udp.bytesDownlink : 0);
 }
 
 /** The user's data limit, if the current config sets one. */
@@ -116,7 +126,7 @@ export async function startServer(
   const method = findMethod(config.method);
   if (!method) throw new RangeError(`Invalid method "${config.method}"`);
   const replay = {
-    saltPool: new SaltPool(),
+    saltPool: options.saltPool ?? new SaltPool(),
     replayFilter: options.replayFilter ?? new ReplayFilter(),
   };
   // Keys are parsed before anything is bound: a bad one fails the start (InvalidPskError).
@@ -126,12 +136,15 @@ export async function startServer(
     ? undefined
     : createServerUdpCodec(method, config.password, config.users);
   const logger = options.logger ?? silentLogger;
+  const { counters } = options;
+  framings.userNames.forEach((name) => counters?.user(name));
   const context: ServerContext = {
     config,
     framings,
     replay,
     liveByUser: new Map(),
-    userStats: createUserStats(framings.userNames),
+    userStats: counters ? counters.stats.users : createUserStats(framings.userNames),
+    ...(counters ? { counters } : {}),
     logger,
     observer: loggingObserver("server", logger, { infoStatuses: SERVER_INFO_STATUSES }),
     ...(config.acl ? { acl: new AccessControl(config.acl) } : {}),
@@ -146,7 +159,13 @@ export async function startServer(
     tcp = serveConnections(
       listener,
       (conn, signal, countBytes) => serveSession(conn, context, signal, countBytes),
-      { ...options, logger, name: "server", userStats: context.userStats },
+      {
+        ...options,
+        logger,
+        name: "server",
+        userStats: context.userStats,
+        ...(counters ? { stats: counters.stats } : {}),
+      },
     );
   }
   let udp: UdpService | undefined;
@@ -190,9 +209,17 @@ export async function startServer(
 export interface ServerServiceOptions extends ServiceOptions {
   /**
    * The AEAD-2017 salt (and stream IV) memory, shared by every listener of a process so that
-   * its million salts cost 7 MiB once, not per port. Default: one of its own.
+   * its million salts cost 7 MiB once, not per port; in shared memory when the process runs
+   * workers (protocol/shared_replay_store.ts). Default: one of its own.
    */
-  replayFilter?: ReplayFilter;
+  replayFilter?: ReplayStore;
+  /** The 2022 salt memory; shared by every isolate when the process runs workers. Default: its own. */
+  saltPool?: SaltStore;
+  /**
+   * The TCP counters (totals and per user) in shared memory, this isolate's row: how a listener
+   * running in several isolates adds up (service/shared_stats.ts). Default: plain counters.
+   */
+  counters?: ListenerCounters;
 }
 
 /** A running server listener that a reload can change in place. */
@@ -262,7 +289,8 @@ function updateInPlace(
   if (next.acl) context.acl = new AccessControl(next.acl);
   else delete context.acl;
   for (const name of added) {
-    context.userStats[name] ??= { sessions: 0, bytesUplink: 0, bytesDownlink: 0, lastSeen: 0 };
+    if (context.counters) context.counters.user(name);
+    else context.userStats[name] ??= { sessions: 0, bytesUplink: 0, bytesDownlink: 0, lastSeen: 0 };
   }
   // A removed or rekeyed user lost access with the old key: their sessions end. A single-key
   // listener's sessions go on (its port was not removed).

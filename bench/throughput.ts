@@ -32,7 +32,11 @@
  *   (each connection sends one byte and waits for its echo, so every hop exists), KiB;
  * - setup: wall time of N sequential short connections (connect, one byte, echo, close), ms;
  * - burst: wall time until N connections opened at once have all echoed one byte, ms (a
- *   listener whose accept queue overflows makes clients resend SYNs a second later).
+ *   listener whose accept queue overflows makes clients resend SYNs a second later);
+ * - rate: connections per second that C clients, each in a loop (connect, one byte, echo,
+ *   close), get through for the run's duration, with the CPU seconds per 1000 connections of
+ *   the server and the tunnel and how busy the whole machine was meanwhile (load generators
+ *   included: this process's clients, the tunnel, the echo).
  * Tables give ssdeno's ratio to libev and to the best peer of the row (the fastest, or the least
  * CPU, memory or time, among libev, rust, go-ss2 and outline).
  *
@@ -48,7 +52,14 @@
  *   --idle N                idle connections for the memory test (default 1000)
  *   --setup N               sequential connections for the setup test (default 2000)
  *   --burst N               connections opened at once for the burst test (default 1000)
- *   --only list             throughput,memory,setup,burst (default all)
+ *   --only list             throughput,memory,setup,burst,rate (default all)
+ *   --rate-clients N        concurrent clients of the rate test (default 32)
+ *   --workers list          also run ssdeno servers with `--workers N` for each N (e.g. 1,2),
+ *                           chains labelled NAME-wN, and add a scaling table (wN over w1).
+ *                           Their tunnel is shadowsocks-rust's multi-threaded sslocal when
+ *                           found (so the load generator is not what saturates first), else
+ *                           ssdeno's own. The plain `ssdeno` chain runs the server's default:
+ *                           one isolate per core.
  *   --streams list          iperf3 parallel streams (default 1,8)
  *   --variant NAME=DIR[:K=V,K=V]  an ssdeno build (a directory holding main.ts) and environment;
  *                           repeatable; default "ssdeno" = this checkout. Used to compare levers.
@@ -156,6 +167,9 @@ interface Options {
   burst: number;
   only: Set<string>;
   streams: number[];
+  /** `--workers`: worker counts to run ssdeno servers with, besides the default chain. */
+  workers: number[];
+  rateClients: number;
   variants: Variant[];
   /** The peer chains asked for; those whose binaries are missing are left out in `main`. */
   peers: Set<Peer>;
@@ -177,8 +191,10 @@ function parseOptions(args: string[]): Options {
     idle: quick ? 50 : 1000,
     setup: quick ? 100 : 2000,
     burst: quick ? 100 : 1000,
-    only: new Set(["throughput", "memory", "setup", "burst"]),
+    only: new Set(["throughput", "memory", "setup", "burst", "rate"]),
     streams: [1, 8],
+    workers: [],
+    rateClients: quick ? 8 : 32,
     variants: [],
     peers: new Set(PEERS),
     floor: true,
@@ -229,6 +245,12 @@ function parseOptions(args: string[]): Options {
       case "--streams":
         options.streams = list(value()).map((s) => count(flag, s, 1));
         break;
+      case "--workers":
+        options.workers = list(value()).map((s) => count(flag, s, 1));
+        break;
+      case "--rate-clients":
+        options.rateClients = count(flag, value(), 1);
+        break;
       case "--variant":
         options.variants.push(parseVariant(value()));
         break;
@@ -272,9 +294,9 @@ function parseOptions(args: string[]): Options {
     }
   }
   for (const part of options.only) {
-    if (!["throughput", "memory", "setup", "burst"].includes(part)) {
+    if (!["throughput", "memory", "setup", "burst", "rate"].includes(part)) {
       throw new UsageError(
-        `Invalid --only "${part}": expected throughput, memory, setup or burst`,
+        `Invalid --only "${part}": expected throughput, memory, setup, burst or rate`,
       );
     }
   }
@@ -456,7 +478,7 @@ async function readRssKiB(pid: number): Promise<number> {
  */
 type Impl =
   | { kind: "libev" | "rust" | "go-ss2" | "outline" }
-  | { kind: "ssdeno"; variant: Variant }
+  | { kind: "ssdeno"; variant: Variant; workers?: number }
   | { kind: "forwarder" };
 
 interface ChainSpec {
@@ -576,6 +598,7 @@ function startServerProcess(
           "server",
           ...listen,
           ...["-k", ssdenoPassword(method), "-m", method],
+          ...(impl.workers === undefined ? [] : ["--workers", String(impl.workers)]),
           "--allow-private-targets",
           "-q",
         ],
@@ -907,6 +930,71 @@ async function measureBurst(port: number, count: number, label: string): Promise
   return elapsed;
 }
 
+/** Busy and total CPU time of the whole machine so far, in USER_HZ ticks (/proc/stat). */
+async function readMachineTicks(): Promise<{ busy: number; total: number }> {
+  const line = (await Deno.readTextFile("/proc/stat")).split("\n")[0]!;
+  const ticks = line.trim().split(/\s+/).slice(1).map(Number);
+  const total = ticks.slice(0, 8).reduce((sum, n) => sum + n, 0);
+  // idle and iowait are the 4th and 5th fields.
+  return { busy: total - ticks[3]! - ticks[4]!, total };
+}
+
+interface RateResult {
+  perSecond: number;
+  /** Server CPU seconds per second of the run: how many cores it kept busy. */
+  serverCores: number;
+  serverCpuPer1000: number;
+  tunnelCpuPer1000: number;
+  /** Share of the machine's CPU time that was busy, 0–1 (all cores, everything running). */
+  machineBusy: number;
+  failed: number;
+}
+
+/**
+ * Connections per second through `chain` with `clients` clients each looping (connect, one
+ * byte, echo, close) for `seconds`, and what it cost the server and the tunnel.
+ */
+async function measureRate(
+  chain: RunningChain,
+  clients: number,
+  seconds: number,
+): Promise<RateResult> {
+  const serverCpu = await readCpuSeconds(chain.server.pid);
+  const tunnelCpu = await readCpuSeconds(chain.tunnel.pid);
+  const machine = await readMachineTicks();
+  const started = performance.now();
+  const until = started + seconds * 1000;
+  let done = 0;
+  let failed = 0;
+  await Promise.all(Array.from({ length: clients }, async () => {
+    while (performance.now() < until) {
+      try {
+        closeQuietly(await openEchoed(chain.port));
+        done++;
+      } catch {
+        failed++;
+        await delay(10);
+      }
+    }
+  }));
+  const elapsed = (performance.now() - started) / 1000;
+  const machineAfter = await readMachineTicks();
+  const thousands = Math.max(done, 1) / 1000;
+  const serverSpent = await readCpuSeconds(chain.server.pid) - serverCpu;
+  const result = {
+    perSecond: done / elapsed,
+    serverCores: serverSpent / elapsed,
+    serverCpuPer1000: serverSpent / thousands,
+    tunnelCpuPer1000: (await readCpuSeconds(chain.tunnel.pid) - tunnelCpu) / thousands,
+    machineBusy: (machineAfter.busy - machine.busy) /
+      Math.max(1, machineAfter.total - machine.total),
+    failed,
+  };
+  // Let every hop see the closes (and TIME_WAIT drain a little) before the next run.
+  await delay(1000);
+  return result;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Statistics and output.
 
@@ -1070,6 +1158,30 @@ async function main(args: string[]): Promise<number> {
         ` (${variant.dir === ROOT ? "this checkout" : variant.dir}${env ? `, \`${env}\`` : ""})`,
     );
   }
+  if (options.workers.length > 0) {
+    // A multi-threaded load generator when there is one: a one-isolate tunnel would saturate
+    // before a two-isolate server does.
+    const rustTunnel = binaries.has("sslocal");
+    for (const variant of options.variants) {
+      for (const workers of options.workers) {
+        specs.push({
+          label: `${variant.name}-w${workers}`,
+          server: { kind: "ssdeno", variant, workers },
+          tunnel: rustTunnel ? { kind: "rust" } : { kind: "ssdeno", variant },
+        });
+      }
+    }
+    notes.push(
+      `\`NAME-wN\`: ${rustTunnel ? "shadowsocks-rust sslocal" : "ssdeno tunnel"} → ssdeno ` +
+        "server with `--workers N` (N isolates accept on the port, SO_REUSEPORT). The tunnel " +
+        `side of these chains is ${rustTunnel ? "rust's" : "ssdeno's"}, a load generator like ` +
+        "iperf3 and the echo, all on the same machine as the server.",
+    );
+  }
+  notes.push(
+    "`ssdeno` (and other variants) run the server's default isolate count, one per core " +
+      `(${navigator.hardwareConcurrency} here).`,
+  );
   if (options.floor) {
     specs.push({ label: "deno-fwd", server: { kind: "forwarder" }, tunnel: { kind: "forwarder" } });
     notes.push(
@@ -1133,6 +1245,12 @@ async function main(args: string[]): Promise<number> {
   const memory = new Map<string, { server: Sample; tunnel: Sample }>();
   const setup = new Map<string, Sample>();
   const burst = new Map<string, Sample>();
+  const rate = new Map<string, Sample>();
+  const rateServerCores = new Map<string, Sample>();
+  const serverCores = new Map<string, Sample>();
+  const serverCpuPer1000 = new Map<string, Sample>();
+  const tunnelCpuPer1000 = new Map<string, Sample>();
+  const machineBusy = new Map<string, Sample>();
   const key = (...parts: (string | number)[]) => parts.join("|");
   const add = (map: Map<string, Sample>, k: string, value: number) => {
     const sample = map.get(k) ?? { values: [] };
@@ -1195,12 +1313,14 @@ async function main(args: string[]): Promise<number> {
                   // CPU seconds per GB relayed (= ns per byte): how hard each side worked,
                   // which still shows a lever when the other side is the bottleneck.
                   const gb = bytes / 1e9;
-                  const serverCost = (await readCpuSeconds(chain.server.pid) - serverCpu) / gb;
+                  const serverSpent = await readCpuSeconds(chain.server.pid) - serverCpu;
+                  const serverCost = serverSpent / gb;
                   const tunnelCost = (await readCpuSeconds(chain.tunnel.pid) - tunnelCpu) / gb;
                   const k = key(method, streams, reverse ? "down" : "up", chain.spec.label);
                   add(throughput, k, gbps);
                   add(serverCpuPerGb, k, serverCost);
                   add(tunnelCpuPerGb, k, tunnelCost);
+                  add(serverCores, k, serverSpent / options.duration);
                   console.log(
                     `${method} P${streams} ${reverse ? "down" : "up"} ${chain.spec.label}: ` +
                       `${gbps.toFixed(2)} Gbit/s, CPU s/GB server ${serverCost.toFixed(2)} ` +
@@ -1242,6 +1362,35 @@ async function main(args: string[]): Promise<number> {
       if (options.only.has("setup")) {
         await timeConnections("setup", method, methodSpecs, measureSetup, options.setup, setup);
       }
+      if (options.only.has("rate")) {
+        const chains: RunningChain[] = [];
+        try {
+          for (const spec of methodSpecs) {
+            chains.push(await startChain(spec, method, targets.echo(), options));
+          }
+          for (const chain of chains) await measureSetup(chain.port, 20);
+          for (let rep = 0; rep < options.repeat; rep++) {
+            for (const chain of chains) {
+              const result = await measureRate(chain, options.rateClients, options.duration);
+              const k = key(method, chain.spec.label);
+              add(rate, k, result.perSecond);
+              add(rateServerCores, k, result.serverCores);
+              add(serverCpuPer1000, k, result.serverCpuPer1000);
+              add(tunnelCpuPer1000, k, result.tunnelCpuPer1000);
+              add(machineBusy, k, result.machineBusy * 100);
+              console.log(
+                `${method} rate ${chain.spec.label}: ${result.perSecond.toFixed(0)} conn/s, ` +
+                  `CPU s/1000 server ${result.serverCpuPer1000.toFixed(3)} tunnel ` +
+                  `${result.tunnelCpuPer1000.toFixed(3)}, machine ${
+                    (result.machineBusy * 100).toFixed(0)
+                  }% busy` + (result.failed ? `, ${result.failed} failed` : ""),
+              );
+            }
+          }
+        } finally {
+          for (const chain of chains) await stopChain(chain);
+        }
+      }
     }
   } finally {
     await targets.close();
@@ -1256,6 +1405,12 @@ async function main(args: string[]): Promise<number> {
     memory,
     setup,
     burst,
+    rate,
+    rateServerCores,
+    serverCores,
+    serverCpuPer1000,
+    tunnelCpuPer1000,
+    machineBusy,
   }, targets.where);
   console.log(`\n${markdown}`);
   if (options.out) {
@@ -1273,6 +1428,14 @@ interface Results {
   memory: Map<string, { server: Sample; tunnel: Sample }>;
   setup: Map<string, Sample>;
   burst: Map<string, Sample>;
+  rate: Map<string, Sample>;
+  /** Cores the server kept busy (CPU seconds per second), rate test and throughput runs. */
+  rateServerCores: Map<string, Sample>;
+  serverCores: Map<string, Sample>;
+  serverCpuPer1000: Map<string, Sample>;
+  tunnelCpuPer1000: Map<string, Sample>;
+  /** Percent of the machine's CPU busy during each rate run. */
+  machineBusy: Map<string, Sample>;
 }
 
 /**
@@ -1468,11 +1631,123 @@ function renderMarkdown(
     }
     if (burstFailures.size > 0) lines.push("");
   }
+  if (options.only.has("rate")) {
+    lines.push(
+      `Connection rate: ${options.rateClients} clients, each connecting, echoing 1 byte and ` +
+        `closing in a loop for ${options.duration} s; connections per second:`,
+      "",
+      ...tableHead(["method", ...specs.map((s) => s.label), ...ratioHeads]),
+    );
+    for (const method of options.methods) {
+      const cell = (spec: ChainSpec) => results.rate.get([method, spec.label].join("|"));
+      lines.push(
+        tableRow([
+          method,
+          ...specs.map((s) => formatSample(cell(s), 0)),
+          ...ratioCells(cell, true),
+        ]),
+      );
+    }
+    lines.push(
+      "",
+      "CPU seconds per 1000 connections in the rate test, server side / tunnel side, medians " +
+        "(and the machine's CPU busy meanwhile, all cores):",
+      "",
+      ...tableHead(["method", ...specs.map((s) => s.label)]),
+    );
+    for (const method of options.methods) {
+      const k = (spec: ChainSpec) => [method, spec.label].join("|");
+      lines.push(tableRow([
+        method,
+        ...specs.map((spec) => {
+          const server = results.serverCpuPer1000.get(k(spec));
+          const tunnel = results.tunnelCpuPer1000.get(k(spec));
+          const busy = results.machineBusy.get(k(spec));
+          if (!server || !tunnel || !busy) return "–";
+          return `${median(server.values).toFixed(3)} / ${median(tunnel.values).toFixed(3)} ` +
+            `(${median(busy.values).toFixed(0)}%)`;
+        }),
+      ]));
+    }
+    lines.push("");
+  }
+  if (options.workers.length > 1) lines.push(...scalingTable(specs, options, results));
   if (failures > 0) {
     lines.push(`${failures} iperf3 run(s) failed three times and are left out.`, "");
   }
   lines.push("Regenerate with `deno task bench:net` (see bench/throughput.ts for flags).", "");
   return lines.join("\n");
+}
+
+/**
+ * The workers table: for each variant, every `--workers` count against the first (usually 1):
+ * throughput with the most streams, connections per second, the cores the server kept busy, and
+ * its CPU per GB and per 1000 connections. The scaling factor is the ratio of medians.
+ */
+function scalingTable(specs: ChainSpec[], options: Options, results: Results): string[] {
+  const counts = options.workers;
+  const base = counts[0]!;
+  const streams = Math.max(...options.streams);
+  const lines = [
+    `Workers: the ssdeno server with --workers ${counts.join(", ")}; \`×\` is the scaling ` +
+    `factor over --workers ${base} (ratio of medians; ${navigator.hardwareConcurrency} cores ` +
+    'shared with the load generators). "Server cores busy" is the server\'s CPU seconds per ' +
+    "second of the run: one isolate cannot go much above 1.",
+    "",
+    ...tableHead([
+      "method",
+      "measure",
+      ...counts.map((n) => `w${n}`),
+      ...counts.slice(1).map((n) => `× w${n}/w${base}`),
+    ]),
+  ];
+  const firsts = specs.filter((spec) =>
+    spec.server.kind === "ssdeno" && spec.server.workers === base
+  );
+  for (const first of firsts) {
+    const name = first.label.slice(0, -`-w${base}`.length);
+    const label = (n: number) => `${name}-w${n}`;
+    for (const method of options.methods) {
+      const rows: [string, (n: number) => Sample | undefined, number][] = [];
+      if (options.only.has("throughput")) {
+        for (const dir of ["up", "down"]) {
+          const k = (n: number) => [method, streams, dir, label(n)].join("|");
+          rows.push(
+            [`Gbit/s, ${streams} streams ${dir}`, (n) => results.throughput.get(k(n)), 2],
+            [
+              `server cores busy, ${streams} streams ${dir}`,
+              (n) => results.serverCores.get(k(n)),
+              2,
+            ],
+            [
+              `server CPU s/GB, ${streams} streams ${dir}`,
+              (n) => results.serverCpuPerGb.get(k(n)),
+              2,
+            ],
+          );
+        }
+      }
+      if (options.only.has("rate")) {
+        const k = (n: number) => [method, label(n)].join("|");
+        rows.push(
+          ["connections/s", (n) => results.rate.get(k(n)), 0],
+          ["server cores busy, rate test", (n) => results.rateServerCores.get(k(n)), 2],
+          ["server CPU s/1000 connections", (n) => results.serverCpuPer1000.get(k(n)), 3],
+          ["machine CPU busy %, rate test", (n) => results.machineBusy.get(k(n)), 0],
+        );
+      }
+      for (const [measure, cell, digits] of rows) {
+        lines.push(tableRow([
+          method,
+          measure,
+          ...counts.map((n) => formatSample(cell(n), digits)),
+          ...counts.slice(1).map((n) => ratio(cell(n), cell(base))),
+        ]));
+      }
+    }
+  }
+  lines.push("");
+  return lines;
 }
 
 /** One markdown table row (`deno fmt` on the written file aligns the columns). */

@@ -83,10 +83,6 @@ const IGNORED_KEYS: Record<string, (value: unknown, name: string) => string | un
     asInteger(value, name, 68, 65535, "an MTU from 68 to 65535");
     return `Ignoring ${name}: UDP buffers hold 64 KiB datagrams and the kernel fragments`;
   },
-  workers: (value, name) => {
-    asInteger(value, name, 1, Number.MAX_SAFE_INTEGER, "a positive integer");
-    return `Ignoring ${name}: ssdeno runs in one process`;
-  },
   verbose: (value, name) => {
     if (typeof value !== "boolean" && typeof value !== "number") {
       throw invalid(name, value, "true, false or a number");
@@ -94,6 +90,9 @@ const IGNORED_KEYS: Record<string, (value: unknown, name: string) => string | un
     return `Ignoring ${name}: use -v on the command line instead`;
   },
 };
+
+/** Most isolates `workers` may ask for: each holds its own heap and JIT code (tens of MiB). */
+const MAX_WORKERS = 256;
 
 /** Process-wide settings shared by every role (libev's -a, -f, -n, --reuse-port). */
 export interface ProcessSettings {
@@ -109,6 +108,11 @@ export interface ProcessSettings {
   nameservers?: { host: string; port: number }[];
   /** The live status page (`status`, `status_token`, `status_secret_path`). */
   status?: { host: string; port: number; token?: string; secretPath?: string };
+  /**
+   * Isolates accepting on each TCP listener (`workers`, `--workers`); absent: one per core for
+   * the server (service/workers.ts). The local and tunnel run in one.
+   */
+  workers?: number;
 }
 
 /**
@@ -146,7 +150,13 @@ function processSettings(raw: RawConfig): ProcessSettings {
   const nameservers = optional(raw, "nameserver", asNameServers) ??
     optional(raw, "dns_server", asNameServers);
   const status = apiSettings(raw, "status");
+  const workers = optional(
+    raw,
+    "workers",
+    (v, n) => asInteger(v, n, 1, MAX_WORKERS, `an integer from 1 to ${MAX_WORKERS}`),
+  );
   return {
+    ...(workers !== undefined ? { workers } : {}),
     ...(status ? { status } : {}),
     ...(nameservers ? { nameservers } : {}),
     ...(user ? { user } : {}),

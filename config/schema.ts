@@ -182,7 +182,7 @@ export const SETTINGS: readonly Setting[] = [
     value: "string",
     placeholder: "H:P",
     roles: ALL,
-    help: "Live status page (and /metrics) on H:P; with api on the same H:P, the API too",
+    help: "Live status page on H:P (also metrics and api given the same H:P)",
   },
   {
     key: "status_token",
@@ -350,6 +350,15 @@ export const SETTINGS: readonly Setting[] = [
     value: "true",
     roles: ALL,
     help: "SO_REUSEPORT on listening sockets (several processes on one port)",
+  },
+  {
+    key: "workers",
+    flag: "workers",
+    value: "integer",
+    placeholder: "N",
+    roles: ["server"],
+    default: "cores",
+    help: "Isolates accepting on each TCP port; UDP in one",
   },
   {
     key: "fast_open",

@@ -75,6 +75,11 @@ export interface AclFile {
   readonly ruleCount: number;
   /** One sentence per questionable line, starting with `Line N:`. */
   readonly warnings: readonly string[];
+  /**
+   * The text it was parsed from: the rules are class instances that do not survive a
+   * `postMessage`, so a worker isolate parses this again (service/workers.ts).
+   */
+  readonly source: string;
 }
 
 /** Limits for {@linkcode parseAcl}. */
@@ -424,6 +429,7 @@ export function parseAcl(source: string | Uint8Array, options: AclParseOptions =
     outboundAllow: new AclRules(lists.outboundAllow),
     ruleCount,
     warnings,
+    source: text,
   };
 }
 

@@ -63,7 +63,7 @@ import {
 } from "./aead2022_identity.ts";
 import { checkTimestamp, unixSeconds } from "./aead2022_time.ts";
 import { ProtocolError } from "./errors.ts";
-import type { SaltPool } from "./salt_pool.ts";
+import type { SaltStore } from "./salt_pool.ts";
 import { concatBytes, equalBytes } from "../crypto/bytes.ts";
 
 /** Header type of client-to-server streams and packets. */
@@ -457,7 +457,7 @@ export class ResponseDecoder {
 /** Options of the server-side request steps. */
 export interface OpenRequestOptions {
   /** Salts seen in the last 61 s; the request salt is added once its header authenticates. */
-  readonly saltPool: SaltPool;
+  readonly saltPool: SaltStore;
   /** Wall clock in milliseconds. Default: `Date.now`. */
   readonly now?: () => number;
 }

@@ -25,7 +25,7 @@ import type { MethodInfo } from "../crypto/methods.ts";
 import { type Address, decodeAddress, encodeAddress } from "./address.ts";
 import { ChunkDecoder, type ChunkStep, MAX_AEAD_PAYLOAD, sealChunks } from "./aead_chunk.ts";
 import { ProtocolError } from "./errors.ts";
-import type { ReplayFilter } from "./replay_filter.ts";
+import type { ReplayStore } from "./replay_filter.ts";
 import type { FramingStep, StreamFraming } from "./stream_framing.ts";
 import { concatBytes } from "../crypto/bytes.ts";
 
@@ -35,7 +35,7 @@ const MAX_ADDRESS_LENGTH = 1 + 1 + 255 + 2;
 /** Options of {@linkcode aeadServerFraming}. */
 export interface AeadServerFramingOptions {
   /** Salts of the listener; absent: no replay check (for tests). */
-  replayFilter?: ReplayFilter;
+  replayFilter?: ReplayStore;
 }
 
 /**

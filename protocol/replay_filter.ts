@@ -18,6 +18,19 @@
  * @module
  */
 
+/**
+ * What a framing needs of a salt memory: this in-process filter, or the shared-memory one that
+ * every worker isolate of a process sees (protocol/shared_replay_store.ts).
+ */
+export interface ReplayStore {
+  /** True when `salt` was seen before (or, rarely, looks so); records it either way. */
+  checkAndAdd(salt: Uint8Array): boolean;
+  /** Records a salt we generated ourselves, so reflected traffic is refused too. */
+  addOwn(salt: Uint8Array): void;
+  /** Salts remembered now. */
+  readonly size: number;
+}
+
 /** Default number of salts per generation (libev's and rust's order of magnitude). */
 export const DEFAULT_REPLAY_CAPACITY = 1_000_000;
 /** False-positive rate each generation is sized for. */
@@ -56,7 +69,7 @@ class BloomGeneration {
   }
 }
 
-export class ReplayFilter {
+export class ReplayFilter implements ReplayStore {
   readonly #capacity: number;
   readonly #probes: number;
   readonly #seed1: number;
@@ -71,12 +84,8 @@ export class ReplayFilter {
       );
     }
     this.#capacity = capacity;
-    const ln2 = Math.LN2;
-    const bitCount = Math.max(
-      64,
-      Math.ceil(-capacity * Math.log(REPLAY_FALSE_POSITIVE_RATE) / (ln2 * ln2)),
-    );
-    this.#probes = Math.max(1, Math.round((bitCount / capacity) * ln2));
+    const { bitCount, probes } = bloomSize(capacity);
+    this.#probes = probes;
     this.#current = new BloomGeneration(bitCount);
     this.#previous = new BloomGeneration(bitCount);
     const seeds = crypto.getRandomValues(new Uint32Array(2));
@@ -120,16 +129,33 @@ export class ReplayFilter {
     this.#current.add(h1, h2, this.#probes);
   }
 
-  /** Two keyed 32-bit hashes (FNV-1a style mixing with murmur3's finalizer), h2 odd. */
   #hash(salt: Uint8Array): [number, number] {
-    let a = this.#seed1 ^ 0x811c9dc5;
-    let b = this.#seed2 ^ 0x01000193;
-    for (let i = 0; i < salt.length; i++) {
-      a = Math.imul(a ^ salt[i]!, 0x01000193);
-      b = Math.imul(b ^ salt[i]!, 0x5bd1e995);
-    }
-    return [fmix(a), fmix(b ^ salt.length) | 1];
+    return saltHash(salt, this.#seed1, this.#seed2);
   }
+}
+
+/** Bits and probes of one generation for `capacity` salts at `REPLAY_FALSE_POSITIVE_RATE`. */
+export function bloomSize(capacity: number): { bitCount: number; probes: number } {
+  const ln2 = Math.LN2;
+  const bitCount = Math.max(
+    64,
+    Math.ceil(-capacity * Math.log(REPLAY_FALSE_POSITIVE_RATE) / (ln2 * ln2)),
+  );
+  return { bitCount, probes: Math.max(1, Math.round((bitCount / capacity) * ln2)) };
+}
+
+/**
+ * Two keyed 32-bit hashes of `salt` (FNV-1a style mixing with murmur3's finalizer), the second
+ * odd, for double hashing.
+ */
+export function saltHash(salt: Uint8Array, seed1: number, seed2: number): [number, number] {
+  let a = seed1 ^ 0x811c9dc5;
+  let b = seed2 ^ 0x01000193;
+  for (let i = 0; i < salt.length; i++) {
+    a = Math.imul(a ^ salt[i]!, 0x01000193);
+    b = Math.imul(b ^ salt[i]!, 0x5bd1e995);
+  }
+  return [fmix(a), fmix(b ^ salt.length) | 1];
 }
 
 function fmix(h: number): number {

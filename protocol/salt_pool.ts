@@ -45,8 +45,21 @@ export type SaltCheck =
   /** New, but the pool is full of live salts: refuse the session. */
   | "full";
 
+/**
+ * What the 2022 framing needs of a salt memory: this pool, or the shared-memory one that every
+ * worker isolate of a process sees (protocol/shared_replay_store.ts).
+ */
+export interface SaltStore {
+  /** Checks `salt` against the retention window and stores it when new and there is room. */
+  checkAndAdd(salt: Uint8Array): SaltCheck;
+  /** Salts held now. */
+  readonly size: number;
+  /** Most salts it holds (the shared store: per generation). */
+  readonly capacity: number;
+}
+
 /** Remembers salts for 61 s, exactly, within a fixed capacity. */
-export class SaltPool {
+export class SaltPool implements SaltStore {
   readonly #capacity: number;
   readonly #now: () => number;
   /** Salt → time it expires. Insertion order is expiry order, as the clock never goes back. */

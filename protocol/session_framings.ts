@@ -25,8 +25,8 @@ import {
 } from "./aead_framing.ts";
 import { clientFraming2022, serverFraming2022 } from "./aead2022_framing.ts";
 import { clientKeys2022, serverKeys2022 } from "./aead2022_identity.ts";
-import { ReplayFilter } from "./replay_filter.ts";
-import { SaltPool } from "./salt_pool.ts";
+import { ReplayFilter, type ReplayStore } from "./replay_filter.ts";
+import { SaltPool, type SaltStore } from "./salt_pool.ts";
 import type { StreamFraming } from "./stream_framing.ts";
 import { streamClientFraming, streamServerFraming } from "./stream_framing_legacy.ts";
 
@@ -50,9 +50,9 @@ export interface ServerFramingsOptions {
   /** SIP023 users (AES 2022 methods only); `password` is then the server's identity PSK. */
   users?: readonly UserKey[] | undefined;
   /** The 2022 salt pool. Default: a new one (100 000 salts). */
-  saltPool?: SaltPool;
+  saltPool?: SaltStore;
   /** The AEAD-2017 (and stream-cipher IV) replay filter. Default: a new one (2 × 20 000 salts). */
-  replayFilter?: ReplayFilter;
+  replayFilter?: ReplayStore;
 }
 
 /** A server listener's keys and replay state. */

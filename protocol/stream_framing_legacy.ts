@@ -26,7 +26,7 @@ import { createStreamCipher, type StreamPrimitive } from "../crypto/stream_ciphe
 import { type Address, decodeAddress, encodeAddress } from "./address.ts";
 import { ProtocolError } from "./errors.ts";
 import { fillPrefixedSalt } from "./outline_prefix.ts";
-import type { ReplayFilter } from "./replay_filter.ts";
+import type { ReplayStore } from "./replay_filter.ts";
 import type { FramingStep, StreamFraming } from "./stream_framing.ts";
 
 /** Longest address header: ATYP + length + 255-byte name + port. */
@@ -36,7 +36,7 @@ const EMPTY = new Uint8Array(0);
 /** Options of {@linkcode streamServerFraming}. */
 export interface StreamServerFramingOptions {
   /** IVs of the listener; absent: no replay check (for tests). */
-  replayFilter?: ReplayFilter;
+  replayFilter?: ReplayStore;
 }
 
 /**
@@ -160,12 +160,12 @@ class LegacyStreamFraming implements StreamFraming {
   #header: Uint8Array | undefined;
   /** Server: the decrypted bytes of an address header still incomplete; undefined once read. */
   #head: Uint8Array | undefined;
-  readonly #filter: ReplayFilter | undefined;
+  readonly #filter: ReplayStore | undefined;
 
   constructor(
     reader: IvReader,
     writer: IvWriter,
-    options: { header?: Uint8Array; filter?: ReplayFilter | undefined },
+    options: { header?: Uint8Array; filter?: ReplayStore | undefined },
   ) {
     this.#reader = reader;
     this.#writer = writer;

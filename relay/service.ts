@@ -112,9 +112,14 @@ export function serveConnections(
     logger: Logger;
     /** Per-user counters the handler fills, exposed as `stats.users`. Default: none. */
     userStats?: Record<string, UserStats>;
+    /**
+     * The counters to count into, `userStats` being ignored: e.g. this isolate's row of
+     * counters in shared memory (service/shared_stats.ts). Default: new ones.
+     */
+    stats?: ServiceStats;
   },
 ): RunningService {
-  const stats = createStats(options.userStats);
+  const stats = options.stats ?? createStats(options.userStats);
   // The live connections, closed at shutdown: a Set entry per session is lighter than an abort
   // listener per session, and idle sessions are what a server holds most of.
   const live = new Set<Deno.TcpConn>();

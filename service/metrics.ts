@@ -128,6 +128,12 @@ export function renderMetrics(
     "Salts the replay memory holds now.",
     [[{}, replaySalts(sources)]],
   );
+  out.family(
+    "ssdeno_worker_connections_total",
+    "counter",
+    "TCP connections accepted, by isolate (0: the main one; --workers).",
+    perIsolate(sources).map((n, worker): [Labels, number] => [{ worker }, n]),
+  );
   out.family("ssdeno_accept_errors_total", "counter", "Accept errors skipped or waited out.", [
     [{ kind: "peer" }, sum((s) => s.stats.acceptErrors.peer)],
     [{ kind: "resource" }, sum((s) => s.stats.acceptErrors.resource)],
@@ -155,6 +161,20 @@ export function renderMetrics(
     ]);
   }
   return out.toString();
+}
+
+/**
+ * TCP connections each isolate accepted, over the listeners that run in several
+ * (service/workers.ts); empty when none does.
+ */
+function perIsolate(sources: readonly MetricsSource[]): number[] {
+  const totals: number[] = [];
+  for (const { service } of sources) {
+    const counts = (service as { connectionsPerIsolate?: () => number[] })
+      .connectionsPerIsolate?.() ?? [];
+    counts.forEach((n, i) => totals[i] = (totals[i] ?? 0) + n);
+  }
+  return totals;
 }
 
 /** Salts in the listeners' replay stores, each store counted once (a process shares one). */

@@ -23,7 +23,7 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   // main.ts and mod.ts (and deno.json, which main reads for the version).
   top: ["role", "service", "config", "relay", "protocol", "crypto", "inbound", "outbound", "route"],
 };
-const ROLES = new Set(["server.ts", "local.ts", "tunnel.ts"]);
+const ROLES = new Set(["server.ts", "local.ts", "tunnel.ts", "server_worker.ts"]);
 /**
  * Modules every layer may import: the statuses and error classes each layer reports with. The
  * file imports nothing, so it cannot pull a layer upward.

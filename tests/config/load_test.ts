@@ -191,7 +191,7 @@ Deno.test("buildServerConfigs() names the key and the expected type of a wrongly
     [{ servers: [{ server_port: 1, mode: 1 }] }, "Invalid servers[0].mode 1"],
     [{ plugin: 1 }, "Invalid plugin 1: expected a string"],
     [{ fast_open: "yes" }, `Invalid fast_open "yes": expected true or false`],
-    [{ workers: 0 }, "Invalid workers 0: expected a positive integer"],
+    [{ workers: 0 }, "Invalid workers 0: expected an integer from 1 to 256"],
     [{ nameserver: 8 }, "Invalid nameserver 8"],
     [{ user: 0 }, "Invalid user 0: expected a string"],
     [{ verbose: "x" }, `Invalid verbose "x": expected true, false or a number`],
@@ -474,7 +474,6 @@ Deno.test("buildServerConfigs() warns about unknown keys and settings it does no
   assert.deepStrictEqual(warnings, [
     `Ignoring unknown config key "colour"`,
     "Ignoring fast_open: Deno's sockets have no TCP Fast Open; connections open without it",
-    "Ignoring workers: ssdeno runs in one process",
     "Ignoring verbose: use -v on the command line instead",
     `Ignoring unknown config key "servers[0].weight"`,
   ]);

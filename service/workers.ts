@@ -1,0 +1,362 @@
+/**
+ * Several cores for one server (`workers`, `--workers N`; default: one isolate per core). The
+ * main isolate starts N − 1 worker isolates (`new Worker`, the module given, server_worker.ts),
+ * and every TCP listener the supervisor starts is started in each of them too, on the same port
+ * with SO_REUSEPORT: the kernel spreads new connections over the N accepting sockets.
+ *
+ * What is shared, and how:
+ *
+ * - the replay memory: one `SharedArrayBuffer` (protocol/shared_replay_store.ts) that every
+ *   isolate checks and adds to under a lock, so a first flight replayed to another worker is
+ *   still refused;
+ * - the counters: one row per isolate in shared memory (service/shared_stats.ts); the listener
+ *   the supervisor holds exposes their sum as `stats`, so metrics, the API, the status page, the
+ *   state file and the shutdown line read totals, live, with nothing to collect;
+ * - the listener's life: `start`, `update` (reload, API users), `retire` and `close` of the
+ *   listener the supervisor holds do the same in every worker; at shutdown each worker closes
+ *   its listeners with their grace period, answers, and is then terminated (`close`).
+ *
+ * What stays in the main isolate only:
+ *
+ * - UDP: Deno's UDP sockets cannot take SO_REUSEPORT (only SO_REUSEADDR, with which the last
+ *   socket bound takes every datagram), so the UDP half runs once, here. A 2022 UDP session
+ *   therefore never moves between isolates: its NAT entry and packet-ID window stay where they
+ *   are. Workers run a listener's TCP half (`tcp_only`), and `udp_only` listeners run here only.
+ * - listeners with a SIP003 plugin: the plugin owns the public port and hands connections to
+ *   a server on a loopback port chosen at start, which other isolates cannot share.
+ * - the resolver: a worker asks the main isolate to resolve target names, so there is one
+ *   cache, one set of DNS counters and one `nameserver` setting; and the management ports,
+ *   signals and the PID file.
+ *
+ * A worker that dies (an error escaped it) is not restarted: its sockets close with it and the
+ * kernel sends its share to the other isolates; the error is logged.
+ * @module
+ */
+import type { ServerConfig } from "../config/types.ts";
+import { ReplayFilter, type ReplayStore } from "../protocol/replay_filter.ts";
+import type { SaltStore } from "../protocol/salt_pool.ts";
+import { SharedReplayStore } from "../protocol/shared_replay_store.ts";
+import { errorMessage } from "../protocol/errors.ts";
+import { currentResolver } from "../relay/direct.ts";
+import type { Logger, LogLevel } from "../relay/log.ts";
+import { ResolveError } from "../relay/resolver.ts";
+import type { FromWorker, PostedConfig, ToWorker } from "./_worker_messages.ts";
+import { createCountersMemory, ListenerCounters } from "./shared_stats.ts";
+import type { SupervisedServer } from "./supervisor.ts";
+
+/** How long a worker may take to load its module and answer. */
+const READY_TIMEOUT_MS = 60_000;
+/** How often the main isolate copies per-user UDP bytes for the workers' data limits. */
+const UDP_MIRROR_MS = 1000;
+
+/** Options of {@linkcode startWorkers}. */
+export interface WorkersOptions {
+  /** The module each worker runs (server_worker.ts). */
+  module: URL;
+  logger: Logger;
+  /** The workers' log level. Default: `logger.level`. */
+  logLevel?: LogLevel;
+  /** Aborted at shutdown: every isolate's listeners start their grace period then. */
+  signal?: AbortSignal;
+}
+
+/** What the main isolate's listener start gets to share with the workers. */
+export interface SharedListenerOptions {
+  replayFilter: ReplayStore;
+  saltPool?: SaltStore;
+  /** The main isolate's row of the listener's counters (absent with one isolate). */
+  counters?: ListenerCounters;
+}
+
+/** A running server listener, as the supervisor and the wrappers here see it. */
+export interface WorkerServer extends SupervisedServer {
+  replaySize?(): number;
+}
+
+/** The worker isolates of a server process. */
+export interface WorkerPool {
+  /** Isolates that accept on each TCP listener: the main one plus the workers. */
+  readonly isolates: number;
+  /**
+   * Starts `config` here with `startHere` and, for a TCP listener without a plugin, in every
+   * worker on the same port. The listener returned counts every isolate's sessions in `stats`
+   * and applies `update`, `retire` and `close` everywhere. Throws (with nothing left running)
+   * when any isolate cannot start it.
+   */
+  start<S extends WorkerServer>(
+    config: ServerConfig,
+    startHere: (config: ServerConfig, shared: SharedListenerOptions) => Promise<S>,
+  ): Promise<S>;
+  /** Ends the workers; call once the listeners are closed. */
+  close(): Promise<void>;
+}
+
+/** One worker isolate and its outstanding requests. */
+interface WorkerHandle {
+  readonly index: number;
+  readonly worker: Worker;
+  readonly pending: Map<number, PromiseWithResolvers<void>>;
+  /** Retired listeners of this worker still draining, by listener id. */
+  readonly draining: Map<number, PromiseWithResolvers<void>>;
+  /** Listeners it runs, by id, so its death can settle them. */
+  readonly listeners: Set<number>;
+  alive: boolean;
+}
+
+/**
+ * Starts `count` − 1 worker isolates (default: one per core in all) and waits until each has
+ * loaded its module. With a count of 1 there are none and every listener runs here as before.
+ */
+export async function startWorkers(
+  count: number | undefined,
+  options: WorkersOptions,
+): Promise<WorkerPool> {
+  const isolates = count ?? navigator.hardwareConcurrency ?? 1;
+  const { logger } = options;
+  if (isolates <= 1) {
+    // One salt memory for every listener: a million salts are 7 MiB once, not per port.
+    const replayFilter = new ReplayFilter();
+    return {
+      isolates: 1,
+      start: (config, startHere) => startHere(config, { replayFilter }),
+      close: () => Promise.resolve(),
+    };
+  }
+  const replay = new SharedReplayStore();
+  const shared = { replayFilter: replay.filter, saltPool: replay.pool };
+  const handles: WorkerHandle[] = [];
+  let nextRequest = 1;
+  let nextListener = 1;
+  /** Counters of running multi-isolate listeners with a UDP half: their UDP bytes are mirrored. */
+  const mirrored = new Map<number, () => void>();
+  const onDeath = new Set<(handle: WorkerHandle) => void>();
+
+  const request = (
+    handle: WorkerHandle,
+    message: ToWorker & { req: number },
+  ): Promise<void> => {
+    if (!handle.alive) return Promise.resolve();
+    const reply = Promise.withResolvers<void>();
+    handle.pending.set(message.req, reply);
+    handle.worker.postMessage(message);
+    return reply.promise;
+  };
+  const died = (handle: WorkerHandle, reason: string) => {
+    if (!handle.alive) return;
+    handle.alive = false;
+    logger.error(`worker ${handle.index} died, not restarted: ${reason}`);
+    handle.worker.terminate();
+    // Its sockets are closed with it: whatever waited on it is over.
+    for (const reply of handle.pending.values()) reply.resolve();
+    for (const drained of handle.draining.values()) drained.resolve();
+    handle.pending.clear();
+    handle.draining.clear();
+    onDeath.forEach((listener) => listener(handle));
+  };
+
+  const spawn = (index: number): Promise<WorkerHandle> => {
+    const worker = new Worker(options.module.href, { type: "module", name: `worker ${index}` });
+    const handle: WorkerHandle = {
+      index,
+      worker,
+      pending: new Map(),
+      draining: new Map(),
+      listeners: new Set(),
+      alive: true,
+    };
+    const ready = Promise.withResolvers<WorkerHandle>();
+    const timer = setTimeout(
+      () => ready.reject(new Error(`worker ${index} did not start in ${READY_TIMEOUT_MS} ms`)),
+      READY_TIMEOUT_MS,
+    );
+    worker.onmessage = (event: MessageEvent<FromWorker>) => {
+      const message = event.data;
+      if (message.kind === "ready") {
+        clearTimeout(timer);
+        ready.resolve(handle);
+      } else if (message.kind === "resolve") {
+        resolveFor(worker, message);
+      } else if (message.kind === "reply") {
+        const reply = handle.pending.get(message.req);
+        handle.pending.delete(message.req);
+        if (message.error === undefined) reply?.resolve();
+        else reply?.reject(new Error(`worker ${index}: ${message.error}`));
+      } else {
+        handle.draining.get(message.id)?.resolve();
+        handle.draining.delete(message.id);
+      }
+    };
+    worker.onerror = (event) => {
+      // Handled here: unhandled, a worker's error would end the whole process.
+      event.preventDefault();
+      clearTimeout(timer);
+      ready.reject(new Error(`worker ${index}: ${event.message}`));
+      died(handle, event.message);
+    };
+    const init: ToWorker = {
+      kind: "init",
+      index,
+      logLevel: options.logLevel ?? logger.level,
+      replay: replay.buffer,
+    };
+    worker.postMessage(init);
+    return ready.promise;
+  };
+
+  try {
+    const started = await Promise.allSettled(
+      Array.from({ length: isolates - 1 }, (_, i) => spawn(i + 1)),
+    );
+    for (const result of started) {
+      if (result.status === "fulfilled") handles.push(result.value);
+    }
+    const failed = started.find((result) => result.status === "rejected");
+    if (failed) throw (failed as PromiseRejectedResult).reason;
+  } catch (error) {
+    handles.forEach((handle) => handle.worker.terminate());
+    throw error;
+  }
+  logger.info(
+    `${isolates} isolates accept on every TCP port (workers; UDP and plugin ports run in the ` +
+      "main one)",
+  );
+  const mirrorTimer = setInterval(() => mirrored.forEach((mirror) => mirror()), UDP_MIRROR_MS);
+  Deno.unrefTimer(mirrorTimer);
+
+  const start = async <S extends WorkerServer>(
+    config: ServerConfig,
+    startHere: (config: ServerConfig, shared: SharedListenerOptions) => Promise<S>,
+  ): Promise<S> => {
+    if (config.plugin !== undefined || config.mode === "udp_only") {
+      return await startHere(config, shared);
+    }
+    const counters = new ListenerCounters(createCountersMemory(isolates), 0);
+    const here = await startHere({ ...config, reusePort: true }, { ...shared, counters });
+    const id = nextListener++;
+    const port = here.addr.port;
+    const posted = (next: ServerConfig) => postable({ ...next, port, reusePort: true });
+    const live = handles.filter((handle) => handle.alive);
+    const results = await Promise.allSettled(live.map((handle) => {
+      handle.listeners.add(id);
+      return request(handle, {
+        kind: "start",
+        req: nextRequest++,
+        id,
+        ...posted(config),
+        counters: counters.memory,
+      });
+    }));
+    const failed = results.find((result) => result.status === "rejected");
+    if (failed) {
+      await Promise.all([
+        here.close(),
+        ...live.map((handle) => request(handle, { kind: "close", req: nextRequest++, id })),
+      ]);
+      live.forEach((handle) => handle.listeners.delete(id));
+      throw (failed as PromiseRejectedResult).reason;
+    }
+
+    const everywhere = (kind: "close" | "retire") =>
+      Promise.all(
+        live.map((handle) => request(handle, { kind, req: nextRequest++, id })),
+      );
+    const workersClosed = Promise.withResolvers<void>();
+    const forget = () => {
+      live.forEach((handle) => handle.listeners.delete(id));
+      mirrored.delete(id);
+      onDeath.delete(onWorkerDeath);
+    };
+    const onWorkerDeath = (handle: WorkerHandle) => {
+      if (handle.listeners.has(id)) counters.forgetLive(handle.index);
+    };
+    onDeath.add(onWorkerDeath);
+    if (here.udpStats) {
+      const udpStats = here.udpStats;
+      mirrored.set(id, () => counters.mirrorUdp(udpStats));
+    }
+    let closing: Promise<void> | undefined;
+    const close = () =>
+      closing ??= (async () => {
+        await Promise.all([here.close(), everywhere("close")]);
+        forget();
+        workersClosed.resolve();
+      })();
+    let retiring: Promise<{ drained: Promise<void> }> | undefined;
+    const retire = () =>
+      retiring ??= (async () => {
+        const drains = live.map((handle) => {
+          const drained = Promise.withResolvers<void>();
+          if (handle.alive) handle.draining.set(id, drained);
+          else drained.resolve();
+          return drained.promise;
+        });
+        const [retired] = await Promise.all([here.retire(), everywhere("retire")]);
+        const drained = Promise.all([retired.drained, ...drains]).then(() => {
+          forget();
+          workersClosed.resolve();
+        });
+        return { drained };
+      })();
+    options.signal?.addEventListener("abort", () => close(), { once: true });
+    const service: S = {
+      ...here,
+      stats: counters.totals,
+      closed: Promise.all([here.closed, workersClosed.promise]).then(() => {}),
+      close,
+      retire,
+      update(next: ServerConfig): string[] {
+        const changes = here.update({ ...next, reusePort: true });
+        for (const handle of live) {
+          if (!handle.alive) continue;
+          const message: ToWorker = {
+            kind: "update",
+            id,
+            ...posted(next),
+            users: counters.memory.users,
+          };
+          handle.worker.postMessage(message);
+        }
+        return changes;
+      },
+      connectionsPerIsolate: () => counters.perIsolate(),
+    };
+    return service;
+  };
+
+  return {
+    isolates,
+    start,
+    close() {
+      clearInterval(mirrorTimer);
+      for (const handle of handles) {
+        handle.alive = false;
+        handle.worker.terminate();
+        for (const reply of handle.pending.values()) reply.resolve();
+        for (const drained of handle.draining.values()) drained.resolve();
+      }
+      return Promise.resolve();
+    },
+  };
+}
+
+/** Resolves a worker's target name with this isolate's resolver and posts the answer. */
+function resolveFor(worker: Worker, message: FromWorker & { kind: "resolve" }): void {
+  const answer = (reply: ToWorker) => worker.postMessage(reply);
+  currentResolver().resolve(message.name, { ipv6First: message.ipv6First }).then(
+    (addresses) => answer({ kind: "resolved", req: message.req, addresses }),
+    (error) =>
+      answer({
+        kind: "resolved",
+        req: message.req,
+        ...(error instanceof ResolveError ? { reason: error.reason } : {}),
+        error: errorMessage(error),
+      }),
+  );
+}
+
+/** `config` as a worker can receive it: the TCP half, the ACL as its text. */
+function postable(config: ServerConfig): { config: PostedConfig; aclSource?: string } {
+  const { acl, plugin: _plugin, ...rest } = config;
+  const posted: PostedConfig = { ...rest, mode: "tcp_only" };
+  return acl ? { config: posted, aclSource: acl.source } : { config: posted };
+}
