@@ -15,13 +15,19 @@ interface Job {
   gate?: Int32Array;
 }
 
+/** The worker's global scope, as far as this file uses it (the main lib types `self` as Window). */
+const scope = self as unknown as {
+  onmessage: ((event: MessageEvent<{ buffer: SharedArrayBuffer } | Job>) => void) | null;
+  postMessage(message: unknown): void;
+};
+
 let store: SharedReplayStore | undefined;
 
-self.onmessage = (event: MessageEvent<{ buffer: SharedArrayBuffer } | Job>) => {
+scope.onmessage = (event: MessageEvent<{ buffer: SharedArrayBuffer } | Job>) => {
   const data = event.data;
   if ("buffer" in data) {
     store = new SharedReplayStore({ buffer: data.buffer });
-    self.postMessage("ready");
+    scope.postMessage("ready");
     return;
   }
   if (data.gate) {
@@ -31,5 +37,5 @@ self.onmessage = (event: MessageEvent<{ buffer: SharedArrayBuffer } | Job>) => {
   const results = data.op === "filter"
     ? data.salts.map((salt) => store!.filter.checkAndAdd(salt))
     : data.salts.map((salt) => store!.pool.checkAndAdd(salt));
-  self.postMessage(results);
+  scope.postMessage(results);
 };
