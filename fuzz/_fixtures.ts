@@ -4,6 +4,7 @@
  * and 2022 timestamps stay inside their ±30 s window however long a run takes.
  * @module
  */
+import { concatBytes } from "../crypto/bytes.ts";
 import type { Address } from "../protocol/address.ts";
 
 const encoder = new TextEncoder();
@@ -89,17 +90,7 @@ export function textOf(bytes: Uint8Array): string {
 }
 
 /** One buffer from several. */
-export function join(...parts: readonly Uint8Array[]): Uint8Array {
-  let length = 0;
-  for (const part of parts) length += part.length;
-  const out = new Uint8Array(length);
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
-}
+export const join = concatBytes;
 
 /** Big-endian u16. */
 export function u16(value: number): Uint8Array {

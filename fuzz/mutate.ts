@@ -20,6 +20,7 @@
  * | truncate        | the input cut at a random point                                       |
  * @module
  */
+import { concatBytes } from "../crypto/bytes.ts";
 import type { Prng } from "./prng.ts";
 
 /** What a target gives the mutator. */
@@ -272,13 +273,5 @@ function cut(input: Uint8Array, maxLength: number): Uint8Array {
 }
 
 function concat(parts: readonly Uint8Array[]): Uint8Array {
-  let length = 0;
-  for (const part of parts) length += part.length;
-  const out = new Uint8Array(length);
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
+  return concatBytes(...parts);
 }
