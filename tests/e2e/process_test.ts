@@ -103,6 +103,18 @@ Deno.test("-a with an unknown user fails before binding; a non-root process cann
   if (!isRoot) return;
   const denoDir = await Deno.makeTempDir();
   await Deno.chmod(denoDir, 0o777);
+  // nobody may not be able to read this checkout (a clone in a 0700 temp folder): a copy it can.
+  const tree = await Deno.makeTempDir();
+  const root = new URL("../../", import.meta.url).pathname;
+  const copy = await new Deno.Command("bash", {
+    args: [
+      "-c",
+      'cd "$0" && tar --exclude=./.git -cf - . | tar -xf - -C "$1" && chmod -R a+rX "$1"',
+      root,
+      tree,
+    ],
+  }).output();
+  assert.equal(copy.code, 0, new TextDecoder().decode(copy.stderr));
   // As nobody (setpriv), asking to become root is refused, and the port is not left serving.
   const setpriv = new Deno.Command("setpriv", {
     args: [
@@ -116,7 +128,7 @@ Deno.test("-a with an unknown user fails before binding; a non-root process cann
       // No npm packages to fetch into the empty cache: main.ts needs none.
       "--no-config",
       "--unstable-net",
-      new URL("../../main.ts", import.meta.url).pathname,
+      `${tree}/main.ts`,
       "server",
       "-s",
       "127.0.0.1",
@@ -137,6 +149,7 @@ Deno.test("-a with an unknown user fails before binding; a non-root process cann
   assert.equal(code, 1, log);
   assert.match(log, /Cannot run as "root": switching to "root" needs root/);
   await Deno.remove(denoDir, { recursive: true });
+  await Deno.remove(tree, { recursive: true });
 });
 
 Deno.test("--reuse-port lets two servers share a port", async () => {

@@ -406,12 +406,14 @@ redisTest("a frozen Redis costs checkSalt its timeout, then the node reconnects"
       times.push(performance.now() - start);
     }
     console.log(`fleet: checkSalt against a frozen Redis: ${times.map((t) => t.toFixed(0))} ms`);
-    assertOk(times.every((t) => t < 400), `${times}`);
+    // Bounded by the command timeout (250 ms), with room for a loaded CI machine.
+    assertOk(times.every((t) => t < 2000), `${times}`);
     // Three timeouts in a row: the connection is taken for dead.
-    await waitUntil(() => n1.state === "down", "the node to give up the link", 2000);
+    await waitUntil(() => n1.state === "down", "the node to give up the link", 10_000);
     const start = performance.now();
     assertEquals(await n1.checkSalt(randomSalt(), 1000), "unavailable");
-    assertOk(performance.now() - start < 50);
+    // Down: answered at once, without waiting for a timeout.
+    assertOk(performance.now() - start < 200, `${performance.now() - start} ms`);
   } finally {
     redis.resume();
   }
