@@ -77,6 +77,23 @@ const USED_KEYS = ACCEPTED_KEYS;
 
 /** Keys accepted for compatibility but not acted on; each gets a warning when it has effect. */
 const IGNORED_KEYS: Record<string, (value: unknown, name: string) => string | undefined> = {
+  "log-file": (value, name) => {
+    asString(value, name);
+    return `Ignoring ${name}: ssdeno logs to stderr (systemd's journal keeps it)`;
+  },
+  "pid-file": (value, name) => {
+    asString(value, name);
+    return undefined; // the Python original's spelling of pid_file, read there
+  },
+  one_time_auth: (value, name) => {
+    if (asBoolean(value, name)) {
+      throw new ConfigError(
+        `Invalid ${name}: one-time auth (OTA) was withdrawn from Shadowsocks in 2017 and is not ` +
+          "supported; use an AEAD method, which authenticates every chunk",
+      );
+    }
+    return undefined;
+  },
   fast_open: (value, name) =>
     booleanNotice(value, name, "Deno's sockets have no TCP Fast Open; connections open without it"),
   mtu: (value, name) => {
@@ -140,7 +157,7 @@ function isIpLiteral(text: string): boolean {
 /** Reads the process settings of `raw` (file overlaid with flags). */
 function processSettings(raw: RawConfig): ProcessSettings {
   const user = optional(raw, "user", asString);
-  const pidFile = optional(raw, "pid_file", asString);
+  const pidFile = optional(raw, "pid_file", asString) ?? optional(raw, "pid-file", asString);
   const nofile = optional(
     raw,
     "nofile",

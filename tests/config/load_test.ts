@@ -596,3 +596,20 @@ Deno.test("buildLocalConfig() accepts an iPSK:uPSK chain and names the bad part"
     "part 2 of 2",
   );
 });
+
+Deno.test("the Python original's keys: pid-file is pid_file, log-file is a warning, OTA an error", async () => {
+  const { process, warnings } = buildServerConfigs({
+    password: PASSWORD,
+    "pid-file": "/run/ss.pid",
+    "log-file": "/var/log/ss.log",
+    one_time_auth: false,
+  });
+  assert.equal(process.pidFile, "/run/ss.pid");
+  assert.deepEqual(warnings, [
+    "Ignoring log-file: ssdeno logs to stderr (systemd's journal keeps it)",
+  ]);
+  await assertConfigError(
+    () => buildServerConfigs({ password: PASSWORD, one_time_auth: true }),
+    "Invalid one_time_auth: one-time auth (OTA) was withdrawn",
+  );
+});
