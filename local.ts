@@ -205,6 +205,7 @@ function startOnline(config: LocalConfig, upstreams: UpstreamSet, logger: Logger
   return startOnlineRefresh({
     url: online.url,
     intervalMs: online.updateIntervalS * 1000,
+    ...(online.allowInsecure ? { allowInsecure: true } : {}),
     logger,
     apply: (servers) => {
       const { added, removed } = upstreams.replace(servers);

@@ -267,7 +267,7 @@ async function withOnlineServers<T>(
   const where = describeUrl(spec.url);
   let list;
   try {
-    list = await fetchSip008(spec.url);
+    list = await fetchSip008(spec.url, undefined, spec.allowInsecure);
   } catch (error) {
     const reason = `Cannot fetch the online config from ${where}: ${errorMessage(error)}`;
     let fallback: T;

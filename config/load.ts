@@ -475,7 +475,11 @@ export function buildLocalConfig(
   config.servers = upstreams;
   const spec = onlineConfigSpec(raw);
   if (spec !== undefined) {
-    config.onlineConfig = { url: spec.url, updateIntervalS: spec.updateIntervalS };
+    config.onlineConfig = {
+      url: spec.url,
+      updateIntervalS: spec.updateIntervalS,
+      ...(spec.allowInsecure ? { allowInsecure: true } : {}),
+    };
     warnings.push(...spec.warnings);
   }
   const protocol = optional(raw, "protocol", asProtocol);
@@ -549,6 +553,8 @@ function prefixes(
 export interface OnlineConfigSpec {
   url: string;
   updateIntervalS: number;
+  /** Entries with legacy stream ciphers are kept (`allow_insecure_ciphers`). */
+  allowInsecure: boolean;
   /** Said once at start (plain HTTP). */
   warnings: string[];
 }
@@ -595,7 +601,8 @@ export function onlineConfigSpec(
   if (interval < 1) {
     throw new ConfigError(`Invalid online_config.update_interval: expected 1 second or more`);
   }
-  return { url, updateIntervalS: interval, warnings };
+  const allowInsecure = optional(raw, "allow_insecure_ciphers", asBoolean) ?? false;
+  return { url, updateIntervalS: interval, allowInsecure, warnings };
 }
 
 function isLoopbackHost(host: string): boolean {

@@ -118,7 +118,7 @@ export interface LocalConfig extends CommonConfig {
   /** Health checks of several servers. */
   balancer?: { checkIntervalS: number; checkTarget?: string };
   /** SIP008 online config: the servers come from this URL, refreshed every `updateIntervalS`. */
-  onlineConfig?: { url: string; updateIntervalS: number };
+  onlineConfig?: { url: string; updateIntervalS: number; allowInsecure?: boolean };
 }
 
 /** `ssdeno tunnel`: like `ss-tunnel`, a local port forwarded to one fixed target via the server. */

@@ -23,7 +23,11 @@ export function describeUrl(url: string): string {
 }
 
 /** Fetches and validates the SIP008 document at `url`; throws with a reason a user can act on. */
-export async function fetchSip008(url: string, signal?: AbortSignal): Promise<Sip008Servers> {
+export async function fetchSip008(
+  url: string,
+  signal?: AbortSignal,
+  allowInsecure = false,
+): Promise<Sip008Servers> {
   const timeout = AbortSignal.timeout(FETCH_TIMEOUT_MS);
   const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
   let response: Response;
@@ -42,7 +46,7 @@ export async function fetchSip008(url: string, signal?: AbortSignal): Promise<Si
     throw new Error(`HTTP ${response.status} ${response.statusText}`.trimEnd());
   }
   const text = await readLimited(response, MAX_DOCUMENT_BYTES);
-  return sip008Servers(parseConfigText(text, "the online config"));
+  return sip008Servers(parseConfigText(text, "the online config"), allowInsecure);
 }
 
 /** The body as text, refusing more than `limit` bytes. */
@@ -105,6 +109,8 @@ export interface OnlineRefreshOptions {
   url: string;
   intervalMs: number;
   logger: Logger;
+  /** Keep legacy stream-cipher entries (`allow_insecure_ciphers`). */
+  allowInsecure?: boolean;
   /** Applies a new list; throwing keeps the last good one. */
   apply: (servers: UpstreamServer[]) => void;
 }
@@ -118,7 +124,7 @@ export function startOnlineRefresh(options: OnlineRefreshOptions): { close(): Pr
   let last = "";
   const refresh = async () => {
     try {
-      const list = await fetchSip008(options.url, stop.signal);
+      const list = await fetchSip008(options.url, stop.signal, options.allowInsecure);
       list.warnings.forEach((warning) => options.logger.warn(`online config: ${warning}`));
       options.apply(list.servers);
       const summary = describeList(list);

@@ -75,7 +75,7 @@ Deno.test("online_config and --server-url: https, or http on loopback only, with
   assert.equal(onlineConfigSpec({}), undefined);
   assert.deepEqual(
     onlineConfigSpec({ online_config: { config_url: "https://p.example/x", update_interval: 60 } }),
-    { url: "https://p.example/x", updateIntervalS: 60, warnings: [] },
+    { url: "https://p.example/x", updateIntervalS: 60, allowInsecure: false, warnings: [] },
   );
   assert.equal(
     onlineConfigSpec({}, { server_url: "https://p.example/y" })?.updateIntervalS,
@@ -134,4 +134,26 @@ Deno.test("comments in JSON configs are blanked, strings and error positions unt
   assert.deepEqual(parseConfigText(`{"url": "http://x/y"} // trailing`, "c.json"), {
     url: "http://x/y",
   });
+});
+
+Deno.test("a SIP008 entry with a legacy stream cipher needs the same opt-in as a config", () => {
+  const doc = {
+    version: 1,
+    servers: [
+      { server: "a.example", server_port: 1, password: "p", method: "aes-256-cfb" },
+      { server: "b.example", server_port: 2, password: "p", method: "aes-256-gcm" },
+    ],
+  };
+  const strict = sip008Servers(doc);
+  assert.deepEqual(strict.servers.map((s) => s.server), ["b.example"]);
+  assert.match(strict.warnings[0]!, /servers\[0\]\.method "aes-256-cfb": a legacy stream cipher/);
+  assert.deepEqual(sip008Servers(doc, true).servers.map((s) => s.server), [
+    "a.example",
+    "b.example",
+  ]);
+  const spec = onlineConfigSpec({
+    server_url: "https://p.example/x",
+    allow_insecure_ciphers: true,
+  });
+  assert.equal(spec?.allowInsecure, true);
 });
