@@ -34,7 +34,7 @@ import { loggingObserver, type Observer, SERVER_INFO_STATUSES } from "./service/
 import { errorMessage, ProtocolError, type SessionStatus } from "./protocol/errors.ts";
 import { type ServerFramings, serverFramings } from "./protocol/session_framings.ts";
 import { type DatagramCodec, serveDatagrams } from "./relay/datagram_service.ts";
-import { ReplayFilter, type ReplayStore } from "./protocol/replay_filter.ts";
+import { type FleetReplayCheck, ReplayFilter, type ReplayStore } from "./protocol/replay_filter.ts";
 import { SaltPool, type SaltStore } from "./protocol/salt_pool.ts";
 import { Deadline } from "./relay/deadline.ts";
 import { connectDirect, resolveTarget } from "./relay/direct.ts";
@@ -57,7 +57,7 @@ import { createServerUdpCodec } from "./relay/shadowsocks_udp.ts";
 import type { UdpStats } from "./relay/udp_stats.ts";
 import type { ListenerCounters } from "./service/shared_stats.ts";
 
-export type { RunningService, ServiceOptions };
+export type { FleetReplayCheck, RunningService, ServiceOptions };
 
 /** Bytes discarded per read while draining a failed handshake. */
 const DRAIN_BUFFER_SIZE = 4096;
@@ -87,7 +87,16 @@ interface ServerContext {
   acl?: AccessControl;
   /** The UDP half's counters, once it runs (a user's data limit counts both halves). */
   udpStats?: UdpStats;
+  /** The fleet's shared replay memory (service/fleet.ts), when the server runs in one. */
+  readonly fleet?: FleetReplayCheck;
+  /** How long the fleet keeps a salt of this method (ms). */
+  readonly fleetTtlMs: number;
 }
+
+/** A 2022 salt is valid ±30 s: kept 61 s it cannot come back. */
+const FLEET_TTL_2022_MS = 61_000;
+/** AEAD-2017 and stream salts carry no time: 10 min bounds Redis memory (local filters keep more). */
+const FLEET_TTL_LEGACY_MS = 600_000;
 
 /**
  * Bytes a user moved so far, both directions, TCP and UDP: in every isolate when the listener
@@ -148,6 +157,8 @@ export async function startServer(
     logger,
     observer: loggingObserver("server", logger, { infoStatuses: SERVER_INFO_STATUSES }),
     ...(config.acl ? { acl: new AccessControl(config.acl) } : {}),
+    ...(options.fleet ? { fleet: options.fleet } : {}),
+    fleetTtlMs: method.family === "aead2022" ? FLEET_TTL_2022_MS : FLEET_TTL_LEGACY_MS,
   };
   const { listener, socket } = bindTcpAndUdp(config.address, config.port, {
     reusePort: config.reusePort ?? false,
@@ -220,6 +231,11 @@ export interface ServerServiceOptions extends ServiceOptions {
    * running in several isolates adds up (service/shared_stats.ts). Default: plain counters.
    */
   counters?: ListenerCounters;
+  /**
+   * Replay protection shared with other servers (fleet mode): each authenticated request's
+   * salt is checked after the local stores; a refused one is handled as a local replay.
+   */
+  fleet?: FleetReplayCheck;
 }
 
 /** A running server listener that a reload can change in place. */
@@ -357,6 +373,19 @@ async function serveSession(
     await drainUntilClosed(conn);
     deadline.clear();
     return finish(error.code, error.message);
+  }
+  if (context.fleet && request.salt) {
+    const check = await context.fleet.checkSalt(request.salt, context.fleetTtlMs);
+    if (context.fleet.refuses(check)) {
+      // As a local replay: nothing said, read until the client gives up or the deadline passes.
+      const [status, detail] = check === "replay"
+        ? ["ERR_REPLAY", "salt seen before by another fleet node: replayed connection"] as const
+        : ["ERR_INTERNAL", "fleet unavailable (strict): replay check impossible"] as const;
+      if (check !== "replay") logger.warn(`server ${peer} fleet unavailable: session refused`);
+      await drainUntilClosed(conn);
+      deadline.clear();
+      return finish(status, detail);
+    }
   }
   const { address } = request;
   if (request.skew !== undefined && Math.abs(request.skew) >= NOTABLE_SKEW_S) {

@@ -51,8 +51,26 @@ export interface ServerConfigs {
   publicHost?: string;
   /** Print the URIs at every start (`show_url`, `--show-url`). */
   showUrl?: boolean;
+  /** Fleet mode (`fleet`): replay protection shared with other servers through Redis. */
+  fleet?: FleetSettings;
   process: ProcessSettings;
 }
+
+/** The `fleet` key: which Redis, under which key prefix, as which node. */
+export interface FleetSettings {
+  /** `redis://` or `rediss://` URL; may hold a password: never shown in messages. */
+  url: string;
+  /** Key prefix shared by the fleet. Default "ssdeno". */
+  prefix: string;
+  /** This server's name in the fleet. Default: a random one per start. */
+  node: string;
+  /** Refuse sessions while Redis is unreachable (default false: serve on local replay memory). */
+  strict: boolean;
+}
+
+/** Key prefix of a fleet that names none. */
+export const DEFAULT_FLEET_PREFIX = "ssdeno";
+const FLEET_KEYS = ["redis_url", "prefix", "node", "strict"];
 
 /** The validated `ssdeno local` config, plus warnings for the caller to log. */
 export interface LocalConfigResult {
@@ -369,6 +387,7 @@ export function buildServerConfigs(file: RawConfig, flags: RawConfig = {}): Serv
   const stateFile = optional(raw, "state_file", asString);
   const publicHost = optional(raw, "public_host", asString);
   const showUrl = optional(raw, "show_url", asBoolean);
+  const fleet = optional(raw, "fleet", asFleet);
   const process = processSettings(raw);
   if (process.reusePort) listeners.forEach((config) => config.reusePort = true);
   return {
@@ -381,7 +400,40 @@ export function buildServerConfigs(file: RawConfig, flags: RawConfig = {}): Serv
     ...(metrics ? { metrics } : {}),
     ...(manager ? { manager } : {}),
     ...(api ? { api } : {}),
+    ...(fleet ? { fleet } : {}),
   };
+}
+
+/** The `fleet` object; its `redis_url` may carry a password, so it is never echoed. */
+function asFleet(value: unknown, name: string): FleetSettings {
+  const raw = asObject(value, name);
+  const unknown = Object.keys(raw).filter((key) => !FLEET_KEYS.includes(key));
+  if (unknown.length > 0) {
+    throw new ConfigError(
+      `Invalid ${name}: unknown key ${unknown.map((key) => JSON.stringify(key)).join(", ")} ` +
+        `(known: ${FLEET_KEYS.join(", ")})`,
+    );
+  }
+  const url = optional(raw, "redis_url", (v, n) => asString(v, n, true), `${name}.`);
+  if (url === undefined) {
+    throw new ConfigError(`Invalid ${name}: redis_url is required (redis://host:port)`);
+  }
+  if (!/^rediss?:\/\/[^\s]+$/.test(url)) {
+    throw new ConfigError(
+      `Invalid ${name}.redis_url (hidden: it may hold a password): expected redis://… or rediss://…`,
+    );
+  }
+  const prefix = optional(raw, "prefix", asString, `${name}.`) ?? DEFAULT_FLEET_PREFIX;
+  if (!/^[A-Za-z0-9._:-]{1,64}$/.test(prefix)) {
+    throw invalid(`${name}.prefix`, prefix, "1 to 64 letters, digits or ._:-");
+  }
+  const node = optional(raw, "node", asString, `${name}.`) ??
+    `node-${crypto.randomUUID().slice(0, 8)}`;
+  if (!/^[A-Za-z0-9._-]{1,64}$/.test(node)) {
+    throw invalid(`${name}.node`, node, "1 to 64 letters, digits or ._-");
+  }
+  const strict = optional(raw, "strict", asBoolean, `${name}.`) ?? false;
+  return { url, prefix, node, strict };
 }
 
 /**

@@ -411,6 +411,12 @@ export const SETTINGS: readonly Setting[] = [
     help: "rust's list of local listeners: the first one's local_address, local_port, protocol",
   },
   {
+    key: "fleet",
+    roles: ["server"],
+    help:
+      "Several servers, one Redis: {redis_url, prefix, node, strict} (shared replay protection)",
+  },
+  {
     key: "balancer",
     roles: ["local"],
     help: "Health checks of several servers: {check_interval (s), check_target (host:port)}",

@@ -67,6 +67,7 @@ class ServerFraming2022 implements StreamFraming {
       request: {
         address: request.address,
         skew: request.skew,
+        salt: request.requestSalt.slice(),
         ...(request.user === undefined ? {} : { user: request.user.name }),
       },
     };

@@ -48,14 +48,18 @@ export function aeadServerFraming(
   options: AeadServerFramingOptions = {},
 ): StreamFraming {
   const filter = options.replayFilter;
+  let seen: Uint8Array | undefined;
   const reader = new RequestReader(
     method.family === "none" ? new PlainReader() : new SaltedChunkReader(method, masterKey, {
       onSalt: (salt) => {
         if (filter?.checkAndAdd(salt)) {
           throw new ProtocolError("ERR_REPLAY", "Salt seen before: replayed connection");
         }
+        seen = salt.slice();
       },
     }),
+    undefined,
+    () => seen,
   );
   const writer = new ChunkWriter(method, masterKey, (salt) => filter?.addOwn(salt));
   return new AeadFraming(reader, writer);
@@ -188,11 +192,17 @@ class PlainReader implements Reader {
 class RequestReader implements Reader {
   readonly #inner: Reader;
   readonly #user: (() => string | undefined) | undefined;
+  readonly #salt: (() => Uint8Array | undefined) | undefined;
   #head: Uint8Array | undefined = new Uint8Array(0);
 
-  constructor(inner: Reader, user?: () => string | undefined) {
+  constructor(
+    inner: Reader,
+    user?: () => string | undefined,
+    salt?: () => Uint8Array | undefined,
+  ) {
     this.#inner = inner;
     this.#user = user;
+    this.#salt = salt;
   }
 
   get wanted(): number {
@@ -217,12 +227,15 @@ class RequestReader implements Reader {
     }
     this.#head = undefined;
     const user = this.#user?.();
+    const salt = this.#salt?.();
     return {
       consumed: step.consumed,
       payload: head.subarray(decoded.length),
-      request: user === undefined
-        ? { address: decoded.address }
-        : { address: decoded.address, user },
+      request: {
+        address: decoded.address,
+        ...(user === undefined ? {} : { user }),
+        ...(salt === undefined ? {} : { salt }),
+      },
     };
   }
 }
@@ -318,16 +331,18 @@ export function aeadMultiUserServerFraming(
   options: AeadServerFramingOptions & { client?: string; hints?: KeyHints } = {},
 ): StreamFraming {
   const filter = options.replayFilter;
+  let seen: Uint8Array | undefined;
   const trial = new TrialChunkReader(method, users, {
     onSalt: (salt) => {
       if (filter?.checkAndAdd(salt)) {
         throw new ProtocolError("ERR_REPLAY", "Salt seen before: replayed connection");
       }
+      seen = salt.slice();
     },
     ...(options.client === undefined ? {} : { client: options.client }),
     ...(options.hints === undefined ? {} : { hints: options.hints }),
   });
-  const reader = new RequestReader(trial, () => trial.user?.name);
+  const reader = new RequestReader(trial, () => trial.user?.name, () => seen);
   return new AeadFraming(reader, new DeferredWriter(method, trial, (salt) => filter?.addOwn(salt)));
 }
 

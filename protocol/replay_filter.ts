@@ -31,6 +31,18 @@ export interface ReplayStore {
   readonly size: number;
 }
 
+/**
+ * The replay half of a fleet of servers (service/fleet.ts's `Fleet`, or a worker's proxy to the
+ * main isolate's), checked after the local store: declared here so that a listener does not
+ * load the Redis client.
+ */
+export interface FleetReplayCheck {
+  /** "fresh", "replay" or "unavailable". */
+  checkSalt(salt: Uint8Array, ttlMs: number): Promise<string>;
+  /** Whether a session with this check result is refused. */
+  refuses(check: string): boolean;
+}
+
 /** Default number of salts per generation (libev's and rust's order of magnitude). */
 export const DEFAULT_REPLAY_CAPACITY = 1_000_000;
 /** False-positive rate each generation is sized for. */

@@ -29,6 +29,11 @@ export interface StreamRequest {
   readonly user?: string;
   /** Client clock minus ours, in seconds (2022 only: its headers carry a timestamp). */
   readonly skew?: number;
+  /**
+   * The client's salt (AEAD-2017, 2022) or IV (stream ciphers): what a fleet shares to refuse a
+   * connection replayed to another server. Absent where there is none (`table`, `none`).
+   */
+  readonly salt?: Uint8Array;
 }
 
 /** One step of {@linkcode StreamFraming.open}. */

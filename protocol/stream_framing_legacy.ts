@@ -212,7 +212,10 @@ class LegacyStreamFraming implements StreamFraming {
     return {
       consumed: step.consumed,
       payload: head.subarray(decoded.length),
-      request: { address: decoded.address },
+      request: {
+        address: decoded.address,
+        ...(this.#reader.iv?.length ? { salt: this.#reader.iv.slice() } : {}),
+      },
     };
   }
 

@@ -21,6 +21,8 @@ export type ToWorker =
     logLevel: LogLevel;
     /** The replay store's memory (protocol/shared_replay_store.ts). */
     replay: SharedArrayBuffer;
+    /** Set when the process runs in a fleet: the salt check results that refuse a session. */
+    fleet?: { refuses: string[] };
   }
   /** Start listener `id` (answered by a `reply` with `req`). */
   | {
@@ -44,11 +46,15 @@ export type ToWorker =
   /** Stop accepting on listener `id`, `reply` once its port is free, `drained` at its end. */
   | { kind: "retire"; req: number; id: number }
   /** The main isolate's resolver answered `resolve` `req`: addresses, or why not. */
-  | { kind: "resolved"; req: number; addresses?: string[]; reason?: ResolveReason; error?: string };
+  | { kind: "resolved"; req: number; addresses?: string[]; reason?: ResolveReason; error?: string }
+  /** The main isolate's fleet answered `checkSalt` `req`. */
+  | { kind: "saltChecked"; req: number; check: string };
 
 export type FromWorker =
   | { kind: "ready" }
   /** A target name to resolve with the main isolate's resolver (one cache, one set of counters). */
   | { kind: "resolve"; req: number; name: string; ipv6First: boolean }
+  /** A salt to check with the main isolate's fleet (one Redis connection per process). */
+  | { kind: "checkSalt"; req: number; salt: Uint8Array; ttlMs: number }
   | { kind: "reply"; req: number; error?: string }
   | { kind: "drained"; id: number };

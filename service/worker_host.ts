@@ -17,11 +17,12 @@ import { ResolveError, type ResolveOptions, Resolver } from "../relay/resolver.t
 import type { FromWorker, PostedConfig, ToWorker } from "./_worker_messages.ts";
 import { ListenerCounters } from "./shared_stats.ts";
 import type { SharedListenerOptions, WorkerServer } from "./workers.ts";
+import type { FleetReplayCheck } from "../protocol/replay_filter.ts";
 
 /** What a worker's listener start gets. */
 export type WorkerStart = (
   config: ServerConfig,
-  options: SharedListenerOptions & { logger: Logger; graceMs: number },
+  options: SharedListenerOptions & { logger: Logger; graceMs: number; fleet?: FleetReplayCheck },
 ) => Promise<WorkerServer>;
 
 /** One listener this worker runs. */
@@ -36,7 +37,9 @@ export function hostListeners(start: WorkerStart): void {
     onmessage: ((event: MessageEvent<ToWorker>) => void) | null;
     postMessage(message: FromWorker): void;
   };
-  let setup: { logger: Logger; replay: SharedReplayStore; index: number } | undefined;
+  let setup:
+    | { logger: Logger; replay: SharedReplayStore; index: number; fleet?: FleetReplayCheck }
+    | undefined;
   const listeners = new Map<number, Hosted>();
   /** The last ACL parsed: a reload or API change usually posts the same text again. */
   let acl: { source: string; file: ReturnType<typeof parseAcl> } | undefined;
@@ -66,6 +69,19 @@ export function hostListeners(start: WorkerStart): void {
       }
     }
   })();
+  const saltChecks = new Map<number, (check: string) => void>();
+  let nextSaltCheck = 1;
+  /** The main isolate's fleet, asked by message: one Redis connection per process. */
+  const mainFleet = (refused: readonly string[]): FleetReplayCheck => ({
+    checkSalt(salt, ttlMs) {
+      const req = nextSaltCheck++;
+      const { promise, resolve } = Promise.withResolvers<string>();
+      saltChecks.set(req, resolve);
+      scope.postMessage({ kind: "checkSalt", req, salt, ttlMs });
+      return promise;
+    },
+    refuses: (check) => refused.includes(check),
+  });
   const reply = (req: number, error?: unknown) =>
     scope.postMessage(
       error === undefined ? { kind: "reply", req } : {
@@ -83,11 +99,12 @@ export function hostListeners(start: WorkerStart): void {
         logger,
         replay: new SharedReplayStore({ buffer: message.replay }),
         index: message.index,
+        ...(message.fleet ? { fleet: mainFleet(message.fleet.refuses) } : {}),
       };
       scope.postMessage({ kind: "ready" });
       return;
     }
-    const { logger, replay, index } = setup!;
+    const { logger, replay, index, fleet } = setup!;
     switch (message.kind) {
       case "start": {
         try {
@@ -99,6 +116,7 @@ export function hostListeners(start: WorkerStart): void {
             replayFilter: replay.filter,
             saltPool: replay.pool,
             counters,
+            ...(fleet ? { fleet } : {}),
           });
           listeners.set(message.id, { service, counters });
           reply(message.req);
@@ -117,6 +135,11 @@ export function hostListeners(start: WorkerStart): void {
           // The main isolate applied the same config without error: this is a bug.
           logger.error(`listener not updated: ${errorMessage(error)}`);
         }
+        return;
+      }
+      case "saltChecked": {
+        saltChecks.get(message.req)?.(message.check);
+        saltChecks.delete(message.req);
         return;
       }
       case "resolved": {

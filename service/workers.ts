@@ -43,6 +43,7 @@ import { ResolveError } from "../relay/resolver.ts";
 import type { FromWorker, PostedConfig, ToWorker } from "./_worker_messages.ts";
 import { createCountersMemory, ListenerCounters } from "./shared_stats.ts";
 import type { SupervisedServer } from "./supervisor.ts";
+import type { FleetReplayCheck } from "../protocol/replay_filter.ts";
 
 /** How long a worker may take to load its module and answer. */
 const READY_TIMEOUT_MS = 60_000;
@@ -58,6 +59,8 @@ export interface WorkersOptions {
   logLevel?: LogLevel;
   /** Aborted at shutdown: every isolate's listeners start their grace period then. */
   signal?: AbortSignal;
+  /** The process's fleet (service/fleet.ts): workers check salts through this isolate's. */
+  fleet?: FleetReplayCheck;
 }
 
 /** What the main isolate's listener start gets to share with the workers. */
@@ -176,6 +179,8 @@ export async function startWorkers(
         ready.resolve(handle);
       } else if (message.kind === "resolve") {
         resolveFor(worker, message);
+      } else if (message.kind === "checkSalt") {
+        checkSaltFor(worker, options.fleet, message);
       } else if (message.kind === "reply") {
         const reply = handle.pending.get(message.req);
         handle.pending.delete(message.req);
@@ -198,6 +203,13 @@ export async function startWorkers(
       index,
       logLevel: options.logLevel ?? logger.level,
       replay: replay.buffer,
+      ...(options.fleet
+        ? {
+          fleet: {
+            refuses: ["replay", "unavailable"].filter((check) => options.fleet!.refuses(check)),
+          },
+        }
+        : {}),
     };
     worker.postMessage(init);
     return ready.promise;
@@ -352,6 +364,18 @@ function resolveFor(worker: Worker, message: FromWorker & { kind: "resolve" }): 
         error: errorMessage(error),
       }),
   );
+}
+
+/** Checks a worker's salt with this isolate's fleet and posts the answer. */
+function checkSaltFor(
+  worker: Worker,
+  fleet: FleetReplayCheck | undefined,
+  message: FromWorker & { kind: "checkSalt" },
+): void {
+  const answer = (check: string) =>
+    worker.postMessage({ kind: "saltChecked", req: message.req, check });
+  if (!fleet) return answer("fresh");
+  fleet.checkSalt(message.salt, message.ttlMs).then(answer, () => answer("unavailable"));
 }
 
 /** `config` as a worker can receive it: the TCP half, the ACL as its text. */

@@ -613,3 +613,96 @@ Deno.test("the Python original's keys: pid-file is pid_file, log-file is a warni
     "Invalid one_time_auth: one-time auth (OTA) was withdrawn",
   );
 });
+
+Deno.test("fleet: redis_url with defaults for prefix, node and strict", () => {
+  const { fleet } = buildServerConfigs({
+    password: PASSWORD,
+    fleet: { redis_url: "redis://127.0.0.1:6379/0" },
+  });
+  assert.ok(fleet);
+  assert.equal(fleet.url, "redis://127.0.0.1:6379/0");
+  assert.equal(fleet.prefix, "ssdeno");
+  assert.equal(fleet.strict, false);
+  assert.match(fleet.node, /^node-[0-9a-f]{8}$/);
+  // A random name per start: two servers sharing a file do not share a node name.
+  const again = buildServerConfigs({
+    password: PASSWORD,
+    fleet: { redis_url: "redis://127.0.0.1:6379/0" },
+  });
+  assert.notEqual(again.fleet?.node, fleet.node);
+  assert.equal(buildServerConfigs({ password: PASSWORD }).fleet, undefined);
+});
+
+Deno.test("fleet: every key given, rediss:// accepted", () => {
+  const { fleet } = buildServerConfigs({
+    password: PASSWORD,
+    fleet: {
+      redis_url: "rediss://user:pw@redis.example:6380/2",
+      prefix: "eu:ss",
+      node: "fra-1",
+      strict: true,
+    },
+  });
+  assert.deepEqual(fleet, {
+    url: "rediss://user:pw@redis.example:6380/2",
+    prefix: "eu:ss",
+    node: "fra-1",
+    strict: true,
+  });
+});
+
+Deno.test("fleet: a bad redis_url is refused without echoing it (it may hold a password)", async () => {
+  const secret = "hunter2-secret";
+  for (const url of [`http://u:${secret}@host:6379`, `redis://u:${secret}@host 6379`, 42]) {
+    const error = await assertConfigError(
+      () => buildServerConfigs({ password: PASSWORD, fleet: { redis_url: url } }),
+      "Invalid fleet.redis_url",
+    );
+    assert.ok(!error.message.includes(secret), error.message);
+    assert.ok(!error.message.includes("42"), error.message);
+  }
+});
+
+Deno.test("fleet: missing redis_url, unknown keys and bad values are config errors", async () => {
+  await assertConfigError(
+    () => buildServerConfigs({ password: PASSWORD, fleet: {} }),
+    "Invalid fleet: redis_url is required",
+  );
+  await assertConfigError(
+    () => buildServerConfigs({ password: PASSWORD, fleet: "redis://127.0.0.1" }),
+    "Invalid fleet",
+    "an object",
+  );
+  await assertConfigError(
+    () =>
+      buildServerConfigs({
+        password: PASSWORD,
+        fleet: { redis_url: "redis://127.0.0.1", url: "redis://127.0.0.1" },
+      }),
+    'unknown key "url"',
+  );
+  await assertConfigError(
+    () =>
+      buildServerConfigs({
+        password: PASSWORD,
+        fleet: { redis_url: "redis://127.0.0.1", node: "has space" },
+      }),
+    "Invalid fleet.node",
+  );
+  await assertConfigError(
+    () =>
+      buildServerConfigs({
+        password: PASSWORD,
+        fleet: { redis_url: "redis://127.0.0.1", prefix: "" },
+      }),
+    "Invalid fleet.prefix",
+  );
+  await assertConfigError(
+    () =>
+      buildServerConfigs({
+        password: PASSWORD,
+        fleet: { redis_url: "redis://127.0.0.1", strict: "yes" },
+      }),
+    "Invalid fleet.strict",
+  );
+});
