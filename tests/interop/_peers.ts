@@ -17,6 +17,7 @@
  * ```
  * @module
  */
+import { spawnCollected } from "../_child.ts";
 
 /** Binaries the interop tests may need. */
 export type PeerName =
@@ -57,15 +58,11 @@ const INSTALL_HINT: Record<PeerName, string> = {
   "chromium": "apt-get install -y --no-install-recommends chromium",
 };
 
-/** Bytes of process output kept for failure messages (the most recent ones). */
-const OUTPUT_LIMIT = 64 * 1024;
 /** Port readiness: this many TCP connection attempts, this far apart. */
 const READY_ATTEMPTS = 100;
 const READY_INTERVAL_MS = 50;
 /** Tries with a fresh port when a process loses the race for the one picked. */
 const START_ATTEMPTS = 3;
-/** How long a process gets to exit after SIGTERM before SIGKILL. */
-const STOP_GRACE_MS = 5000;
 
 /**
  * Looks `name` up in the directories of `searchPath` (default: PATH, then the folders of
@@ -334,37 +331,11 @@ function spawnPeer(
   dir: string,
   env: Record<string, string> = {},
 ): PeerProcess & { exited: Promise<Deno.CommandStatus> } {
-  const child = new Deno.Command(binary, {
-    args,
-    env,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let log = "";
-  const collect = async (stream: ReadableStream<Uint8Array>) => {
-    const decoder = new TextDecoder();
-    for await (const bytes of stream) {
-      log += decoder.decode(bytes, { stream: true });
-      if (log.length > OUTPUT_LIMIT) log = log.slice(-OUTPUT_LIMIT);
-    }
-  };
-  const collecting = Promise.all([collect(child.stdout), collect(child.stderr)]);
-  const exited = child.status;
+  const child = spawnCollected(binary, args, env);
   let stopping: Promise<Deno.CommandStatus> | undefined;
   const stop = () =>
     stopping ??= (async () => {
-      let killTimer: ReturnType<typeof setTimeout> | undefined;
-      try {
-        child.kill("SIGTERM");
-        killTimer = setTimeout(() => sendKill(child), STOP_GRACE_MS);
-      } catch (error) {
-        // Already exited: kill throws a TypeError ("Child process has already terminated").
-        if (!(error instanceof TypeError)) throw error;
-      }
-      const status = await exited;
-      clearTimeout(killTimer);
-      await collecting;
+      const status = await child.end();
       await Deno.remove(dir, { recursive: true });
       return status;
     })();
@@ -373,21 +344,13 @@ function spawnPeer(
     args,
     pid: child.pid,
     port,
-    exited,
-    output: () => `--- ${binary} ${redact(args).join(" ")} (pid ${child.pid}) ---\n${log}`,
+    exited: child.exited,
+    output: () => `--- ${binary} ${redact(args).join(" ")} (pid ${child.pid}) ---\n${child.log()}`,
     stop,
     [Symbol.asyncDispose]: async () => {
       await stop();
     },
   };
-}
-
-function sendKill(child: Deno.ChildProcess): void {
-  try {
-    child.kill("SIGKILL");
-  } catch (error) {
-    if (!(error instanceof TypeError)) throw error;
-  }
 }
 
 /** The argument list with the password after `-k` or `--password` hidden. */

@@ -19,14 +19,11 @@ import { decodeResponseHead } from "../../protocol/dns.ts";
 import { UdpSocket } from "../../relay/udp_socket.ts";
 import { closeQuietly, readExact, writeAll } from "../../relay/io.ts";
 import { findPeer, freePort, isCi, waitForTcpPort } from "../interop/_peers.ts";
+import { spawnCollected } from "../_child.ts";
 
 const INSTALL_HINT = "apt-get install -y --no-install-recommends dnsmasq";
-/** Bytes of dnsmasq's log kept for failure messages (the most recent ones). */
-const OUTPUT_LIMIT = 64 * 1024;
 /** Tries with a fresh port when dnsmasq loses the race for the one picked. */
 const START_ATTEMPTS = 3;
-/** How long dnsmasq gets to exit after SIGTERM before SIGKILL. */
-const STOP_GRACE_MS = 5000;
 
 /** dnsmasq lives in /usr/sbin, which a non-root PATH often lacks. */
 export function findDnsmasq(): string | undefined {
@@ -112,48 +109,15 @@ function spawn(
   args: string[],
   port: number,
 ): Dnsmasq & { exited: Promise<unknown> } {
-  const child = new Deno.Command(binary, {
-    args,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let log = "";
-  const collect = async (stream: ReadableStream<Uint8Array>) => {
-    const decoder = new TextDecoder();
-    for await (const bytes of stream) {
-      log += decoder.decode(bytes, { stream: true });
-      if (log.length > OUTPUT_LIMIT) log = log.slice(-OUTPUT_LIMIT);
-    }
+  const child = spawnCollected(binary, args);
+  const stop = async () => {
+    await child.end();
   };
-  const collecting = Promise.all([collect(child.stdout), collect(child.stderr)]);
-  const exited = child.status;
-  let stopping: Promise<void> | undefined;
-  const stop = () =>
-    stopping ??= (async () => {
-      let killTimer: ReturnType<typeof setTimeout> | undefined;
-      try {
-        child.kill("SIGTERM");
-        killTimer = setTimeout(() => {
-          try {
-            child.kill("SIGKILL");
-          } catch (error) {
-            if (!(error instanceof TypeError)) throw error;
-          }
-        }, STOP_GRACE_MS);
-      } catch (error) {
-        // Already exited: kill throws a TypeError ("Child process has already terminated").
-        if (!(error instanceof TypeError)) throw error;
-      }
-      await exited;
-      clearTimeout(killTimer);
-      await collecting;
-    })();
   return {
     pid: child.pid,
     port,
-    exited,
-    output: () => `--- dnsmasq ${args.join(" ")} (pid ${child.pid}) ---\n${log}`,
+    exited: child.exited,
+    output: () => `--- dnsmasq ${args.join(" ")} (pid ${child.pid}) ---\n${child.log()}`,
     stop,
     [Symbol.asyncDispose]: stop,
   };

@@ -17,14 +17,11 @@
  * @module
  */
 import { findPeer, freePort, isCi, waitForTcpPort } from "../interop/_peers.ts";
+import { spawnCollected } from "../_child.ts";
 
 const INSTALL_HINT = "apt-get install -y --no-install-recommends redis-server";
-/** Bytes of redis-server's log kept for failure messages (the most recent ones). */
-const OUTPUT_LIMIT = 64 * 1024;
 /** Tries with a fresh port when redis-server loses the race for the one picked. */
 const START_ATTEMPTS = 3;
-/** How long redis-server gets to exit after SIGTERM before SIGKILL. */
-const STOP_GRACE_MS = 5000;
 
 /** redis-server lives in /usr/bin on Debian; /usr/sbin as well for odd PATHs. */
 export function findRedisServer(): string | undefined {
@@ -146,40 +143,11 @@ function spawn(
   dir: string,
   scheme: "redis" | "rediss",
 ): RedisServer & { exited: Promise<unknown> } {
-  const child = new Deno.Command(binary, {
-    args,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let log = "";
-  const collect = async (stream: ReadableStream<Uint8Array>) => {
-    const decoder = new TextDecoder();
-    for await (const bytes of stream) {
-      log += decoder.decode(bytes, { stream: true });
-      if (log.length > OUTPUT_LIMIT) log = log.slice(-OUTPUT_LIMIT);
-    }
-  };
-  const collecting = Promise.all([collect(child.stdout), collect(child.stderr)]);
-  const exited = child.status;
-  const signal = (name: Deno.Signal) => {
-    try {
-      child.kill(name);
-    } catch (error) {
-      // Already exited: kill throws a TypeError ("Child process has already terminated").
-      if (!(error instanceof TypeError)) throw error;
-    }
-  };
+  const child = spawnCollected(binary, args);
   let ending: Promise<void> | undefined;
   const end = (first: Deno.Signal) =>
     ending ??= (async () => {
-      signal(first);
-      // A frozen server handles no SIGTERM until it runs again.
-      signal("SIGCONT");
-      const killTimer = setTimeout(() => signal("SIGKILL"), STOP_GRACE_MS);
-      await exited;
-      clearTimeout(killTimer);
-      await collecting;
+      await child.end(first);
       await Deno.remove(dir, { recursive: true });
     })();
   const stop = () => end("SIGTERM");
@@ -187,11 +155,11 @@ function spawn(
     pid: child.pid,
     port,
     url: `${scheme}://127.0.0.1:${port}`,
-    exited,
-    output: () => `--- redis-server ${args.join(" ")} (pid ${child.pid}) ---\n${log}`,
+    exited: child.exited,
+    output: () => `--- redis-server ${args.join(" ")} (pid ${child.pid}) ---\n${child.log()}`,
     kill: () => end("SIGKILL"),
-    pause: () => signal("SIGSTOP"),
-    resume: () => signal("SIGCONT"),
+    pause: () => child.signal("SIGSTOP"),
+    resume: () => child.signal("SIGCONT"),
     stop,
     [Symbol.asyncDispose]: stop,
   };
