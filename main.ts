@@ -40,7 +40,8 @@ import { type LocalService, startLocal } from "./local.ts";
 import { describeFileLimit, readFileLimit } from "./relay/file_limit.ts";
 import { createLogger, type Logger } from "./relay/log.ts";
 import type { RunningService, ServiceOptions } from "./relay/service.ts";
-import { type FleetReplayCheck, listenerUpdatable, startListener } from "./server.ts";
+import { checkListenerKeys, listenerUpdatable, startListener } from "./server.ts";
+import type { FleetNode, FleetView } from "./service/fleet_node.ts";
 import { type ListenerEntry, ServerSupervisor } from "./service/supervisor.ts";
 import { type RunningManager, startManager } from "./service/manager.ts";
 import { apiHandler, startApi } from "./service/api.ts";
@@ -309,7 +310,7 @@ async function server(command: RunCommand): Promise<number> {
   prepareProcess(loaded.value.process, logger);
 
   // Fleet mode: the Redis client is loaded only when a fleet is configured (~60 ms, ~32 MB).
-  let fleet: { state: string; close(): Promise<void> } & FleetReplayCheck | undefined;
+  let fleet: import("./service/fleet.ts").Fleet | undefined;
   if (loaded.value.fleet) {
     const { url, prefix, node, strict } = loaded.value.fleet;
     const { Fleet } = await import("./service/fleet.ts");
@@ -320,7 +321,9 @@ async function server(command: RunCommand): Promise<number> {
         logger.error("fleet: Redis unreachable and fleet.strict is set: not starting");
         return 1;
       }
-      logger.warn("fleet: starting without Redis: replay checks stay local until it is back");
+      logger.warn(
+        "fleet: starting without Redis: replay checks, users and counts stay local until it is back",
+      );
     }
   }
 
@@ -354,6 +357,21 @@ async function server(command: RunCommand): Promise<number> {
     canUpdate: listenerUpdatable,
     logger,
   });
+  const buildManaged = (request: import("./protocol/manager.ts").AddRequest) =>
+    managedServerConfig(command.file ?? {}, command.flags, { ...request });
+  let fleetNode: FleetNode | undefined;
+  if (fleet) {
+    const { FleetNode } = await import("./service/fleet_node.ts");
+    fleetNode = new FleetNode({
+      fleet,
+      supervisor,
+      buildListener: buildManaged,
+      checkConfig: checkListenerKeys,
+      logger,
+    });
+  }
+  const fleetView = fleetNode && (() => fleetNode.view);
+  let runningFile = command.file;
   let reloading = Promise.resolve();
   const reload = () => {
     reloading = reloading.then(async () => {
@@ -366,6 +384,10 @@ async function server(command: RunCommand): Promise<number> {
           : await readConfigFile(command.configPath);
         const next = build(file ?? {});
         next.warnings.forEach((warning) => logger.warn(`reload: ${warning}`));
+        if (JSON.stringify(runningFile?.["fleet"]) !== JSON.stringify(file?.["fleet"])) {
+          logger.warn("reload: the fleet settings changed: they take effect at the next start");
+        }
+        runningFile = file;
         const lines = await supervisor.apply(next.configs);
         if (lines.length === 0) logger.info("reload: nothing changed");
       } catch (error) {
@@ -385,18 +407,25 @@ async function server(command: RunCommand): Promise<number> {
   let saveState: (() => Promise<void>) | undefined;
   let atExit: (() => Promise<void>) | undefined;
   try {
+    await fleetNode?.prepare(configs);
     await supervisor.startAll(configs);
     logger.info(describeFileLimit(readFileLimit()));
     if (stateFile) {
       const saved = await readState(stateFile);
       saveState = keepState(stateFile, supervisor, controller.signal, logger, saved);
     }
+    fleetNode?.start();
     const status = loaded.value.process.status;
     // On the status listener's address, metrics and the API are served by it (one listener).
     const sharedMetrics = sameAddress(metrics, status);
     const sharedApi = sameAddress(api, status);
     if (metrics && !sharedMetrics) {
-      startMetrics(metrics, () => supervisor.listeners, controller.signal, logger);
+      startMetrics(
+        metrics,
+        metricsText(() => supervisor.listeners, fleetView),
+        controller.signal,
+        logger,
+      );
     }
     if (status) {
       startStatus(
@@ -404,11 +433,12 @@ async function server(command: RunCommand): Promise<number> {
         {
           role: "server",
           listeners: () => supervisor.listeners,
+          ...(fleetView ? { fleet: fleetView } : {}),
         },
         controller.signal,
         logger,
         {
-          ...(sharedMetrics ? { metrics: metricsText(() => supervisor.listeners) } : {}),
+          ...(sharedMetrics ? { metrics: metricsText(() => supervisor.listeners, fleetView) } : {}),
           ...(sharedApi && api
             ? {
               fallback: apiHandler({
@@ -416,6 +446,7 @@ async function server(command: RunCommand): Promise<number> {
                 version: VERSION,
                 ...(api.token === undefined ? {} : { token: api.token }),
                 ...(api.secretPath === undefined ? {} : { secretPath: api.secretPath }),
+                ...(fleetNode ? { userStore: fleetNode } : {}),
               }),
             }
             : {}),
@@ -432,6 +463,7 @@ async function server(command: RunCommand): Promise<number> {
           version: VERSION,
           ...(api.token === undefined ? {} : { token: api.token }),
           ...(api.secretPath === undefined ? {} : { secretPath: api.secretPath }),
+          ...(fleetNode ? { userStore: fleetNode } : {}),
         });
       } catch (error) {
         throw new StartupError(`api ${api.host}:${api.port}`, error);
@@ -446,9 +478,9 @@ async function server(command: RunCommand): Promise<number> {
           hostname: manager.host,
           port: manager.port,
           supervisor,
-          buildConfig: (request) =>
-            managedServerConfig(command.file ?? {}, command.flags, { ...request }),
+          buildConfig: buildManaged,
           logger,
+          ...(fleetNode ? { listenerStore: fleetNode } : {}),
         });
       } catch (error) {
         throw new StartupError(`manager ${manager.host}:${manager.port}`, error);
@@ -484,6 +516,7 @@ async function server(command: RunCommand): Promise<number> {
     controller.abort();
     await supervisor.closeAll();
     await workers.close();
+    fleetNode?.close();
     await fleet?.close();
     await atExit?.();
     removeSignals();
@@ -529,7 +562,10 @@ function keepState(
 }
 
 /** The metrics text of the listeners running at each call. */
-function metricsText(listeners: () => ListenerEntry[]): () => string {
+function metricsText(
+  listeners: () => ListenerEntry[],
+  fleet?: () => FleetView,
+): () => string {
   return () =>
     renderMetrics(
       listeners().map(({ config, service }) => ({
@@ -539,6 +575,7 @@ function metricsText(listeners: () => ListenerEntry[]): () => string {
       })),
       VERSION,
       currentResolver().stats,
+      fleet?.(),
     );
 }
 
@@ -625,11 +662,10 @@ async function startStatus(
 /** Serves the listeners' metrics (whichever run at each scrape) until `signal` aborts. */
 function startMetrics(
   where: { host: string; port: number },
-  listeners: () => ListenerEntry[],
+  render: () => string,
   signal: AbortSignal,
   logger: Logger,
 ): void {
-  const render = metricsText(listeners);
   let server;
   try {
     server = startMetricsServer(where.host, where.port, render);

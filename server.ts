@@ -113,14 +113,19 @@ function usage(context: ServerContext, user: string): number {
   return tcpBytes + (udp ? udp.bytesUplink + udp.bytesDownlink : 0);
 }
 
-/** The user's data limit, if the current config sets one. */
-function limitOf(context: ServerContext, user: string): number | undefined {
-  return context.config.users?.find((u) => u.name === user)?.dataLimit;
-}
-
-function overLimit(context: ServerContext, user: string): boolean {
-  const limit = limitOf(context, user);
-  return limit !== undefined && usage(context, user) >= limit;
+/**
+ * Why `user` may not start a session now, or undefined: past their expiry, over their data
+ * limit on this server, or refused by the fleet (over the limit across servers).
+ */
+function refusal(context: ServerContext, user: string, now = Date.now()): string | undefined {
+  const entry = context.config.users?.find((u) => u.name === user);
+  if (entry === undefined) return undefined;
+  if (entry.refused !== undefined) return entry.refused;
+  if (entry.expiresAt !== undefined && now >= entry.expiresAt) return "user expired";
+  if (entry.dataLimit !== undefined && usage(context, user) >= entry.dataLimit) {
+    return "user over its data limit";
+  }
+  return undefined;
 }
 
 /**
@@ -189,7 +194,7 @@ export async function startServer(
       idleTimeoutMs: config.udpTimeout * 1000,
       allowPrivateTargets: config.allowPrivateTargets,
       ipv6First: config.ipv6First,
-      userAllowed: (user: string) => !overLimit(context, user),
+      userAllowed: (user: string) => refusal(context, user) === undefined,
       ...(context.acl?.checksOutbound
         ? {
           blocked: async (target: Address) =>
@@ -253,6 +258,22 @@ export interface ServerService extends RunningService {
   replayMemory(): readonly { readonly size: number }[];
 }
 
+/**
+ * Throws, as starting or updating a listener would, when `config`'s method, key or users cannot
+ * be used (a user key of the wrong size, say); builds nothing that lasts.
+ */
+export function checkListenerKeys(config: ServerConfig): void {
+  const method = findMethod(config.method);
+  if (!method) throw new RangeError(`Invalid method "${config.method}"`);
+  // No session is made, so the replay stores are never called: no 7 MiB filter for a check.
+  const unused = {} as SaltStore & ReplayStore;
+  serverFramings(method, config.password, {
+    users: config.users,
+    saltPool: unused,
+    replayFilter: unused,
+  });
+}
+
 /** Whether `next` can be applied to a listener running `current` by `update`. */
 export function updatableInPlace(current: ServerConfig, next: ServerConfig): boolean {
   return current.address === next.address && current.port === next.port &&
@@ -312,6 +333,24 @@ function updateInPlace(
   // listener's sessions go on (its port was not removed).
   for (const name of [...removed, ...rekeyed]) {
     for (const conn of context.liveByUser.get(name) ?? []) closeQuietly(conn);
+  }
+  // A user refused from now on (the fleet's data limit) loses live sessions where a limit
+  // crossed here would (`data_limit_cuts_live`).
+  const refusedBefore = new Set((current.users ?? []).filter((u) => u.refused).map((u) => u.name));
+  const newlyRefused = (next.users ?? []).filter((u) => u.refused && !refusedBefore.has(u.name));
+  if (newlyRefused.length) {
+    changes.push(
+      `users refused: ${newlyRefused.map((u) => `${u.name} (${u.refused})`).join(", ")}`,
+    );
+  }
+  const allowedAgain = (next.users ?? []).filter((u) => !u.refused && refusedBefore.has(u.name));
+  if (allowedAgain.length) {
+    changes.push(`users allowed again: ${allowedAgain.map((u) => u.name).join(", ")}`);
+  }
+  if (next.dataLimitCutsLive) {
+    for (const { name } of newlyRefused) {
+      for (const conn of context.liveByUser.get(name) ?? []) closeQuietly(conn);
+    }
   }
   return changes;
 }
@@ -396,11 +435,12 @@ async function serveSession(
     userStats.sessions++;
     userStats.lastSeen = Date.now();
   }
-  if (request.user !== undefined && overLimit(context, request.user)) {
+  const refused = request.user === undefined ? undefined : refusal(context, request.user);
+  if (refused !== undefined) {
     // Authenticated, so no probe drain: the client is told by the close.
     deadline.clear();
-    who.user = request.user;
-    return finish("ERR_AUTH", "user over its data limit");
+    who.user = request.user!;
+    return finish("ERR_AUTH", refused);
   }
   const user = request.user;
   if (user !== undefined) who.user = user;
@@ -412,7 +452,7 @@ async function serveSession(
   }
   try {
     const counted = withUserCounts(countBytes, userStats, () => {
-      if (context.config.dataLimitCutsLive && overLimit(context, user!)) {
+      if (context.config.dataLimitCutsLive && refusal(context, user!) !== undefined) {
         for (const live of context.liveByUser.get(user!) ?? []) closeQuietly(live);
       }
     });

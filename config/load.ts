@@ -1013,8 +1013,32 @@ function asUsers(value: unknown, name: string): ServerUser[] {
       `${name}[${i}].`,
     );
     if (limit !== undefined) user.dataLimit = limit;
+    const expires = optional(obj, "expires", asExpiry, `${name}[${i}].`);
+    if (expires !== undefined) user.expiresAt = expires;
     return user;
   });
+}
+
+/**
+ * A user's `expires`: an RFC 3339 date-time with its offset ("2027-01-31T00:00:00Z"), or a
+ * date alone (midnight UTC), or Unix seconds. Returns ms since the epoch.
+ */
+export function asExpiry(value: unknown, name: string): number {
+  if (typeof value === "number") {
+    if (!Number.isInteger(value) || value < 0 || value > 253402300799) {
+      throw new ConfigError(`Invalid ${name} ${value}: expected Unix seconds or a date`);
+    }
+    return value * 1000;
+  }
+  const text = asString(value, name);
+  const dateOnly = /^\d{4}-\d{2}-\d{2}$/.test(text);
+  const dateTime = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:\d{2})$/
+    .test(text);
+  const at = dateOnly ? Date.parse(`${text}T00:00:00Z`) : dateTime ? Date.parse(text) : NaN;
+  if (Number.isNaN(at)) {
+    throw invalid(name, text, 'a date ("2027-01-31"), a date-time with its offset or Unix seconds');
+  }
+  return at;
 }
 
 /**

@@ -399,7 +399,11 @@ export const SETTINGS: readonly Setting[] = [
     roles: ["server"],
     help: "One listener per port, each with its password",
   },
-  { key: "users", roles: ["server"], help: "SIP023 multi-user: [{name, password (uPSK)}]" },
+  {
+    key: "users",
+    roles: ["server"],
+    help: "SIP023 multi-user: [{name, password (uPSK), data_limit, expires}]",
+  },
   {
     key: "local_users",
     roles: ["local"],
@@ -414,7 +418,7 @@ export const SETTINGS: readonly Setting[] = [
     key: "fleet",
     roles: ["server"],
     help:
-      "Several servers, one Redis: {redis_url, prefix, node, strict} (shared replay protection)",
+      "Several servers, one Redis: {redis_url, prefix, node, strict}: shared replay protection, users, byte counts and data limits",
   },
   {
     key: "balancer",

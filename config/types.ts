@@ -72,6 +72,13 @@ export interface ServerUser {
   password: string;
   /** Bytes (both directions, TCP and UDP) after which the user is refused; absent: no limit. */
   dataLimit?: number;
+  /** When the user stops being accepted (ms since the epoch, config `expires`); absent: never. */
+  expiresAt?: number;
+  /**
+   * Set at run time, never read from a file: why new sessions of this user are refused now
+   * (fleet mode: over the data limit across the fleet; service/fleet_node.ts).
+   */
+  refused?: string;
 }
 
 /** One Shadowsocks server a local or tunnel can go through. */

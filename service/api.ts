@@ -28,6 +28,18 @@ export interface ApiHandlerOptions {
   readonly token?: string;
   /** A path prefix only the operator knows, e.g. `/8Kf3…`. */
   readonly secretPath?: string;
+  /**
+   * Where user changes go instead of straight to the listener (fleet mode,
+   * service/fleet_node.ts: Redis first, then every node).
+   */
+  readonly userStore?: UserStore;
+}
+
+/** A shared home of the users: writes there first, then applies on this server. */
+export interface UserStore {
+  /** Throws `FleetUnavailableError` when the store cannot be reached (nothing changed). */
+  putUser(entry: ListenerEntry, user: ServerUser): Promise<void>;
+  deleteUser(entry: ListenerEntry, name: string): Promise<void>;
 }
 
 export interface ApiOptions extends ApiHandlerOptions {
@@ -164,7 +176,7 @@ async function handle(
       if (users.some((u) => u.name === username)) {
         throw new ApiError(400, `user ${username} already exists`);
       }
-      apply(options, entry, [...users, { name: username, password: uPSK }]);
+      await change(options, entry, { put: { name: username, password: uPSK } });
       return json(201, { username, uPSK });
     }
     throw new ApiError(405, "method not allowed");
@@ -177,7 +189,7 @@ async function handle(
   }
   if (method === "DELETE") {
     if (users.length === 1) throw new ApiError(400, "cannot remove the last user");
-    apply(options, entry, users.filter((u) => u.name !== name));
+    await change(options, entry, { remove: name });
     return new Response(null, { status: 204 });
   }
   // The spec updates with PATCH (and refuses an unchanged key), sing-box with PUT: both work.
@@ -186,17 +198,41 @@ async function handle(
     if (uPSK === user.password && method === "PATCH") {
       throw new ApiError(400, `user ${name} already has the same uPSK`);
     }
-    apply(options, entry, users.map((u) => u.name === name ? { name, password: uPSK } : u));
+    // The key changes; the user's data limit and expiry stay.
+    const { refused: _, ...kept } = user;
+    await change(options, entry, { put: { ...kept, password: uPSK } });
     return new Response(null, { status: 204 });
   }
   throw new ApiError(405, "method not allowed");
 }
 
-/** Puts `users` into effect on the listener; a bad key is a 400 and changes nothing. */
-function apply(options: ApiHandlerOptions, entry: ListenerEntry, users: ServerUser[]): void {
+/**
+ * Adds, rekeys or removes one user: through the user store when there is one, else on the
+ * listener directly. A bad key is a 400 and changes nothing; an unreachable store a 503.
+ */
+async function change(
+  options: ApiHandlerOptions,
+  entry: ListenerEntry,
+  what: { put: ServerUser } | { remove: string },
+): Promise<void> {
+  const users = entry.config.users ?? [];
   try {
-    options.supervisor.updateUsers(entry, users);
+    if (options.userStore) {
+      if ("put" in what) await options.userStore.putUser(entry, what.put);
+      else await options.userStore.deleteUser(entry, what.remove);
+      return;
+    }
+    const next = "put" in what
+      ? [...users.filter((u) => u.name !== what.put.name), what.put]
+      : users.filter((u) => u.name !== what.remove);
+    // A rekeyed user keeps their place in the list.
+    const index = "put" in what ? users.findIndex((u) => u.name === what.put.name) : -1;
+    if (index >= 0 && "put" in what) next.splice(index, 0, next.pop()!);
+    options.supervisor.updateUsers(entry, next);
   } catch (error) {
+    if (error instanceof Error && error.name === "FleetUnavailableError") {
+      throw new ApiError(503, `the fleet's user store is unreachable: ${errorMessage(error)}`);
+    }
     throw new ApiError(400, errorMessage(error));
   }
 }

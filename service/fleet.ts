@@ -98,6 +98,8 @@ export interface FleetUser {
   readonly password: string;
   /** Bytes the user may move, both directions, TCP and UDP, across the fleet. */
   readonly dataLimit?: number;
+  /** When every node stops accepting the user (ms since the epoch). */
+  readonly expiresAt?: number;
 }
 
 /**
@@ -364,14 +366,19 @@ export class Fleet implements AsyncDisposable {
   /** Adds or replaces a user of `listener` and tells every node. */
   async putUser(listener: string | number, name: string, user: FleetUser): Promise<void> {
     if (name === "") throw new RangeError('Invalid user name "": expected a non-empty name');
-    if (user.password === "" || (user.dataLimit !== undefined && !(user.dataLimit >= 0))) {
-      throw new RangeError(`Invalid user "${name}": expected a password and a dataLimit >= 0`);
+    if (
+      user.password === "" || (user.dataLimit !== undefined && !(user.dataLimit >= 0)) ||
+      (user.expiresAt !== undefined && !Number.isFinite(user.expiresAt))
+    ) {
+      throw new RangeError(
+        `Invalid user "${name}": expected a password, a dataLimit >= 0 and a finite expiresAt`,
+      );
     }
-    const value = JSON.stringify(
-      user.dataLimit === undefined
-        ? { password: user.password }
-        : { password: user.password, dataLimit: user.dataLimit },
-    );
+    const value = JSON.stringify({
+      password: user.password,
+      ...(user.dataLimit === undefined ? {} : { dataLimit: user.dataLimit }),
+      ...(user.expiresAt === undefined ? {} : { expiresAt: user.expiresAt }),
+    });
     await this.#putField(`users:${listener}`, name, value);
   }
 
@@ -653,6 +660,11 @@ export class Fleet implements AsyncDisposable {
 
   // ------------------------------------------------------------------------------------------
   // Heartbeats
+
+  /** Sets what the next heartbeats report as this node's load (e.g. live sessions). */
+  reportLoad(load: number): void {
+    this.#load = load;
+  }
 
   /**
    * Publishes this node's heartbeat now with `load` (kept for the periodic ones); true when
@@ -1056,11 +1068,19 @@ function parseUser(value: string): FleetUser | undefined {
     return undefined;
   }
   if (typeof data !== "object" || data === null) return undefined;
-  const { password, dataLimit } = data as { password?: unknown; dataLimit?: unknown };
+  const { password, dataLimit, expiresAt } = data as Record<string, unknown>;
   if (typeof password !== "string" || password === "") return undefined;
-  if (dataLimit === undefined) return { password };
-  if (typeof dataLimit !== "number" || !(dataLimit >= 0)) return undefined;
-  return { password, dataLimit };
+  if (dataLimit !== undefined && (typeof dataLimit !== "number" || !(dataLimit >= 0))) {
+    return undefined;
+  }
+  if (expiresAt !== undefined && (typeof expiresAt !== "number" || !Number.isFinite(expiresAt))) {
+    return undefined;
+  }
+  return {
+    password,
+    ...(dataLimit === undefined ? {} : { dataLimit }),
+    ...(expiresAt === undefined ? {} : { expiresAt }),
+  };
 }
 
 function parseBeat(value: string): { boot: string; load: number; at: number } | undefined {

@@ -38,6 +38,14 @@ export interface ManagerOptions {
   readonly buildConfig: (request: AddRequest) => ServerConfig;
   readonly logger: Logger;
   readonly statIntervalMs?: number;
+  /**
+   * Where `add` and `remove` go instead of straight to the supervisor (fleet mode,
+   * service/fleet_node.ts: the listener then runs on every node).
+   */
+  readonly listenerStore?: {
+    addListener(request: AddRequest, config: ServerConfig): Promise<void>;
+    removeListener(port: number): Promise<boolean>;
+  };
 }
 
 export interface RunningManager {
@@ -46,7 +54,7 @@ export interface RunningManager {
 }
 
 export function startManager(options: ManagerOptions): RunningManager {
-  const { supervisor, logger } = options;
+  const { supervisor, logger, listenerStore: store } = options;
   const socket = UdpSocket.bind(options.hostname, options.port);
   let lastController: Deno.NetAddr | undefined;
 
@@ -77,10 +85,18 @@ export function startManager(options: ManagerOptions): RunningManager {
           port: config.port,
           password: config.password,
           method: config.method,
-          ...(config.users ? { users: config.users } : {}),
+          ...(config.users
+            ? { users: config.users.map(({ name, password }) => ({ name, password })) }
+            : {}),
         })));
       case "remove":
-        await supervisor.remove(command.port);
+        try {
+          if (store) await store.removeListener(command.port);
+          else await supervisor.remove(command.port);
+        } catch (error) {
+          logger.warn(`manager: cannot remove port ${command.port}: ${errorMessage(error)}`);
+          return `err: ${errorMessage(error)}`;
+        }
         return "ok";
       case "add": {
         let config: ServerConfig;
@@ -90,9 +106,13 @@ export function startManager(options: ManagerOptions): RunningManager {
           return `err: ${errorMessage(error)}`;
         }
         try {
-          await supervisor.add(config);
+          if (store) await store.addListener(command.request, config);
+          else await supervisor.add(config);
         } catch (error) {
           logger.warn(`manager: cannot add port ${config.port}: ${errorMessage(error)}`);
+          if (error instanceof Error && error.name === "FleetUnavailableError") {
+            return `err: the fleet is unreachable: ${errorMessage(error)}`;
+          }
           return "port is not available";
         }
         return "ok";

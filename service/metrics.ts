@@ -13,6 +13,7 @@
 import type { ResolverStats } from "../relay/resolver.ts";
 import { STATUSES } from "../protocol/errors.ts";
 import type { RunningService } from "../relay/service.ts";
+import type { FleetView } from "./fleet_node.ts";
 
 /** One server listener as the metrics see it. */
 export interface MetricsSource {
@@ -52,6 +53,7 @@ export function renderMetrics(
   sources: readonly MetricsSource[],
   version: string,
   dns?: ResolverStats,
+  fleet?: FleetView,
 ): string {
   const out = new Exposition();
   out.family("shadowsocks_build_info", "gauge", "The running version.", [[{ version }, 1]]);
@@ -160,7 +162,46 @@ export function renderMetrics(
       [{}, dns.tcpFallbacks],
     ]);
   }
+  if (fleet) fleetFamilies(out, fleet);
   return out.toString();
+}
+
+/** Fleet mode (service/fleet_node.ts): the link to Redis, its checks and the nodes it lists. */
+function fleetFamilies(out: Exposition, { stats, nodes }: FleetView): void {
+  out.family("ssdeno_fleet_up", "gauge", "1 while this node reaches the fleet's Redis.", [
+    [{}, stats.state === "up" ? 1 : 0],
+  ]);
+  out.family("ssdeno_fleet_reconnects_total", "counter", "Returns of the Redis connection.", [
+    [{}, stats.reconnects],
+  ]);
+  out.family(
+    "ssdeno_fleet_salt_checks_total",
+    "counter",
+    "Salts checked with the fleet after the local replay store, by result.",
+    (["fresh", "replay", "unavailable"] as const).map((result) => [
+      { result },
+      stats.salts[result],
+    ]),
+  );
+  out.family("ssdeno_fleet_flushes_total", "counter", "Byte-count flushes, by result.", [
+    [{ result: "ok" }, stats.flushes],
+    [{ result: "failed" }, stats.flushFailures],
+  ]);
+  out.family(
+    "ssdeno_fleet_unflushed_bytes",
+    "gauge",
+    "Bytes counted here that Redis has not acknowledged (lost if the node died now).",
+    [[{}, stats.unflushedBytes]],
+  );
+  out.family("ssdeno_fleet_nodes", "gauge", "Nodes with a live heartbeat (last read).", [
+    [{}, nodes.length],
+  ]);
+  out.family(
+    "ssdeno_fleet_node_load",
+    "gauge",
+    "Live sessions of each node, from its last heartbeat.",
+    nodes.map((node): [Labels, number] => [{ node: node.node }, node.load]),
+  );
 }
 
 /**

@@ -49,6 +49,7 @@ import {
   StatusHistory,
 } from "./status_history.ts";
 import { STATUS_ASSETS } from "./status_page.ts";
+import type { FleetView } from "./fleet_node.ts";
 
 /** One listener as the status page sees it (a server's `ListenerEntry` is one). */
 export interface StatusListener {
@@ -71,6 +72,8 @@ export interface StatusSources {
   readonly listeners: () => readonly StatusListener[];
   /** A client role's upstream servers (`() => upstreams.balancer.servers`). */
   readonly upstreams?: () => readonly ServerState[];
+  /** A fleet node's view of its fleet (service/fleet_node.ts). */
+  readonly fleet?: () => FleetView;
 }
 
 export interface StatusHandlerOptions {
@@ -160,6 +163,13 @@ export interface StatusSnapshot {
     latencyMs: number | null;
     lastError: string | null;
   }>;
+  /** Fleet mode: this node, its link to Redis, and the nodes with a live heartbeat. */
+  fleet: {
+    node: string;
+    up: boolean;
+    unflushedBytes: number;
+    nodes: Array<{ node: string; load: number; seenAt: number }>;
+  } | null;
 }
 
 /** What `/status/history.json` and the first event carry. */
@@ -496,6 +506,18 @@ function readSnapshot(
       latencyMs: server.latencyMs ?? null,
       lastError: server.lastError ?? null,
     })),
+    fleet: fleetOf(sources),
+  };
+}
+
+function fleetOf(sources: StatusSources): StatusSnapshot["fleet"] {
+  const view = sources.fleet?.();
+  if (view === undefined) return null;
+  return {
+    node: view.node,
+    up: view.stats.state === "up",
+    unflushedBytes: view.stats.unflushedBytes,
+    nodes: view.nodes.map(({ node, load, seenAt }) => ({ node, load, seenAt })),
   };
 }
 

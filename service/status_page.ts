@@ -133,6 +133,18 @@ const PAGE = `<!doctype html>
   </table>
   </div>
 </section>
+<section id="fleet-section" aria-labelledby="fleet-heading" hidden>
+  <h2 id="fleet-heading">Fleet</h2>
+  <p id="fleet-state"></p>
+  <div class="scroll" role="region" aria-labelledby="fleet-caption" tabindex="0">
+  <table id="fleet">
+    <caption id="fleet-caption">Nodes with a live heartbeat</caption>
+    <thead><tr><th scope="col">Node</th><th scope="col" class="num">Live sessions</th>
+    <th scope="col">Last heartbeat</th></tr></thead>
+    <tbody></tbody>
+  </table>
+  </div>
+</section>
 </main>
 <footer><p>Updated every second. Bytes are plaintext relayed, TCP and UDP.</p></footer>
 </body>
@@ -529,6 +541,17 @@ ${sampleBetween.toString()}
         { text: u.latencyMs === null ? "–" : u.latencyMs + " ms", className: "num" },
         { text: u.lastError || "" }];
     }));
+    var fleet = snapshot.fleet;
+    $("fleet-section").hidden = !fleet;
+    if (fleet) {
+      setText("fleet-state", "This node: " + fleet.node + ". Redis: " +
+        (fleet.up ? "reachable" : "unreachable (serving known users; counts kept locally)") +
+        ". Bytes not yet in Redis: " + formatBytes(fleet.unflushedBytes) + ".");
+      fillTable("fleet", fleet.nodes.map(function (n) {
+        return [{ text: n.node + (n.node === fleet.node ? " (this node)" : "") },
+          { text: String(n.load), className: "num" }, { text: formatTime(n.seenAt) }];
+      }));
+    }
     drawCharts();
   }
 

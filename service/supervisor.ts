@@ -10,6 +10,10 @@
  *   run to their end (`retire`), the new one binds the same port.
  *
  * Each change is one log line. A listener that fails to start is logged and the rest goes on.
+ *
+ * In a fleet (service/fleet_node.ts) a multi-user listener's users come from the fleet, not
+ * from the config: `usersFrom` puts them into every config before it is started or applied,
+ * so a reload cannot bring back (and cut the sessions of) a list the fleet has replaced.
  * @module
  */
 import type { ServerConfig } from "../config/types.ts";
@@ -42,6 +46,7 @@ export class ServerSupervisor {
   readonly #start: (config: ServerConfig) => Promise<SupervisedServer>;
   readonly #canUpdate: (current: ServerConfig, next: ServerConfig) => boolean;
   readonly #logger: Logger;
+  #usersFrom: ((config: ServerConfig) => ServerConfig["users"]) | undefined;
 
   constructor(options: {
     start: (config: ServerConfig) => Promise<SupervisedServer>;
@@ -51,6 +56,21 @@ export class ServerSupervisor {
     this.#start = options.start;
     this.#canUpdate = options.canUpdate;
     this.#logger = options.logger;
+  }
+
+  /**
+   * Where multi-user listeners' users come from from now on (fleet mode): given a config, the
+   * users it should run with (the config's own when the answer is undefined). Applied to every
+   * config started or reloaded, and to the API's user changes.
+   */
+  usersFrom(source: (config: ServerConfig) => ServerConfig["users"]): void {
+    this.#usersFrom = source;
+  }
+
+  #effective(config: ServerConfig): ServerConfig {
+    if (this.#usersFrom === undefined || config.users === undefined) return config;
+    const users = this.#usersFrom(config);
+    return users === undefined ? config : { ...config, users };
   }
 
   /** The listeners running now. */
@@ -64,7 +84,8 @@ export class ServerSupervisor {
    */
   async startAll(configs: readonly ServerConfig[]): Promise<void> {
     try {
-      for (const config of configs) {
+      for (const given of configs) {
+        const config = this.#effective(given);
         const service = await this.#start(config);
         this.#listeners.set(listenerKey(config), { config, service, origin: "config" });
       }
@@ -81,7 +102,7 @@ export class ServerSupervisor {
       lines.push(line);
       this.#logger.info(`reload: ${line}`);
     };
-    const wanted = new Map(configs.map((config) => [listenerKey(config), config]));
+    const wanted = new Map(configs.map((config) => [listenerKey(config), this.#effective(config)]));
     for (const [key, entry] of this.#listeners) {
       if (wanted.has(key) || entry.origin === "manager") continue;
       this.#listeners.delete(key);
@@ -124,7 +145,8 @@ export class ServerSupervisor {
    * Starts a listener for the ss-manager API (`add`): one already on its address and port is
    * replaced, as libev and rust do. Throws when it cannot start.
    */
-  async add(config: ServerConfig): Promise<void> {
+  async add(given: ServerConfig): Promise<void> {
+    const config = this.#effective(given);
     const key = listenerKey(config);
     const old = this.#listeners.get(key);
     if (old) {
@@ -151,12 +173,16 @@ export class ServerSupervisor {
    * Replaces the users of a running listener (the management API): applied in place, so only
    * the sessions of users removed or rekeyed end. Throws, changing nothing, for a bad key.
    */
-  updateUsers(entry: ListenerEntry, users: ServerConfig["users"] & object): void {
+  updateUsers(
+    entry: ListenerEntry,
+    users: ServerConfig["users"] & object,
+    by: "api" | "fleet" = "api",
+  ): void {
     const next = { ...entry.config, users };
     const changes = entry.service.update(next);
     entry.config = next;
     if (changes.length > 0) {
-      this.#logger.info(`api: ${listenerKey(next)} ${changes.join("; ")}`);
+      this.#logger.info(`${by}: ${listenerKey(next)} ${changes.join("; ")}`);
     }
   }
 

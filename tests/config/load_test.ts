@@ -559,6 +559,20 @@ Deno.test("buildServerConfigs() reads users for a 2022 multi-user server", () =>
   assert.deepStrictEqual(item?.users, users);
 });
 
+Deno.test("buildServerConfigs() reads a user's expires: a date, a date-time or Unix seconds", async () => {
+  const base = { server_port: 8388, method: "2022-blake3-aes-128-gcm", password: PSK16 };
+  const expiry = (expires: unknown) =>
+    servers({ ...base, users: [{ name: "a", password: PSK16, expires }] })[0]!.users![0]!.expiresAt;
+  assert.equal(expiry("2027-01-31"), Date.UTC(2027, 0, 31));
+  assert.equal(expiry("2027-01-31T12:30:00+02:00"), Date.UTC(2027, 0, 31, 10, 30));
+  assert.equal(expiry("2027-01-31T12:30:00Z"), Date.UTC(2027, 0, 31, 12, 30));
+  assert.equal(expiry(1800000000), 1800000000 * 1000);
+  // No offset: whose midnight would it be? Refused rather than guessed.
+  await assertConfigError(() => expiry("2027-01-31T12:30:00"), "users[0].expires", "offset");
+  await assertConfigError(() => expiry("next week"), "users[0].expires");
+  await assertConfigError(() => expiry(1.5), "users[0].expires");
+});
+
 Deno.test("buildServerConfigs() names bad users and bad 2022 keys without showing them", async () => {
   const base = { server_port: 8388, method: "2022-blake3-aes-256-gcm", password: PSK32 };
   await assertConfigError(() => servers({ ...base, users: [] }), "Invalid users", "empty");

@@ -154,3 +154,43 @@ Deno.test("state_file keeps the counters across a restart, limits included", asy
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a user past their expiry is refused; a reload that extends it lets them in", async () => {
+  await using http = startHttpFixture();
+  const ipsk = randomPsk(32);
+  const keys = { alice: randomPsk(32), bob: randomPsk(32) };
+  const past = Date.now() - 1000;
+  const config = serverConfig(METHOD, {
+    password: ipsk,
+    users: [
+      { name: "alice", password: keys.alice, expiresAt: past },
+      { name: "bob", password: keys.bob, expiresAt: Date.now() + 3_600_000 },
+    ],
+  } as Partial<ServerConfig>);
+  const server = await startServer(config, { graceMs: 0 });
+  const locals: RunningService[] = [];
+  try {
+    const localAs = async (name: keyof typeof keys) => {
+      const local = await startLocal(
+        localConfig(METHOD, server.addr.port, { password: `${ipsk}:${keys[name]}` }),
+        { graceMs: 0 },
+      );
+      locals.push(local);
+      return local;
+    };
+    const get = (local: RunningService) =>
+      curlViaSocks(local.addr.port, http.url("/blob?size=1000"), { maxTimeSeconds: 5 });
+    const alice = await localAs("alice");
+    assert.notEqual((await get(alice)).code, 0, "expired: refused");
+    await waitFor(() => server.stats.statuses.ERR_AUTH === 1, 5000, "ERR_AUTH");
+    assert.equal((await get(await localAs("bob"))).code, 0, "bob has not expired");
+    server.update({
+      ...config,
+      users: config.users!.map((u) => u.name === "alice" ? { ...u, expiresAt: undefined } : u),
+    } as ServerConfig);
+    assert.equal((await get(alice)).code, 0, "no longer expires");
+  } finally {
+    for (const local of locals) await local.close();
+    await server.close();
+  }
+});

@@ -1,0 +1,381 @@
+/**
+ * A server process in a fleet: what ties the fleet's shared state (service/fleet.ts) to the
+ * listeners this process runs (service/supervisor.ts).
+ *
+ * - **Users.** A multi-user listener's users are the fleet's list for its port. The config's
+ *   users seed a list the fleet does not have yet (the first node of a new fleet, or a Redis
+ *   that lost its data); from then on the fleet's list wins over the config, at start, on
+ *   reload and on every change any node makes (pub/sub: milliseconds; a resync every 30 s
+ *   catches what a lost message missed). While Redis is down the last list stays in force.
+ * - **Management writes** (the SSM API's user changes, ss-manager `add`/`remove`) go to Redis
+ *   first and apply here once Redis took them; other nodes follow through their watches. With
+ *   Redis down they fail with `FleetUnavailableError` (the API answers 503, the manager `err`)
+ *   rather than change one node only.
+ * - **Accounting.** Once a second, each user's bytes since the last sample (TCP in every
+ *   isolate, and UDP) go to `fleet.addBytes`; the fleet publishes them every 2 s and reads the
+ *   other nodes' totals back.
+ * - **Data limits across the fleet.** Once a second, a user whose fleet total reached their
+ *   `dataLimit` is marked `refused` in the listener's config, which every isolate applies: new
+ *   sessions are refused on every node (and live ones cut with `data_limit_cuts_live`). The
+ *   overshoot is what the fleet carries for the user in about one sample and two flush
+ *   intervals (≈ 5 s). Expiry (`expiresAt`) is checked by each session against its own clock.
+ * - **Heartbeats** carry the node's live sessions; `view` lists the live nodes for the
+ *   metrics and the status page.
+ * @module
+ */
+import type { ServerConfig, ServerUser } from "../config/types.ts";
+import type { AddRequest } from "../protocol/manager.ts";
+import { errorMessage } from "../protocol/errors.ts";
+import type { Logger } from "../relay/log.ts";
+import type { Fleet, FleetNode as LiveNode, FleetStats, FleetUser } from "./fleet.ts";
+import type { ListenerEntry, ServerSupervisor } from "./supervisor.ts";
+
+/** Why a user over their fleet data limit is refused (the session log's detail). */
+export const FLEET_LIMIT_REASON = "user over its data limit across the fleet";
+
+/** What the metrics and the status page show of the fleet. */
+export interface FleetView {
+  /** This node's name. */
+  readonly node: string;
+  readonly stats: FleetStats;
+  /** Live nodes from their heartbeats (refreshed every few seconds; the last known while down). */
+  readonly nodes: readonly LiveNode[];
+}
+
+export interface FleetNodeOptions {
+  readonly fleet: Fleet;
+  readonly supervisor: ServerSupervisor;
+  /** Turns a fleet listener (an ss-manager `add` request) into a config; throws with the reason. */
+  readonly buildListener: (spec: AddRequest) => ServerConfig;
+  /** Throws, changing nothing, when a listener could not run `config` (a bad user key). */
+  readonly checkConfig: (config: ServerConfig) => void;
+  readonly logger: Logger;
+  /** Byte counts and data limits are sampled this often. Default 1000 ms. */
+  readonly sampleIntervalMs?: number;
+  /** The list of live nodes is read this often. Default 5000 ms. */
+  readonly viewIntervalMs?: number;
+}
+
+export class FleetNode {
+  readonly #fleet: Fleet;
+  readonly #supervisor: ServerSupervisor;
+  readonly #buildListener: (spec: AddRequest) => ServerConfig;
+  readonly #checkConfig: (config: ServerConfig) => void;
+  readonly #logger: Logger;
+  readonly #sampleMs: number;
+  readonly #viewMs: number;
+  /** The fleet's users per port, as last loaded or written. */
+  readonly #users = new Map<number, ReadonlyMap<string, FleetUser>>();
+  readonly #watches = new Map<number, Disposable>();
+  /** Cumulative bytes per `port/user` at the last sample. */
+  #counted = new Map<string, number>();
+  /** Fleet listeners running here, by port: the spec's JSON. */
+  readonly #listeners = new Map<number, string>();
+  #listenerSync: Promise<void> = Promise.resolve();
+  #listenersWatch: Disposable | undefined;
+  #nodes: readonly LiveNode[] = [];
+  readonly #timers: ReturnType<typeof setInterval>[] = [];
+
+  constructor(options: FleetNodeOptions) {
+    this.#fleet = options.fleet;
+    this.#supervisor = options.supervisor;
+    this.#buildListener = options.buildListener;
+    this.#checkConfig = options.checkConfig;
+    this.#logger = options.logger;
+    this.#sampleMs = options.sampleIntervalMs ?? 1000;
+    this.#viewMs = options.viewIntervalMs ?? 5000;
+  }
+
+  /**
+   * Before the listeners start: loads the fleet's users of every multi-user listener in
+   * `configs` (seeding an empty list with the config's), and makes the supervisor take users
+   * from the fleet from now on. With Redis down the configs' users start, and the fleet's
+   * replace them once it is back.
+   */
+  async prepare(configs: readonly ServerConfig[]): Promise<void> {
+    for (const config of configs) {
+      if (config.users === undefined) continue;
+      try {
+        let users = await this.#fleet.loadUsers(config.port);
+        if (users.size === 0) {
+          await this.#seed(config.port, config.users);
+          users = fleetUsers(config.users);
+        }
+        this.#users.set(config.port, users);
+      } catch (error) {
+        this.#logger.warn(
+          `fleet: users of port ${config.port} not loaded (${errorMessage(error)}): the ` +
+            `config's users serve until Redis answers`,
+        );
+      }
+    }
+    this.#supervisor.usersFrom((config) => this.#usersFor(config));
+  }
+
+  /**
+   * Once the listeners run: takes the first byte sample (counts restored from a state file are
+   * not the fleet's news), watches users and listeners, starts the timers.
+   */
+  start(): void {
+    this.#sample(true);
+    this.#watchListed();
+    this.#listenersWatch = this.#fleet.watchListeners((specs) => {
+      this.#listenerSync = this.#listenerSync.then(() => this.#syncListeners(specs));
+    });
+    const every = (ms: number, task: () => unknown) => {
+      const timer = setInterval(task, ms);
+      Deno.unrefTimer(timer);
+      this.#timers.push(timer);
+    };
+    every(this.#sampleMs, () => this.#tick());
+    every(this.#viewMs, () => this.#refreshView());
+    this.#refreshView();
+  }
+
+  /** The fleet as the metrics and the status page show it. */
+  get view(): FleetView {
+    return { node: this.#fleet.node, stats: this.#fleet.stats, nodes: this.#nodes };
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Management writes
+
+  /**
+   * Adds or replaces `user` on `entry`'s listener across the fleet, then here. Throws
+   * `FleetUnavailableError` (nothing changed) when Redis is down, a `RangeError` for a bad key.
+   */
+  async putUser(entry: ListenerEntry, user: ServerUser): Promise<void> {
+    const port = entry.config.port;
+    const current = new Map(this.#users.get(port) ?? fleetUsers(entry.config.users ?? []));
+    const stored: FleetUser = {
+      password: user.password,
+      ...(user.dataLimit === undefined ? {} : { dataLimit: user.dataLimit }),
+      ...(user.expiresAt === undefined ? {} : { expiresAt: user.expiresAt }),
+    };
+    current.set(user.name, stored);
+    // Checked here first: a key the listener cannot use must not reach the other nodes.
+    this.#apply(entry, current, true);
+    await this.#fleet.putUser(port, user.name, stored);
+    this.#users.set(port, current);
+    this.#apply(entry, current);
+  }
+
+  /** Removes user `name` of `entry`'s listener across the fleet, then here. */
+  async deleteUser(entry: ListenerEntry, name: string): Promise<void> {
+    const port = entry.config.port;
+    const current = new Map(this.#users.get(port) ?? fleetUsers(entry.config.users ?? []));
+    current.delete(name);
+    await this.#fleet.deleteUser(port, name);
+    this.#users.set(port, current);
+    this.#apply(entry, current);
+  }
+
+  /**
+   * Starts `config` here for the ss-manager `add` `spec`, then records it in the fleet so that
+   * every node runs it; when Redis refuses, the listener is removed here again and the error
+   * thrown.
+   */
+  async addListener(spec: AddRequest, config: ServerConfig): Promise<void> {
+    await this.#supervisor.add(config);
+    try {
+      await this.#fleet.putListener(config.port, { ...spec });
+    } catch (error) {
+      await this.#supervisor.remove(config.port);
+      throw error;
+    }
+    this.#listeners.set(config.port, JSON.stringify({ ...spec }));
+  }
+
+  /** Removes the listener on `port` from the fleet, then here. */
+  async removeListener(port: number): Promise<boolean> {
+    const known = await this.#fleet.deleteListener(port);
+    this.#listeners.delete(port);
+    return (await this.#supervisor.remove(port)) || known;
+  }
+
+  /** Stops the timers and the watches (the fleet itself is closed by its owner). */
+  close(): void {
+    this.#timers.forEach(clearInterval);
+    this.#timers.length = 0;
+    this.#sample(false);
+    for (const watch of this.#watches.values()) watch[Symbol.dispose]();
+    this.#watches.clear();
+    this.#listenersWatch?.[Symbol.dispose]();
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Users
+
+  /** The users `config`'s listener runs with: the fleet's (or its own), with refusals marked. */
+  #usersFor(config: ServerConfig): ServerUser[] | undefined {
+    if (config.users === undefined) return undefined;
+    const fleet = this.#users.get(config.port);
+    const base: ServerUser[] = fleet
+      ? [...fleet].map(([name, user]) => ({ name, ...user }))
+      : config.users.map(({ refused: _, ...user }) => user);
+    return base.map((user) => {
+      const over = user.dataLimit !== undefined &&
+        this.#fleet.knownUsage(user.name) >= user.dataLimit;
+      return over ? { ...user, refused: FLEET_LIMIT_REASON } : user;
+    });
+  }
+
+  /**
+   * Runs `users` on `entry`'s listener if they differ from what it runs (`dryRun`: only
+   * checks that the listener would take them). Throws for a key the listener cannot use.
+   */
+  #apply(entry: ListenerEntry, users: ReadonlyMap<string, FleetUser>, dryRun = false): void {
+    const port = entry.config.port;
+    const before = this.#users.get(port);
+    this.#users.set(port, users);
+    let next: ServerUser[];
+    try {
+      next = this.#usersFor(entry.config)!;
+    } finally {
+      if (dryRun) {
+        if (before === undefined) this.#users.delete(port);
+        else this.#users.set(port, before);
+      }
+    }
+    if (dryRun) return this.#checkConfig({ ...entry.config, users: next });
+    if (JSON.stringify(next) === JSON.stringify(entry.config.users)) return;
+    this.#supervisor.updateUsers(entry, next, "fleet");
+  }
+
+  async #seed(port: number, users: readonly ServerUser[]): Promise<void> {
+    for (const user of users) {
+      const { name, password, dataLimit, expiresAt } = user;
+      await this.#fleet.putUser(port, name, {
+        password,
+        ...(dataLimit === undefined ? {} : { dataLimit }),
+        ...(expiresAt === undefined ? {} : { expiresAt }),
+      });
+    }
+    this.#logger.info(`fleet: seeded the users of port ${port} from the config (${users.length})`);
+  }
+
+  /** Watches the users of every multi-user listener running, and stops watching gone ones. */
+  #watchListed(): void {
+    const ports = new Set(
+      this.#supervisor.listeners.filter((e) => e.config.users).map((e) => e.config.port),
+    );
+    for (const [port, watch] of this.#watches) {
+      if (ports.has(port)) continue;
+      watch[Symbol.dispose]();
+      this.#watches.delete(port);
+      this.#users.delete(port);
+    }
+    for (const port of ports) {
+      if (this.#watches.has(port)) continue;
+      this.#watches.set(
+        port,
+        this.#fleet.watchUsers(port, (users) => this.#usersChanged(port, users)),
+      );
+    }
+  }
+
+  #usersChanged(port: number, users: ReadonlyMap<string, FleetUser>): void {
+    const entry = this.#supervisor.listeners.find((e) => e.config.port === port && e.config.users);
+    if (entry === undefined) return;
+    if (users.size === 0) {
+      // Nobody would be let in: the fleet lost the list (or never had it). Ours seeds it.
+      this.#seed(port, entry.config.users ?? []).catch((error) =>
+        this.#logger.warn(`fleet: users of port ${port} not seeded: ${errorMessage(error)}`)
+      );
+      return;
+    }
+    try {
+      this.#apply(entry, users);
+    } catch (error) {
+      this.#logger.error(
+        `fleet: the fleet's users of port ${port} not applied, the running ones stay: ` +
+          errorMessage(error),
+      );
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Listeners added through ss-manager on any node
+
+  async #syncListeners(specs: ReadonlyMap<number, Readonly<Record<string, unknown>>>) {
+    for (const [port, spec] of specs) {
+      const json = JSON.stringify(spec);
+      if (this.#listeners.get(port) === json) continue;
+      this.#listeners.set(port, json);
+      try {
+        await this.#supervisor.add(this.#buildListener(spec as unknown as AddRequest));
+      } catch (error) {
+        this.#logger.warn(`fleet: listener on port ${port} not started: ${errorMessage(error)}`);
+      }
+    }
+    for (const port of [...this.#listeners.keys()]) {
+      if (specs.has(port)) continue;
+      this.#listeners.delete(port);
+      await this.#supervisor.remove(port);
+    }
+    this.#watchListed();
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Sampling
+
+  #tick(): void {
+    this.#sample(false);
+    this.#watchListed();
+    let live = 0;
+    for (const entry of this.#supervisor.listeners) {
+      live += entry.service.stats.active;
+      if (entry.config.users === undefined) continue;
+      const next = this.#usersFor(entry.config)!;
+      if (JSON.stringify(next) === JSON.stringify(entry.config.users)) continue;
+      try {
+        this.#supervisor.updateUsers(entry, next, "fleet");
+      } catch (error) {
+        this.#logger.error(`fleet: users of port ${entry.config.port}: ${errorMessage(error)}`);
+      }
+    }
+    this.#fleet.reportLoad(live);
+  }
+
+  /**
+   * Hands the bytes each user moved since the last sample to the fleet. `baseline`: only
+   * records where the counters stand. A counter that went down was reset (a replaced listener,
+   * the API's `clear`): what it holds now is new.
+   */
+  #sample(baseline: boolean): void {
+    const counted = new Map<string, number>();
+    for (const { config, service } of this.#supervisor.listeners) {
+      for (const { name } of config.users ?? []) {
+        const tcp = service.stats.users[name];
+        const udp = service.udpStats?.users[name];
+        const now = (tcp ? tcp.bytesUplink + tcp.bytesDownlink : 0) +
+          (udp ? udp.bytesUplink + udp.bytesDownlink : 0);
+        const key = `${config.port}/${name}`;
+        const before = this.#counted.get(key) ?? 0;
+        counted.set(key, now);
+        const fresh = now >= before ? now - before : now;
+        if (!baseline && fresh > 0) this.#fleet.addBytes(name, fresh);
+      }
+    }
+    this.#counted = counted;
+  }
+
+  async #refreshView(): Promise<void> {
+    if (this.#fleet.state !== "up") return;
+    try {
+      this.#nodes = await this.#fleet.nodes();
+    } catch (error) {
+      this.#logger.debug(`fleet: node list not read: ${errorMessage(error)}`);
+    }
+  }
+}
+
+function fleetUsers(users: readonly ServerUser[]): Map<string, FleetUser> {
+  return new Map(
+    users.map(({ name, password, dataLimit, expiresAt }) => [name, {
+      password,
+      ...(dataLimit === undefined ? {} : { dataLimit }),
+      ...(expiresAt === undefined ? {} : { expiresAt }),
+    }]),
+  );
+}
