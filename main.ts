@@ -58,6 +58,7 @@ import { startTunnel } from "./tunnel.ts";
 import { prepareProcess, processStarted } from "./service/process.ts";
 import { currentResolver } from "./relay/direct.ts";
 import { startWorkers } from "./service/workers.ts";
+import { ClientIpWindow, fleetGate, localGate } from "./service/client_ips.ts";
 import { renderMetrics, startMetricsServer } from "./service/metrics.ts";
 
 type RunCommand = Extract<CliCommand, { flags: unknown }>;
@@ -328,11 +329,15 @@ async function server(command: RunCommand): Promise<number> {
   }
 
   const controller = new AbortController();
+  // One answer to `max_client_ips` per process (and per fleet, through Redis).
+  const ipWindow = new ClientIpWindow(loaded.value.process.clientIpWindowMs);
+  const clientIps = fleet ? fleetGate(fleet, ipWindow) : localGate(ipWindow);
   // Every TCP listener in `workers` isolates, with one replay memory for all of them.
   const workers = await startWorkers(loaded.value.process.workers, {
     module: new URL("./server_worker.ts", import.meta.url),
     logger,
     signal: controller.signal,
+    clientIps,
     ...(fleet ? { fleet } : {}),
   }).catch(async (error) => {
     await fleet?.close();
@@ -347,6 +352,7 @@ async function server(command: RunCommand): Promise<number> {
             logger,
             graceMs: graceMs(config),
             ...shared,
+            clientIps,
             ...(fleet ? { fleet } : {}),
           }));
       } catch (error) {

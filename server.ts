@@ -35,6 +35,7 @@ import { errorMessage, ProtocolError, type SessionStatus } from "./protocol/erro
 import { type ServerFramings, serverFramings } from "./protocol/session_framings.ts";
 import { type DatagramCodec, serveDatagrams } from "./relay/datagram_service.ts";
 import { type FleetReplayCheck, ReplayFilter, type ReplayStore } from "./protocol/replay_filter.ts";
+import { type ClientIpGate, ClientIpWindow, localGate } from "./service/client_ips.ts";
 import { SaltPool, type SaltStore } from "./protocol/salt_pool.ts";
 import { Deadline } from "./relay/deadline.ts";
 import { connectDirect, resolveTarget } from "./relay/direct.ts";
@@ -91,6 +92,8 @@ interface ServerContext {
   readonly fleet?: FleetReplayCheck;
   /** How long the fleet keeps a salt of this method (ms). */
   readonly fleetTtlMs: number;
+  /** Who decides `max_client_ips` (one answer per process, or per fleet). */
+  readonly clientIps: ClientIpGate;
 }
 
 /** A 2022 salt is valid ±30 s: kept 61 s it cannot come back. */
@@ -164,6 +167,7 @@ export async function startServer(
     ...(config.acl ? { acl: new AccessControl(config.acl) } : {}),
     ...(options.fleet ? { fleet: options.fleet } : {}),
     fleetTtlMs: method.family === "aead2022" ? FLEET_TTL_2022_MS : FLEET_TTL_LEGACY_MS,
+    clientIps: options.clientIps ?? localGate(new ClientIpWindow()),
   };
   const { listener, socket } = bindTcpAndUdp(config.address, config.port, {
     reusePort: config.reusePort ?? false,
@@ -241,6 +245,11 @@ export interface ServerServiceOptions extends ServiceOptions {
    * salt is checked after the local stores; a refused one is handled as a local replay.
    */
   fleet?: FleetReplayCheck;
+  /**
+   * Decides `max_client_ips`: shared by the listeners of a process (and asked by its workers,
+   * and by a fleet's nodes through Redis). Default: a window of this listener's own.
+   */
+  clientIps?: ClientIpGate;
 }
 
 /** A running server listener that a reload can change in place. */
@@ -444,6 +453,16 @@ async function serveSession(
   }
   const user = request.user;
   if (user !== undefined) who.user = user;
+  const maxIps = user === undefined
+    ? undefined
+    : context.config.users?.find((u) => u.name === user)?.maxClientIps;
+  if (maxIps !== undefined) {
+    const ip = (conn.remoteAddr as Deno.NetAddr).hostname;
+    if (!(await context.clientIps.admit(user!, ip, maxIps))) {
+      deadline.clear();
+      return finish("ERR_AUTH", `user at max_client_ips (${maxIps}): ${ip} is one too many`);
+    }
+  }
   who.target = formatAddress(address);
   if (user !== undefined) {
     let live = context.liveByUser.get(user);

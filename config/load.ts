@@ -148,6 +148,8 @@ export interface ProcessSettings {
    * the server (service/workers.ts). The local and tunnel run in one.
    */
   workers?: number;
+  /** How long a client IP counts for a user with `max_client_ips` (`client_ip_window`, s → ms). */
+  clientIpWindowMs?: number;
 }
 
 /**
@@ -190,7 +192,13 @@ function processSettings(raw: RawConfig): ProcessSettings {
     "workers",
     (v, n) => asInteger(v, n, 1, MAX_WORKERS, `an integer from 1 to ${MAX_WORKERS}`),
   );
+  const clientIpWindow = optional(
+    raw,
+    "client_ip_window",
+    (v, n) => asInteger(v, n, 1, 30 * 86_400, "seconds from 1 to 30 days"),
+  );
   return {
+    ...(clientIpWindow !== undefined ? { clientIpWindowMs: clientIpWindow * 1000 } : {}),
     ...(workers !== undefined ? { workers } : {}),
     ...(status ? { status } : {}),
     ...(nameservers ? { nameservers } : {}),
@@ -1015,6 +1023,13 @@ function asUsers(value: unknown, name: string): ServerUser[] {
     if (limit !== undefined) user.dataLimit = limit;
     const expires = optional(obj, "expires", asExpiry, `${name}[${i}].`);
     if (expires !== undefined) user.expiresAt = expires;
+    const maxIps = optional(
+      obj,
+      "max_client_ips",
+      (v, n) => asInteger(v, n, 1, 1_000_000, "a number of IP addresses from 1"),
+      `${name}[${i}].`,
+    );
+    if (maxIps !== undefined) user.maxClientIps = maxIps;
     return user;
   });
 }

@@ -352,6 +352,14 @@ export const SETTINGS: readonly Setting[] = [
     help: "SO_REUSEPORT on listening sockets (several processes on one port)",
   },
   {
+    key: "client_ip_window",
+    value: "integer",
+    placeholder: "S",
+    roles: ["server"],
+    default: "300",
+    help: "Seconds a client IP counts towards a user's max_client_ips after their last session",
+  },
+  {
     key: "workers",
     flag: "workers",
     value: "integer",
@@ -402,7 +410,7 @@ export const SETTINGS: readonly Setting[] = [
   {
     key: "users",
     roles: ["server"],
-    help: "SIP023 multi-user: [{name, password (uPSK), data_limit, expires}]",
+    help: "SIP023 multi-user: [{name, password (uPSK), data_limit, expires, max_client_ips}]",
   },
   {
     key: "local_users",

@@ -75,6 +75,11 @@ export interface ServerUser {
   /** When the user stops being accepted (ms since the epoch, config `expires`); absent: never. */
   expiresAt?: number;
   /**
+   * Client IP addresses the user may connect from within `client_ip_window` (config
+   * `max_client_ips`; service/client_ips.ts); absent: any number.
+   */
+  maxClientIps?: number;
+  /**
    * Set at run time, never read from a file: why new sessions of this user are refused now
    * (fleet mode: over the data limit across the fleet; service/fleet_node.ts).
    */

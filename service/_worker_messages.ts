@@ -48,7 +48,9 @@ export type ToWorker =
   /** The main isolate's resolver answered `resolve` `req`: addresses, or why not. */
   | { kind: "resolved"; req: number; addresses?: string[]; reason?: ResolveReason; error?: string }
   /** The main isolate's fleet answered `checkSalt` `req`. */
-  | { kind: "saltChecked"; req: number; check: string };
+  | { kind: "saltChecked"; req: number; check: string }
+  /** The main isolate's client-IP gate answered `admitIp` `req`. */
+  | { kind: "ipAdmitted"; req: number; admitted: boolean };
 
 export type FromWorker =
   | { kind: "ready" }
@@ -56,5 +58,7 @@ export type FromWorker =
   | { kind: "resolve"; req: number; name: string; ipv6First: boolean }
   /** A salt to check with the main isolate's fleet (one Redis connection per process). */
   | { kind: "checkSalt"; req: number; salt: Uint8Array; ttlMs: number }
+  /** A session of a user with `max_client_ips`: the main isolate's gate decides (one window). */
+  | { kind: "admitIp"; req: number; user: string; ip: string; max: number }
   | { kind: "reply"; req: number; error?: string }
   | { kind: "drained"; id: number };

@@ -16,7 +16,7 @@
  * ssdeno:listeners             hash    putListener / delete…   port → ss-manager `add` request
  * ssdeno:changes               channel put… / delete…          {"hash":"users:8388"}: reload it
  * ssdeno:usage:<user>          hash    flush (Lua)             per-node cumulative bytes + total
- * ssdeno:ips:<user>            zset    touchClientIp (Lua)     client IP → last seen (Redis TIME)
+ * ssdeno:ips:<user>            zset    admitClientIp (Lua)     client IP → last seen (Redis TIME)
  * ssdeno:node:<node>           string  heartbeat  SET PX       {"boot","load","at"}
  * ssdeno:nodes                 zset    heartbeat               node → last beat (index only)
  * ssdeno:epoch                 string  first node up (SET NX)  random id; gone = data lost
@@ -68,7 +68,7 @@
  * up, everything since the outage began while it is down (`stats.unflushedBytes` says how much).
  *
  * **Commands per Shadowsocks connection**: one SET (the salt), plus one EVALSHA when client
- * IPs are limited (`touchClientIp`). Byte counts cost nothing per connection: per flush interval
+ * IPs are limited (`admitClientIp`). Byte counts cost nothing per connection: per flush interval
  * one EVALSHA per user with new bytes (it returns the total), one HGET per other user tracked
  * here, one GET of the epoch; per heartbeat interval a SET and a ZADD. Measured: 1.04 commands
  * per connection for 2 000 connections of 20 users.
@@ -100,6 +100,8 @@ export interface FleetUser {
   readonly dataLimit?: number;
   /** When every node stops accepting the user (ms since the epoch). */
   readonly expiresAt?: number;
+  /** Client IPs the user may connect from across the fleet (service/client_ips.ts). */
+  readonly maxClientIps?: number;
 }
 
 /**
@@ -191,23 +193,29 @@ const TIMEOUTS_BEFORE_RECONNECT = 3;
 const NODE_INDEX_RETENTION_MS = 60 * 60 * 1000;
 
 /**
- * Refreshes a user's client IPs and returns how many distinct IPs were seen within the window.
- * KEYS[1] = the user's IP set; ARGV = ip, window in ms. Redis's clock, so nodes' clocks don't
- * matter.
+ * Admits a session of a user from an IP when the IP is one of theirs within the window, or they
+ * have fewer than `max` there; an admitted IP's time is refreshed, a refused one is not recorded
+ * (it must not hold a place it never got). Returns 1 or 0.
+ * KEYS[1] = the user's IP set; ARGV = ip, window in ms, max. Redis's clock, so nodes' clocks
+ * don't matter.
  */
-const TOUCH_IP_LUA = `
+const ADMIT_IP_LUA = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZADD', KEYS[1], string.format('%.0f', now), ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('(%.0f', now - tonumber(ARGV[2])))
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) and
+    redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then
+  return 0
+end
+redis.call('ZADD', KEYS[1], string.format('%.0f', now), ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return redis.call('ZCARD', KEYS[1])
+return 1
 `;
 
 /** The scripts ioredis defines on the client (EVALSHA, EVAL again after a NOSCRIPT). */
 interface ScriptCommands {
   fleetApplyUsage(key: string, field: string, boot: string, counted: string): Promise<number>;
-  fleetTouchIp(key: string, ip: string, windowMs: string): Promise<number>;
+  fleetAdmitIp(key: string, ip: string, windowMs: string, max: string): Promise<number>;
 }
 
 /**
@@ -368,16 +376,20 @@ export class Fleet implements AsyncDisposable {
     if (name === "") throw new RangeError('Invalid user name "": expected a non-empty name');
     if (
       user.password === "" || (user.dataLimit !== undefined && !(user.dataLimit >= 0)) ||
-      (user.expiresAt !== undefined && !Number.isFinite(user.expiresAt))
+      (user.expiresAt !== undefined && !Number.isFinite(user.expiresAt)) ||
+      (user.maxClientIps !== undefined &&
+        !(Number.isInteger(user.maxClientIps) && user.maxClientIps >= 1))
     ) {
       throw new RangeError(
-        `Invalid user "${name}": expected a password, a dataLimit >= 0 and a finite expiresAt`,
+        `Invalid user "${name}": expected a password, a dataLimit >= 0, a finite expiresAt ` +
+          `and a maxClientIps >= 1`,
       );
     }
     const value = JSON.stringify({
       password: user.password,
       ...(user.dataLimit === undefined ? {} : { dataLimit: user.dataLimit }),
       ...(user.expiresAt === undefined ? {} : { expiresAt: user.expiresAt }),
+      ...(user.maxClientIps === undefined ? {} : { maxClientIps: user.maxClientIps }),
     });
     await this.#putField(`users:${listener}`, name, value);
   }
@@ -646,16 +658,28 @@ export class Fleet implements AsyncDisposable {
   // Client IPs
 
   /**
-   * Records that `user` connects from `ip` and returns how many distinct IPs the user used
-   * across the fleet within `windowMs`; undefined when Redis is down (the caller allows).
+   * Whether `user` may start a session from `ip`: it is one of the IPs they used across the
+   * fleet within `windowMs`, or they used fewer than `max` (the IP is then recorded). Undefined
+   * when Redis is down or slow (the caller decides with what it knows locally).
    */
-  async touchClientIp(user: string, ip: string, windowMs: number): Promise<number | undefined> {
+  async admitClientIp(
+    user: string,
+    ip: string,
+    max: number,
+    windowMs: number,
+  ): Promise<boolean | undefined> {
     if (this.#state !== "up") return undefined;
     const scripts = this.#client as unknown as ScriptCommands;
-    return await this.#bounded(
-      scripts.fleetTouchIp(`${this.#prefix}:ips:${user}`, ip, String(Math.ceil(windowMs))),
+    const admitted = await this.#bounded(
+      scripts.fleetAdmitIp(
+        `${this.#prefix}:ips:${user}`,
+        ip,
+        String(Math.max(1, Math.ceil(windowMs))),
+        String(max),
+      ),
       this.#saltTimeoutMs,
     );
+    return admitted === undefined ? undefined : admitted === 1;
   }
 
   // ------------------------------------------------------------------------------------------
@@ -958,7 +982,7 @@ function createClient(urls: string[], parsed: ParsedUrl[], options: FleetOptions
   };
   const scripts = {
     fleetApplyUsage: { lua: APPLY_USAGE_LUA, numberOfKeys: 1 },
-    fleetTouchIp: { lua: TOUCH_IP_LUA, numberOfKeys: 1 },
+    fleetAdmitIp: { lua: ADMIT_IP_LUA, numberOfKeys: 1 },
   };
   const first = parsed[0];
   if (first === undefined) throw new RangeError("Invalid fleet Redis URL: none given");
@@ -1068,7 +1092,7 @@ function parseUser(value: string): FleetUser | undefined {
     return undefined;
   }
   if (typeof data !== "object" || data === null) return undefined;
-  const { password, dataLimit, expiresAt } = data as Record<string, unknown>;
+  const { password, dataLimit, expiresAt, maxClientIps } = data as Record<string, unknown>;
   if (typeof password !== "string" || password === "") return undefined;
   if (dataLimit !== undefined && (typeof dataLimit !== "number" || !(dataLimit >= 0))) {
     return undefined;
@@ -1076,10 +1100,17 @@ function parseUser(value: string): FleetUser | undefined {
   if (expiresAt !== undefined && (typeof expiresAt !== "number" || !Number.isFinite(expiresAt))) {
     return undefined;
   }
+  if (
+    maxClientIps !== undefined &&
+    (typeof maxClientIps !== "number" || !Number.isInteger(maxClientIps) || maxClientIps < 1)
+  ) {
+    return undefined;
+  }
   return {
     password,
     ...(dataLimit === undefined ? {} : { dataLimit }),
     ...(expiresAt === undefined ? {} : { expiresAt }),
+    ...(maxClientIps === undefined ? {} : { maxClientIps }),
   };
 }
 

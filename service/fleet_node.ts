@@ -147,11 +147,7 @@ export class FleetNode {
   async putUser(entry: ListenerEntry, user: ServerUser): Promise<void> {
     const port = entry.config.port;
     const current = new Map(this.#users.get(port) ?? fleetUsers(entry.config.users ?? []));
-    const stored: FleetUser = {
-      password: user.password,
-      ...(user.dataLimit === undefined ? {} : { dataLimit: user.dataLimit }),
-      ...(user.expiresAt === undefined ? {} : { expiresAt: user.expiresAt }),
-    };
+    const stored = toFleetUser(user);
     current.set(user.name, stored);
     // Checked here first: a key the listener cannot use must not reach the other nodes.
     this.#apply(entry, current, true);
@@ -243,14 +239,7 @@ export class FleetNode {
   }
 
   async #seed(port: number, users: readonly ServerUser[]): Promise<void> {
-    for (const user of users) {
-      const { name, password, dataLimit, expiresAt } = user;
-      await this.#fleet.putUser(port, name, {
-        password,
-        ...(dataLimit === undefined ? {} : { dataLimit }),
-        ...(expiresAt === undefined ? {} : { expiresAt }),
-      });
-    }
+    for (const user of users) await this.#fleet.putUser(port, user.name, toFleetUser(user));
     this.#logger.info(`fleet: seeded the users of port ${port} from the config (${users.length})`);
   }
 
@@ -371,11 +360,10 @@ export class FleetNode {
 }
 
 function fleetUsers(users: readonly ServerUser[]): Map<string, FleetUser> {
-  return new Map(
-    users.map(({ name, password, dataLimit, expiresAt }) => [name, {
-      password,
-      ...(dataLimit === undefined ? {} : { dataLimit }),
-      ...(expiresAt === undefined ? {} : { expiresAt }),
-    }]),
-  );
+  return new Map(users.map((user) => [user.name, toFleetUser(user)]));
+}
+
+/** A config's user as the fleet stores it: everything but the name and run-time state. */
+function toFleetUser({ name: _, refused: __, ...user }: ServerUser): FleetUser {
+  return user;
 }

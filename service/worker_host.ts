@@ -18,11 +18,17 @@ import type { FromWorker, PostedConfig, ToWorker } from "./_worker_messages.ts";
 import { ListenerCounters } from "./shared_stats.ts";
 import type { SharedListenerOptions, WorkerServer } from "./workers.ts";
 import type { FleetReplayCheck } from "../protocol/replay_filter.ts";
+import type { ClientIpGate } from "./client_ips.ts";
 
 /** What a worker's listener start gets. */
 export type WorkerStart = (
   config: ServerConfig,
-  options: SharedListenerOptions & { logger: Logger; graceMs: number; fleet?: FleetReplayCheck },
+  options: SharedListenerOptions & {
+    logger: Logger;
+    graceMs: number;
+    fleet?: FleetReplayCheck;
+    clientIps: ClientIpGate;
+  },
 ) => Promise<WorkerServer>;
 
 /** One listener this worker runs. */
@@ -82,6 +88,18 @@ export function hostListeners(start: WorkerStart): void {
     },
     refuses: (check) => refused.includes(check),
   });
+  const ipChecks = new Map<number, (admitted: boolean) => void>();
+  let nextIpCheck = 1;
+  /** The main isolate's client-IP gate, asked by message: one window per process. */
+  const mainClientIps: ClientIpGate = {
+    admit(user, ip, max) {
+      const req = nextIpCheck++;
+      const { promise, resolve } = Promise.withResolvers<boolean>();
+      ipChecks.set(req, resolve);
+      scope.postMessage({ kind: "admitIp", req, user, ip, max });
+      return promise;
+    },
+  };
   const reply = (req: number, error?: unknown) =>
     scope.postMessage(
       error === undefined ? { kind: "reply", req } : {
@@ -116,6 +134,7 @@ export function hostListeners(start: WorkerStart): void {
             replayFilter: replay.filter,
             saltPool: replay.pool,
             counters,
+            clientIps: mainClientIps,
             ...(fleet ? { fleet } : {}),
           });
           listeners.set(message.id, { service, counters });
@@ -135,6 +154,11 @@ export function hostListeners(start: WorkerStart): void {
           // The main isolate applied the same config without error: this is a bug.
           logger.error(`listener not updated: ${errorMessage(error)}`);
         }
+        return;
+      }
+      case "ipAdmitted": {
+        ipChecks.get(message.req)?.(message.admitted);
+        ipChecks.delete(message.req);
         return;
       }
       case "saltChecked": {

@@ -44,6 +44,7 @@ import type { FromWorker, PostedConfig, ToWorker } from "./_worker_messages.ts";
 import { createCountersMemory, ListenerCounters } from "./shared_stats.ts";
 import type { SupervisedServer } from "./supervisor.ts";
 import type { FleetReplayCheck } from "../protocol/replay_filter.ts";
+import type { ClientIpGate } from "./client_ips.ts";
 
 /** How long a worker may take to load its module and answer. */
 const READY_TIMEOUT_MS = 60_000;
@@ -61,6 +62,8 @@ export interface WorkersOptions {
   signal?: AbortSignal;
   /** The process's fleet (service/fleet.ts): workers check salts through this isolate's. */
   fleet?: FleetReplayCheck;
+  /** The process's `max_client_ips` gate: workers ask this isolate's. Default: admit all. */
+  clientIps?: ClientIpGate;
 }
 
 /** What the main isolate's listener start gets to share with the workers. */
@@ -181,6 +184,16 @@ export async function startWorkers(
         resolveFor(worker, message);
       } else if (message.kind === "checkSalt") {
         checkSaltFor(worker, options.fleet, message);
+      } else if (message.kind === "admitIp") {
+        const answer = (admitted: boolean) =>
+          worker.postMessage({ kind: "ipAdmitted", req: message.req, admitted });
+        if (!options.clientIps) answer(true);
+        else {
+          options.clientIps.admit(message.user, message.ip, message.max).then(
+            answer,
+            () => answer(true),
+          );
+        }
       } else if (message.kind === "reply") {
         const reply = handle.pending.get(message.req);
         handle.pending.delete(message.req);

@@ -573,6 +573,22 @@ Deno.test("buildServerConfigs() reads a user's expires: a date, a date-time or U
   await assertConfigError(() => expiry(1.5), "users[0].expires");
 });
 
+Deno.test("buildServerConfigs() reads max_client_ips per user and client_ip_window", async () => {
+  const base = { server_port: 8388, method: "2022-blake3-aes-128-gcm", password: PSK16 };
+  const built = buildServerConfigs({
+    ...base,
+    client_ip_window: 60,
+    users: [{ name: "a", password: PSK16, max_client_ips: 2 }],
+  });
+  assert.equal(built.configs[0]!.users![0]!.maxClientIps, 2);
+  assert.equal(built.process.clientIpWindowMs, 60_000);
+  await assertConfigError(
+    () => servers({ ...base, users: [{ name: "a", password: PSK16, max_client_ips: 0 }] }),
+    "users[0].max_client_ips",
+  );
+  await assertConfigError(() => servers({ ...base, client_ip_window: 0 }), "client_ip_window");
+});
+
 Deno.test("buildServerConfigs() names bad users and bad 2022 keys without showing them", async () => {
   const base = { server_port: 8388, method: "2022-blake3-aes-256-gcm", password: PSK32 };
   await assertConfigError(() => servers({ ...base, users: [] }), "Invalid users", "empty");

@@ -11,7 +11,15 @@ import assert from "node:assert/strict";
 import { Fleet } from "../../service/fleet.ts";
 import { startLocal } from "../../local.ts";
 import { writeAll } from "../../relay/io.ts";
-import { freePort, waitForTcpPort } from "../interop/_peers.ts";
+import {
+  findPeer,
+  freePort,
+  isCi,
+  missingPeersMessage,
+  type PeerProcess,
+  startPeer,
+  waitForTcpPort,
+} from "../interop/_peers.ts";
 import { redisTest, startRedis } from "../service/_redis.ts";
 import { spawnSsdeno, type SsdenoProcess } from "./_ssdeno_process.ts";
 import { randomPsk } from "./_udp_harness.ts";
@@ -161,7 +169,12 @@ redisTest("fleet: users and data limits follow across three nodes", async (t, bi
   const echo = startEchoServer();
   const dir = await Deno.makeTempDir({ prefix: "ssdeno-fleet-users-" });
   const ipsk = randomPsk(16);
-  const keys = { alice: randomPsk(16), bob: randomPsk(16), carol: randomPsk(16) };
+  const keys = {
+    alice: randomPsk(16),
+    bob: randomPsk(16),
+    carol: randomPsk(16),
+    dave: randomPsk(16),
+  };
   const as = (user: keyof typeof keys) => `${ipsk}:${keys[user]}`;
   const nodes: Node[] = [];
   try {
@@ -171,6 +184,7 @@ redisTest("fleet: users and data limits follow across three nodes", async (t, bi
       users: [
         { name: "alice", password: keys.alice },
         { name: "carol", password: keys.carol, data_limit: LIMIT },
+        { name: "dave", password: keys.dave, max_client_ips: 1 },
       ],
       fleet: { redis_url: redis.url, prefix: "users" },
     };
@@ -193,7 +207,7 @@ redisTest("fleet: users and data limits follow across three nodes", async (t, bi
       console.log(`bob listed on node 3 ${elapsed.toFixed(0)} ms after node 2 answered`);
       assert.ok(elapsed < 1000, `${elapsed} ms`);
       await session(n3, as("bob"), echo.port, 1000);
-      assert.deepEqual(await listed(n1), ["alice", "bob", "carol"]);
+      assert.deepEqual(await listed(n1), ["alice", "bob", "carol", "dave"]);
 
       // Removed through node 1: gone from node 3 too, and bob's key no longer works there.
       const removed = await fetch(`http://127.0.0.1:${n1.apiPort}/users/bob`, { method: "DELETE" });
@@ -280,6 +294,43 @@ redisTest("fleet: users and data limits follow across three nodes", async (t, bi
       },
     );
 
+    await t.step("max_client_ips holds across nodes", async () => {
+      const sslocal = findPeer("sslocal");
+      if (sslocal === undefined) {
+        if (isCi()) throw new Error(missingPeersMessage(["sslocal"]));
+        console.log("skipped: shadowsocks-rust's sslocal not found (.ci/peers.sh)");
+        return;
+      }
+      const peers: PeerProcess[] = [];
+      try {
+        /** rust's sslocal as dave, to `node`, from source address `from`. */
+        const daveVia = async (node: Node, from: string) => {
+          const peer = await startPeer("sslocal", {
+            args: (port) => [
+              ...["-b", `127.0.0.1:${port}`, "-s", `${node.host}:${node.port}`],
+              ...["-m", METHOD, "-k", as("dave"), "--outbound-bind-addr", from],
+            ],
+          });
+          peers.push(peer);
+          return peer.port;
+        };
+        const served = async (port: number) => {
+          const { conn, reply } = await socksConnect(port, localhostTarget(echo.port));
+          if (reply !== 0) {
+            conn.close();
+            return false;
+          }
+          return await echoThrough(conn, 1000, 5).then(() => true, () => false);
+        };
+        assert.equal(await served(await daveVia(n1, "127.0.0.4")), true);
+        assert.equal(await served(await daveVia(n3, "127.0.0.5")), false, "second IP, node 3");
+        assert.match(n3.child.log(), /max_client_ips \(1\): 127\.0\.0\.5 is one too many/);
+        assert.equal(await served(await daveVia(n2, "127.0.0.4")), true, "first IP, node 2");
+      } finally {
+        for (const peer of peers) await peer.stop();
+      }
+    });
+
     await t.step("Redis killed and started again, empty, while sessions flow", async () => {
       let stop = false;
       let served = 0;
@@ -317,7 +368,7 @@ redisTest("fleet: users and data limits follow across three nodes", async (t, bi
         const fleet = await Fleet.connect({ url: redis.url, prefix: "users", node: "observer" });
         try {
           const users = await fleet.loadUsers(n1.port);
-          assert.deepEqual([...users.keys()].sort(), ["alice", "carol"]);
+          assert.deepEqual([...users.keys()].sort(), ["alice", "carol", "dave"]);
           // Alice's fleet total is what the three nodes counted, byte for byte, once flushed.
           let counted = 0;
           for (const node of nodes) {

@@ -12,6 +12,8 @@ export interface RustOptions {
   password: string;
   /** Relay UDP as well (`mode: tcp_and_udp`). Default true. */
   udp?: boolean;
+  /** The source address of its connections to the server (`outbound_bind_addr`). */
+  outboundBindAddr?: string;
 }
 
 /** One user of a multi-user 2022 server: `users` entries as rust reads them. */
@@ -60,6 +62,7 @@ export function startRustLocal(serverPort: number, options: RustOptions): Promis
         local_port: port,
         mode: mode(options),
         timeout: 60,
+        ...(options.outboundBindAddr ? { outbound_bind_addr: options.outboundBindAddr } : {}),
       };
       const path = `${dir}/sslocal.json`;
       await Deno.writeTextFile(path, JSON.stringify(config));

@@ -479,21 +479,27 @@ redisTest("heartbeats list three live nodes, then two after one stops", async (_
   assertEquals((await n2.nodes()).map((n) => n.load), [5, 7]);
 });
 
-redisTest("touchClientIp() counts a user's distinct IPs across the fleet in a window", async (
+redisTest("admitClientIp() lets a user use at most max IPs across the fleet in a window", async (
   _t,
   binary,
 ) => {
   await using redis = await startRedis(binary);
   await using nodes = await startNodes(redis);
   const [n1, n2, n3] = nodes;
-  assertEquals(await n1.touchClientIp("bob", "192.0.2.1", 60_000), 1);
-  assertEquals(await n2.touchClientIp("bob", "192.0.2.2", 60_000), 2);
-  assertEquals(await n3.touchClientIp("bob", "192.0.2.1", 60_000), 2);
-  assertEquals(await n3.touchClientIp("carol", "192.0.2.1", 60_000), 1);
-  // A short window forgets IPs not seen within it.
-  assertEquals(await n1.touchClientIp("dave", "192.0.2.1", 100), 1);
+  assertEquals(await n1.admitClientIp("bob", "192.0.2.1", 2, 60_000), true);
+  assertEquals(await n2.admitClientIp("bob", "192.0.2.2", 2, 60_000), true);
+  // A third IP, on a third node: refused; the two known ones still get in anywhere.
+  assertEquals(await n3.admitClientIp("bob", "192.0.2.3", 2, 60_000), false);
+  assertEquals(await n3.admitClientIp("bob", "192.0.2.1", 2, 60_000), true);
+  assertEquals(await n1.admitClientIp("bob", "192.0.2.2", 2, 60_000), true);
+  // The refused IP took no place: it is still refused, not counted as a third.
+  assertEquals(await n2.admitClientIp("bob", "192.0.2.3", 2, 60_000), false);
+  assertEquals(await n3.admitClientIp("carol", "192.0.2.3", 1, 60_000), true);
+  // A short window forgets IPs not seen within it: the place is free again.
+  assertEquals(await n1.admitClientIp("dave", "192.0.2.1", 1, 100), true);
+  assertEquals(await n1.admitClientIp("dave", "192.0.2.2", 1, 100), false);
   await waitUntil(
-    async () => (await n2.touchClientIp("dave", "192.0.2.2", 100)) === 1,
+    async () => (await n2.admitClientIp("dave", "192.0.2.2", 1, 100)) === true,
     "the first IP to leave the window",
     2000,
   );
@@ -534,8 +540,8 @@ redisTest("a Redis Cluster of three shards serves the fleet the same way", async
 
     await Promise.all(fleets.map((f, i) => f.heartbeat(i)));
     assertEquals((await n2.nodes()).map((n) => n.node), ["node1", "node2", "node3"]);
-    assertEquals(await n1.touchClientIp("bob", "192.0.2.1", 60_000), 1);
-    assertEquals(await n2.touchClientIp("bob", "192.0.2.2", 60_000), 2);
+    assertEquals(await n1.admitClientIp("bob", "192.0.2.1", 1, 60_000), true);
+    assertEquals(await n2.admitClientIp("bob", "192.0.2.2", 1, 60_000), false);
   } finally {
     await Promise.all(fleets.map((f) => f.close()));
   }
