@@ -378,6 +378,7 @@ async function server(command: RunCommand): Promise<number> {
   }
   const fleetView = fleetNode && (() => fleetNode.view);
   let runningFile = command.file;
+  let runningConfigs = configs;
   let reloading = Promise.resolve();
   const reload = () => {
     reloading = reloading.then(async () => {
@@ -394,6 +395,9 @@ async function server(command: RunCommand): Promise<number> {
           logger.warn("reload: the fleet settings changed: they take effect at the next start");
         }
         runningFile = file;
+        // In a fleet, users the file added, changed or removed go to every node through Redis.
+        await fleetNode?.applyConfigUsers(runningConfigs, next.configs);
+        runningConfigs = next.configs;
         const lines = await supervisor.apply(next.configs);
         if (lines.length === 0) logger.info("reload: nothing changed");
       } catch (error) {

@@ -189,6 +189,55 @@ export class FleetNode {
     return (await this.#supervisor.remove(port)) || known;
   }
 
+  /**
+   * A config reload in a fleet: the users the file added, changed or removed since `previous`
+   * go to Redis (so to every node), as if made through the API. Only the differences: a node
+   * reloading an old file does not undo what others did since. When Redis refuses, the changes
+   * are logged as not applied (the fleet's list stays in force).
+   */
+  async applyConfigUsers(
+    previous: readonly ServerConfig[],
+    next: readonly ServerConfig[],
+  ): Promise<void> {
+    const before = new Map(previous.filter((c) => c.users).map((c) => [c.port, c.users!]));
+    for (const config of next) {
+      if (config.users === undefined) continue;
+      const old = new Map((before.get(config.port) ?? []).map((u) => [u.name, toFleetUser(u)]));
+      const now = fleetUsers(config.users);
+      const changed = [...now].filter(([name, user]) =>
+        JSON.stringify(old.get(name)) !== JSON.stringify(user)
+      );
+      const removed = [...old.keys()].filter((name) => !now.has(name));
+      if (changed.length === 0 && removed.length === 0) continue;
+      const current = new Map(this.#users.get(config.port) ?? []);
+      try {
+        // Checked first, as the API does: a key the listener cannot use changes nothing.
+        const trial = new Map(current);
+        changed.forEach(([name, user]) => trial.set(name, user));
+        removed.forEach((name) => trial.delete(name));
+        this.#checkConfig({
+          ...config,
+          users: [...trial].map(([name, user]) => ({ name, ...user })),
+        });
+        for (const [name, user] of changed) await this.#fleet.putUser(config.port, name, user);
+        for (const name of removed) await this.#fleet.deleteUser(config.port, name);
+        this.#users.set(config.port, trial);
+        this.#logger.info(
+          `fleet: port ${config.port}: the config's user changes sent to the fleet (` +
+            [
+              changed.length ? `changed: ${changed.map(([name]) => name).join(", ")}` : "",
+              removed.length ? `removed: ${removed.join(", ")}` : "",
+            ].filter(Boolean).join("; ") + ")",
+        );
+      } catch (error) {
+        this.#logger.warn(
+          `fleet: port ${config.port}: the config's user changes did not reach the fleet, ` +
+            `not applied: ${errorMessage(error)}`,
+        );
+      }
+    }
+  }
+
   /** Stops the timers and the watches (the fleet itself is closed by its owner). */
   close(): void {
     this.#timers.forEach(clearInterval);

@@ -16,6 +16,7 @@ import { serverConfig } from "../e2e/_harness.ts";
 import { randomPsk } from "../e2e/_udp_harness.ts";
 import { freePort } from "../interop/_peers.ts";
 import { redisTest, startRedis } from "./_redis.ts";
+import { Redis } from "npm:ioredis@6.0.0";
 
 const METHOD = "2022-blake3-aes-128-gcm";
 
@@ -87,6 +88,25 @@ redisTest("fleet node: users from the fleet, checked writes, 503 while down", as
       assert.deepEqual(names(first.listeners[0]!.config), ["alice", "bob", "carol"]);
     });
 
+    await t.step("a reload's user changes go to the fleet; the fleet's others stay", async () => {
+      const edited = {
+        ...config,
+        users: [config.users![0]!, { name: "frank", password: randomPsk(16) }],
+      };
+      await node1.applyConfigUsers([config], [edited]);
+      await first.apply([edited]);
+      assert.deepEqual([...(await fleet1.loadUsers(port)).keys()].sort(), [
+        "alice",
+        "carol",
+        "frank",
+      ]);
+      assert.deepEqual(names(first.listeners[0]!.config), ["alice", "carol", "frank"]);
+      // Put back for the steps below.
+      await node1.applyConfigUsers([edited], [config]);
+      await first.apply([config]);
+      assert.deepEqual(names(first.listeners[0]!.config), ["alice", "bob", "carol"]);
+    });
+
     await t.step("a second node starts with the fleet's users, not its config's", async () => {
       const second = supervisor();
       running.push(second);
@@ -102,6 +122,37 @@ redisTest("fleet node: users from the fleet, checked writes, 503 while down", as
       await node2.prepare([other]);
       await second.startAll([other]);
       assert.deepEqual(names(second.listeners[0]!.config), ["alice", "bob", "carol"]);
+    });
+
+    await t.step("a panel writing Redis as the README shows reaches the listener", async () => {
+      const raw = new Redis(redis.url);
+      try {
+        const key = randomPsk(16);
+        await raw.hset(
+          `fn:users:${port}`,
+          "gina",
+          JSON.stringify({
+            password: key,
+            dataLimit: 5,
+            expiresAt: 1800000000000,
+            maxClientIps: 2,
+          }),
+        );
+        await raw.publish("fn:changes", JSON.stringify({ hash: `users:${port}` }));
+      } finally {
+        raw.disconnect();
+      }
+      const entry = first.listeners[0]!;
+      const deadline = Date.now() + 5000;
+      while (!names(entry.config).includes("gina")) {
+        assert.ok(Date.now() < deadline, "gina never arrived");
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      const gina = entry.config.users!.find((u) => u.name === "gina")!;
+      assert.equal(gina.dataLimit, 5);
+      assert.equal(gina.expiresAt, 1800000000000);
+      assert.equal(gina.maxClientIps, 2);
+      await fleet1.deleteUser(port, "gina");
     });
 
     await t.step("a key the listener cannot use never reaches Redis", async () => {
