@@ -422,19 +422,27 @@ async function serveSession(
     deadline.clear();
     return finish(error.code, error.message);
   }
-  if (context.fleet && request.salt) {
-    const check = await context.fleet.checkSalt(request.salt, context.fleetTtlMs);
-    if (context.fleet.refuses(check)) {
-      // As a local replay: nothing said, read until the client gives up or the deadline passes.
-      const [status, detail] = check === "replay"
-        ? ["ERR_REPLAY", "salt seen before by another fleet node: replayed connection"] as const
-        : ["ERR_INTERNAL", "fleet unavailable (strict): replay check impossible"] as const;
-      if (check !== "replay") logger.warn(`server ${peer} fleet unavailable: session refused`);
-      await drainUntilClosed(conn);
-      deadline.clear();
-      return finish(status, detail);
-    }
-  }
+  // The fleet's word on the salt (one Redis round trip) is asked now and awaited only before
+  // anything the client could observe: the target's connect runs meanwhile, so a fleet adds
+  // max(Redis, connect) to the setup rather than their sum. A replay another node saw first
+  // may thus open a connection to its target, never sending it a byte.
+  const fleetCheck = context.fleet && request.salt
+    ? context.fleet.checkSalt(request.salt, context.fleetTtlMs).catch(() => "unavailable")
+    : undefined;
+  /** Undefined when the fleet lets the session go on; else drains as a replay and finishes. */
+  const refusedByFleet = async (): Promise<SessionStatus | undefined> => {
+    if (fleetCheck === undefined) return undefined;
+    const check = await fleetCheck;
+    if (!context.fleet!.refuses(check)) return undefined;
+    // As a local replay: nothing said, read until the client gives up or the deadline passes.
+    const [status, detail] = check === "replay"
+      ? ["ERR_REPLAY", "salt seen before by another fleet node: replayed connection"] as const
+      : ["ERR_INTERNAL", "fleet unavailable (strict): replay check impossible"] as const;
+    if (check !== "replay") logger.warn(`server ${peer} fleet unavailable: session refused`);
+    await drainUntilClosed(conn);
+    deadline.clear();
+    return finish(status, detail);
+  };
   const { address } = request;
   if (request.skew !== undefined && Math.abs(request.skew) >= NOTABLE_SKEW_S) {
     logger.debug(`server ${peer} client clock skew of ${request.skew} s (accepted up to ±30 s)`);
@@ -446,6 +454,8 @@ async function serveSession(
   }
   const refused = request.user === undefined ? undefined : refusal(context, request.user);
   if (refused !== undefined) {
+    const replayed = await refusedByFleet();
+    if (replayed) return replayed;
     // Authenticated, so no probe drain: the client is told by the close.
     deadline.clear();
     who.user = request.user!;
@@ -459,6 +469,8 @@ async function serveSession(
   if (maxIps !== undefined) {
     const ip = (conn.remoteAddr as Deno.NetAddr).hostname;
     if (!(await context.clientIps.admit(user!, ip, maxIps))) {
+      const replayed = await refusedByFleet();
+      if (replayed) return replayed;
       deadline.clear();
       return finish("ERR_AUTH", `user at max_client_ips (${maxIps}): ${ip} is one too many`);
     }
@@ -475,7 +487,17 @@ async function serveSession(
         for (const live of context.liveByUser.get(user!) ?? []) closeQuietly(live);
       }
     });
-    return await relayTo(conn, stream, request, context, deadline, signal, counted, finish);
+    return await relayTo(
+      conn,
+      stream,
+      request,
+      context,
+      deadline,
+      signal,
+      counted,
+      finish,
+      refusedByFleet,
+    );
   } finally {
     if (user !== undefined) {
       const live = context.liveByUser.get(user);
@@ -495,6 +517,7 @@ async function relayTo(
   signal: AbortSignal,
   countBytes: ByteCounter,
   finish: (status: SessionStatus, detail: string) => SessionStatus,
+  refusedByFleet: () => Promise<SessionStatus | undefined>,
 ): Promise<SessionStatus> {
   const { config } = context;
   const { address, payload: initialPayload } = request;
@@ -505,6 +528,8 @@ async function relayTo(
     (await context.acl.checkOutbound(address, (name) => resolveName(name, config.ipv6First))) ===
       "block"
   ) {
+    const replayed = await refusedByFleet();
+    if (replayed) return replayed;
     deadline.clear();
     return finish("ERR_BLOCKED", `${formatAddress(address)} is on the ACL's outbound block list`);
   }
@@ -517,9 +542,16 @@ async function relayTo(
       signal: deadline.linkedSignal(signal),
     });
   } catch (error) {
+    const replayed = await refusedByFleet();
+    if (replayed) return replayed;
     deadline.clear();
     const status = error instanceof ProtocolError ? error.code : "ERR_CONNECT";
     return finish(status, errorMessage(error));
+  }
+  const replayed = await refusedByFleet();
+  if (replayed) {
+    closeQuietly(target);
+    return replayed;
   }
   deadline.clear();
   conn.setNoDelay(config.noDelay);

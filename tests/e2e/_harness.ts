@@ -80,6 +80,8 @@ export async function startChain(
 
 export interface EchoServer {
   port: number;
+  /** Bytes it has received so far, over every connection. */
+  readonly received: number;
   close(): Promise<void>;
 }
 
@@ -87,12 +89,14 @@ export interface EchoServer {
 export function startEchoServer(): EchoServer {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const sessions = new Set<Promise<void>>();
+  let received = 0;
   const serve = async (conn: Deno.TcpConn) => {
     const buffer = new Uint8Array(64 * 1024);
     try {
       for (;;) {
         const n = await conn.read(buffer);
         if (n === null) break;
+        received += n;
         await writeAll(conn, buffer.subarray(0, n));
       }
       await conn.closeWrite();
@@ -115,6 +119,9 @@ export function startEchoServer(): EchoServer {
   })();
   return {
     port: (listener.addr as Deno.NetAddr).port,
+    get received() {
+      return received;
+    },
     close: async () => {
       listener.close();
       await accepting;

@@ -205,12 +205,15 @@ redisTest(
             const [flight] = forwarder.flights() as [Uint8Array];
             assert.ok(flight.length > 32, `${flight.length} bytes recorded`);
 
-            // Nodes 2 and 3 never saw the salt: only the fleet can tell them it is a replay.
+            // Nodes 2 and 3 never saw the salt: only the fleet can tell them it is a replay. They
+            // may connect to the target while Redis answers, but never send it a byte.
+            const targetBytes = echo.received;
             for (const node of [n2, n3]) {
               await replay(node, flight);
               await waitForClosed(node, "ERR_REPLAY", 1);
               assert.equal(await closedWith(node, "OK"), 0);
             }
+            assert.equal(echo.received, targetBytes, "the replay's payload reached the target");
             // And node 1 still refuses it, from its local memory.
             await replay(n1, flight);
             await waitForClosed(n1, "ERR_REPLAY", 1);
