@@ -188,3 +188,58 @@ redisTest("fleet node: users from the fleet, checked writes, 503 while down", as
     for (const fleet of fleets) await fleet.close();
   }
 });
+
+redisTest(
+  "fleet node: started while Redis is down, it takes the fleet's users once Redis is up",
+  async (
+    _t,
+    binary,
+  ) => {
+    const redisPort = freePort();
+    const ipsk = randomPsk(16);
+    const port = freePort();
+    const config = serverConfig(METHOD, {
+      port,
+      password: ipsk,
+      users: [{ name: "alice", password: randomPsk(16) }],
+    });
+    const running = supervisor();
+    const fleet = await Fleet.connect({
+      url: `redis://127.0.0.1:${redisPort}`,
+      prefix: "late",
+      node: "late",
+      connectWaitMs: 50,
+      backoff: { minMs: 50, maxMs: 200 },
+    });
+    const late = node(fleet, running);
+    try {
+      assert.equal(fleet.state, "down");
+      await late.prepare([config]);
+      await running.startAll([config]);
+      late.start();
+      assert.deepEqual(names(running.listeners[0]!.config), ["alice"], "the config's users serve");
+
+      await using redis = await startRedis(binary, { port: redisPort });
+      const other = await Fleet.connect({ url: redis.url, prefix: "late", node: "panel" });
+      try {
+        await other.putUser(port, "bob", { password: randomPsk(16) });
+        // Whether the node seeded alice first (it found the fleet empty) or not, it ends up
+        // running exactly the fleet's list, bob included.
+        const deadline = Date.now() + 10_000;
+        for (;;) {
+          const inFleet = [...(await other.loadUsers(port)).keys()].sort().join();
+          const served = names(running.listeners[0]!.config).join();
+          if (inFleet === served && served.includes("bob")) break;
+          assert.ok(Date.now() < deadline, `the node runs ${served}, the fleet has ${inFleet}`);
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+      } finally {
+        await other.close();
+      }
+    } finally {
+      late.close();
+      await running.closeAll();
+      await fleet.close();
+    }
+  },
+);
