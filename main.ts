@@ -313,8 +313,10 @@ async function server(command: RunCommand): Promise<number> {
   // Fleet mode: the Redis client is loaded only when a fleet is configured (~60 ms, ~32 MB).
   let fleet: import("./service/fleet.ts").Fleet | undefined;
   if (loaded.value.fleet) {
-    const { url, prefix, node, strict } = loaded.value.fleet;
+    const { url, prefix, strict } = loaded.value.fleet;
     const { Fleet } = await import("./service/fleet.ts");
+    const { defaultNodeName } = await import("./service/fleet_node.ts");
+    const node = loaded.value.fleet.node ?? defaultNodeName(logger);
     fleet = await Fleet.connect({ url, prefix, node, strict, logger });
     if (fleet.state !== "up") {
       if (strict) {
@@ -391,13 +393,16 @@ async function server(command: RunCommand): Promise<number> {
           : await readConfigFile(command.configPath);
         const next = build(file ?? {});
         next.warnings.forEach((warning) => logger.warn(`reload: ${warning}`));
-        if (JSON.stringify(runningFile?.["fleet"]) !== JSON.stringify(file?.["fleet"])) {
-          logger.warn("reload: the fleet settings changed: they take effect at the next start");
+        for (const key of ["fleet", "client_ip_window", "workers"]) {
+          if (JSON.stringify(runningFile?.[key]) !== JSON.stringify(file?.[key])) {
+            logger.warn(`reload: ${key} changed: it takes effect at the next start`);
+          }
         }
         runningFile = file;
         // In a fleet, users the file added, changed or removed go to every node through Redis.
-        await fleetNode?.applyConfigUsers(runningConfigs, next.configs);
-        runningConfigs = next.configs;
+        // (what did not reach Redis is sent again at the next reload).
+        const sent = await fleetNode?.applyConfigUsers(runningConfigs, next.configs) ?? true;
+        if (sent) runningConfigs = next.configs;
         const lines = await supervisor.apply(next.configs);
         if (lines.length === 0) logger.info("reload: nothing changed");
       } catch (error) {

@@ -429,11 +429,24 @@ async function serveSession(
   const fleetCheck = context.fleet && request.salt
     ? context.fleet.checkSalt(request.salt, context.fleetTtlMs).catch(() => "unavailable")
     : undefined;
-  /** Undefined when the fleet lets the session go on; else drains as a replay and finishes. */
-  const refusedByFleet = async (): Promise<SessionStatus | undefined> => {
-    if (fleetCheck === undefined) return undefined;
-    const check = await fleetCheck;
-    if (!context.fleet!.refuses(check)) return undefined;
+  const userStats = request.user === undefined ? undefined : context.userStats[request.user];
+  let verdictGiven = false;
+  /**
+   * Undefined when the fleet lets the session go on (counted as the user's session then);
+   * else runs `beforeDrain` (closing what was opened meanwhile), drains as a replay and
+   * finishes.
+   */
+  const refusedByFleet = async (beforeDrain?: () => void): Promise<SessionStatus | undefined> => {
+    const check = fleetCheck === undefined ? "fresh" : await fleetCheck;
+    if (fleetCheck === undefined || !context.fleet!.refuses(check)) {
+      if (!verdictGiven && userStats !== undefined) {
+        userStats.sessions++;
+        userStats.lastSeen = Date.now();
+      }
+      verdictGiven = true;
+      return undefined;
+    }
+    beforeDrain?.();
     // As a local replay: nothing said, read until the client gives up or the deadline passes.
     const [status, detail] = check === "replay"
       ? ["ERR_REPLAY", "salt seen before by another fleet node: replayed connection"] as const
@@ -446,11 +459,6 @@ async function serveSession(
   const { address } = request;
   if (request.skew !== undefined && Math.abs(request.skew) >= NOTABLE_SKEW_S) {
     logger.debug(`server ${peer} client clock skew of ${request.skew} s (accepted up to ±30 s)`);
-  }
-  const userStats = request.user === undefined ? undefined : context.userStats[request.user];
-  if (userStats !== undefined) {
-    userStats.sessions++;
-    userStats.lastSeen = Date.now();
   }
   const refused = request.user === undefined ? undefined : refusal(context, request.user);
   if (refused !== undefined) {
@@ -467,10 +475,11 @@ async function serveSession(
     ? undefined
     : context.config.users?.find((u) => u.name === user)?.maxClientIps;
   if (maxIps !== undefined) {
+    // A replay must not take one of the user's places: the fleet's verdict first.
+    const replayed = await refusedByFleet();
+    if (replayed) return replayed;
     const ip = (conn.remoteAddr as Deno.NetAddr).hostname;
     if (!(await context.clientIps.admit(user!, ip, maxIps))) {
-      const replayed = await refusedByFleet();
-      if (replayed) return replayed;
       deadline.clear();
       return finish("ERR_AUTH", `user at max_client_ips (${maxIps}): ${ip} is one too many`);
     }
@@ -517,7 +526,7 @@ async function relayTo(
   signal: AbortSignal,
   countBytes: ByteCounter,
   finish: (status: SessionStatus, detail: string) => SessionStatus,
-  refusedByFleet: () => Promise<SessionStatus | undefined>,
+  refusedByFleet: (beforeDrain?: () => void) => Promise<SessionStatus | undefined>,
 ): Promise<SessionStatus> {
   const { config } = context;
   const { address, payload: initialPayload } = request;
@@ -548,11 +557,9 @@ async function relayTo(
     const status = error instanceof ProtocolError ? error.code : "ERR_CONNECT";
     return finish(status, errorMessage(error));
   }
-  const replayed = await refusedByFleet();
-  if (replayed) {
-    closeQuietly(target);
-    return replayed;
-  }
+  // The target goes first: a held replay must not hold a connection to it too.
+  const replayed = await refusedByFleet(() => closeQuietly(target));
+  if (replayed) return replayed;
   deadline.clear();
   conn.setNoDelay(config.noDelay);
 

@@ -62,11 +62,17 @@ export interface FleetSettings {
   url: string;
   /** Key prefix shared by the fleet. Default "ssdeno". */
   prefix: string;
-  /** This server's name in the fleet. Default: a random one per start. */
-  node: string;
+  /**
+   * This server's name in the fleet, when the config gives one (main.ts defaults to the host
+   * name: a name that stays the same across restarts keeps one usage field per node in Redis).
+   */
+  node?: string;
   /** Refuse sessions while Redis is unreachable (default false: serve on local replay memory). */
   strict: boolean;
 }
+
+/** What a fleet node's name may be. */
+export const FLEET_NODE_NAME = /^[A-Za-z0-9._-]{1,64}$/;
 
 /** Key prefix of a fleet that names none. */
 export const DEFAULT_FLEET_PREFIX = "ssdeno";
@@ -435,13 +441,12 @@ function asFleet(value: unknown, name: string): FleetSettings {
   if (!/^[A-Za-z0-9._:-]{1,64}$/.test(prefix)) {
     throw invalid(`${name}.prefix`, prefix, "1 to 64 letters, digits or ._:-");
   }
-  const node = optional(raw, "node", asString, `${name}.`) ??
-    `node-${crypto.randomUUID().slice(0, 8)}`;
-  if (!/^[A-Za-z0-9._-]{1,64}$/.test(node)) {
+  const node = optional(raw, "node", asString, `${name}.`);
+  if (node !== undefined && !FLEET_NODE_NAME.test(node)) {
     throw invalid(`${name}.node`, node, "1 to 64 letters, digits or ._-");
   }
   const strict = optional(raw, "strict", asBoolean, `${name}.`) ?? false;
-  return { url, prefix, node, strict };
+  return { url, prefix, ...(node === undefined ? {} : { node }), strict };
 }
 
 /**
@@ -1050,7 +1055,10 @@ export function asExpiry(value: unknown, name: string): number {
   const dateTime = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:\d{2})$/
     .test(text);
   const at = dateOnly ? Date.parse(`${text}T00:00:00Z`) : dateTime ? Date.parse(text) : NaN;
-  if (Number.isNaN(at)) {
+  // Date.parse rolls "2027-02-30" over to March: the day must be one the month has.
+  const [year, month, day] = text.slice(0, 10).split("-").map(Number) as [number, number, number];
+  const days = new Date(Date.UTC(year, month, 0)).getUTCDate();
+  if (Number.isNaN(at) || month < 1 || month > 12 || day < 1 || day > days) {
     throw invalid(name, text, 'a date ("2027-01-31"), a date-time with its offset or Unix seconds');
   }
   return at;

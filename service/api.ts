@@ -40,6 +40,8 @@ export interface UserStore {
   /** Throws `FleetUnavailableError` when the store cannot be reached (nothing changed). */
   putUser(entry: ListenerEntry, user: ServerUser): Promise<void>;
   deleteUser(entry: ListenerEntry, name: string): Promise<void>;
+  /** Told before `?clear=true` zeroes the counters, so the store misses none of their bytes. */
+  countersClearing?(): void;
 }
 
 export interface ApiOptions extends ApiHandlerOptions {
@@ -159,7 +161,10 @@ async function handle(
   }
   if (parts[0] === "stats" && parts.length === 1 && method === "GET") {
     const body = statsOf(entry);
-    if (clear === "true" || clear === "") clearCounters(entry);
+    if (clear === "true" || clear === "") {
+      options.userStore?.countersClearing?.();
+      clearCounters(entry);
+    }
     return json(200, body);
   }
   if (parts[0] !== "users") throw new ApiError(404, "not found");

@@ -19,12 +19,17 @@ export interface ClientIpGate {
 /** Default `client_ip_window`: 5 minutes. */
 export const DEFAULT_CLIENT_IP_WINDOW_MS = 300_000;
 
+/** Admissions between two sweeps of every user (see `ClientIpWindow`). */
+const SWEEP_EVERY = 1024;
+
 /**
- * A user's IPs within the window, in this process. Memory: at most `max` IPs per user who has a
- * limit (a refused IP is not recorded).
+ * A user's IPs within the window, in this process. Memory: at most `max` IPs per limited user
+ * (a refused IP is not recorded), and users whose IPs all left the window are dropped at the
+ * next sweep (every 1024 admissions), so users removed from the config do not stay.
  */
 export class ClientIpWindow {
   readonly #users = new Map<string, Map<string, number>>();
+  #sinceSweep = 0;
   readonly windowMs: number;
   readonly #now: () => number;
 
@@ -36,6 +41,7 @@ export class ClientIpWindow {
   /** Whether `user` may start a session from `ip`; records the IP when admitted. */
   admit(user: string, ip: string, max: number): boolean {
     const now = this.#now();
+    if (++this.#sinceSweep >= SWEEP_EVERY) this.#sweep(now);
     let ips = this.#users.get(user);
     if (ips === undefined) this.#users.set(user, ips = new Map());
     for (const [known, at] of ips) {
@@ -44,6 +50,19 @@ export class ClientIpWindow {
     if (!ips.has(ip) && ips.size >= max) return false;
     ips.set(ip, now);
     return true;
+  }
+
+  #sweep(now: number): void {
+    this.#sinceSweep = 0;
+    for (const [user, ips] of this.#users) {
+      for (const [known, at] of ips) if (now - at >= this.windowMs) ips.delete(known);
+      if (ips.size === 0) this.#users.delete(user);
+    }
+  }
+
+  /** Users with an IP recorded (for tests). */
+  get users(): number {
+    return this.#users.size;
   }
 
   /** IPs recorded for `user` now (for tests and logs). */

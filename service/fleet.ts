@@ -575,6 +575,11 @@ export class Fleet implements AsyncDisposable {
     return this.knownUsage(user) >= limit;
   }
 
+  /** Stops refreshing `user`'s fleet total at each flush (their data limit is gone). */
+  untrack(user: string): void {
+    this.#ledger.untrack(user);
+  }
+
   /**
    * The user's bytes across the fleet as known now, without I/O: the totals of the last flush
    * and this node's count since. Tracks the user like `overQuota`.

@@ -61,6 +61,8 @@ interface Entry {
   total: number;
   /** How much of `total` was this process's own count when it was read. */
   ownInTotal: number;
+  /** The user's total is refreshed on every flush (until `untrack`: no data limit needs it). */
+  tracked: boolean;
 }
 
 /** One pending write: the user and the cumulative count to publish. */
@@ -71,8 +73,9 @@ export interface PendingCount {
 
 /**
  * The local side of fleet accounting: what this process counted, what Redis acknowledged and
- * the fleet totals last seen. One entry per user ever counted or asked about (the users of the
- * configuration: bounded by it); no I/O.
+ * the fleet totals last seen; no I/O. One entry per user ever counted or asked about in this
+ * process (a few numbers each, kept: a count is cumulative per process, and starting a user's
+ * again from zero would make Redis ignore it); totals are read only for tracked users.
  */
 export class UsageLedger {
   readonly #entries = new Map<string, Entry>();
@@ -80,7 +83,8 @@ export class UsageLedger {
   #entry(user: string): Entry {
     let entry = this.#entries.get(user);
     if (entry === undefined) {
-      entry = { counted: 0, flushed: 0, total: 0, ownInTotal: 0 };
+      // Tracked from the start: whoever counts a user here usually wants their total too.
+      entry = { counted: 0, flushed: 0, total: 0, ownInTotal: 0, tracked: true };
       this.#entries.set(user, entry);
     }
     return entry;
@@ -94,7 +98,13 @@ export class UsageLedger {
 
   /** Makes `user`'s fleet total refresh on every flush, although this process counts nothing. */
   track(user: string): void {
-    this.#entry(user);
+    this.#entry(user).tracked = true;
+  }
+
+  /** Stops refreshing `user`'s total (no data limit asks about it any more). */
+  untrack(user: string): void {
+    const entry = this.#entries.get(user);
+    if (entry) entry.tracked = false;
   }
 
   /** Users whose count Redis has not acknowledged, with the number to send. */
@@ -106,9 +116,9 @@ export class UsageLedger {
     return out;
   }
 
-  /** Every user known here (pending or not): whose totals a flush refreshes. */
+  /** The tracked users: whose totals a flush refreshes. */
   users(): string[] {
-    return [...this.#entries.keys()];
+    return [...this.#entries].filter(([, entry]) => entry.tracked).map(([user]) => user);
   }
 
   /** Redis applied `counted` for `user` (or a larger count) and the fleet total is `total`. */

@@ -25,9 +25,17 @@
  */
 import type { ServerConfig, ServerUser } from "../config/types.ts";
 import type { AddRequest } from "../protocol/manager.ts";
+import { FLEET_NODE_NAME } from "../config/load.ts";
 import { errorMessage } from "../protocol/errors.ts";
 import type { Logger } from "../relay/log.ts";
-import type { Fleet, FleetNode as LiveNode, FleetStats, FleetUser } from "./fleet.ts";
+import {
+  type Fleet,
+  type FleetNode as LiveNode,
+  type FleetStats,
+  FleetUnavailableError,
+  type FleetUser,
+} from "./fleet.ts";
+import type { RunningService } from "../relay/service.ts";
 import type { ListenerEntry, ServerSupervisor } from "./supervisor.ts";
 
 /** Why a user over their fleet data limit is refused (the session log's detail). */
@@ -67,14 +75,24 @@ export class FleetNode {
   /** The fleet's users per port, as last loaded or written. */
   readonly #users = new Map<number, ReadonlyMap<string, FleetUser>>();
   readonly #watches = new Map<number, Disposable>();
-  /** Cumulative bytes per `port/user` at the last sample. */
-  #counted = new Map<string, number>();
+  /**
+   * Bytes each counter held at the last sample, keyed by the counter object itself (a user's
+   * TCP or UDP stats on one listener): a user removed and added back keeps their counter, so
+   * nothing is counted twice; a replaced listener brings new counters, which start at zero.
+   */
+  #counted = new WeakMap<object, number>();
+  /** Every listener sampled, retired ones included until their last session has ended. */
+  readonly #services = new Set<RunningService>();
+  /** Services that have ended: sampled once more, then forgotten. */
+  readonly #ended = new Set<RunningService>();
   /** Fleet listeners running here, by port: the spec's JSON. */
   readonly #listeners = new Map<number, string>();
   #listenerSync: Promise<void> = Promise.resolve();
   #listenersWatch: Disposable | undefined;
   #nodes: readonly LiveNode[] = [];
   readonly #timers: ReturnType<typeof setInterval>[] = [];
+  /** Users with a data limit at the last tick (their fleet totals are refreshed). */
+  #limited = new Set<string>();
 
   constructor(options: FleetNodeOptions) {
     this.#fleet = options.fleet;
@@ -120,7 +138,9 @@ export class FleetNode {
     this.#sample(true);
     this.#watchListed();
     this.#listenersWatch = this.#fleet.watchListeners((specs) => {
-      this.#listenerSync = this.#listenerSync.then(() => this.#syncListeners(specs));
+      this.#listenerSync = this.#listenerSync.then(() => this.#syncListeners(specs)).catch(
+        (error) => this.#logger.error(`fleet: listeners not synced: ${errorMessage(error)}`),
+      );
     });
     const every = (ms: number, task: () => unknown) => {
       const timer = setInterval(task, ms);
@@ -152,8 +172,10 @@ export class FleetNode {
     // Checked here first: a key the listener cannot use must not reach the other nodes.
     this.#apply(entry, current, true);
     await this.#fleet.putUser(port, user.name, stored);
-    this.#users.set(port, current);
-    this.#apply(entry, current);
+    // Onto the list as it is now: a change from elsewhere may have arrived meanwhile.
+    const latest = new Map(this.#users.get(port) ?? current);
+    latest.set(user.name, stored);
+    this.#apply(entry, latest);
   }
 
   /** Removes user `name` of `entry`'s listener across the fleet, then here. */
@@ -162,8 +184,9 @@ export class FleetNode {
     const current = new Map(this.#users.get(port) ?? fleetUsers(entry.config.users ?? []));
     current.delete(name);
     await this.#fleet.deleteUser(port, name);
-    this.#users.set(port, current);
-    this.#apply(entry, current);
+    const latest = new Map(this.#users.get(port) ?? current);
+    latest.delete(name);
+    this.#apply(entry, latest);
   }
 
   /**
@@ -172,6 +195,10 @@ export class FleetNode {
    * thrown.
    */
   async addListener(spec: AddRequest, config: ServerConfig): Promise<void> {
+    // Down already: refuse before replacing anything that runs on the port.
+    if (this.#fleet.state !== "up") {
+      throw new FleetUnavailableError("Redis is unreachable: the listener was not added");
+    }
     await this.#supervisor.add(config);
     try {
       await this.#fleet.putListener(config.port, { ...spec });
@@ -198,7 +225,8 @@ export class FleetNode {
   async applyConfigUsers(
     previous: readonly ServerConfig[],
     next: readonly ServerConfig[],
-  ): Promise<void> {
+  ): Promise<boolean> {
+    let allSent = true;
     const before = new Map(previous.filter((c) => c.users).map((c) => [c.port, c.users!]));
     for (const config of next) {
       if (config.users === undefined) continue;
@@ -221,7 +249,10 @@ export class FleetNode {
         });
         for (const [name, user] of changed) await this.#fleet.putUser(config.port, name, user);
         for (const name of removed) await this.#fleet.deleteUser(config.port, name);
-        this.#users.set(config.port, trial);
+        const latest = new Map(this.#users.get(config.port) ?? trial);
+        changed.forEach(([name, user]) => latest.set(name, user));
+        removed.forEach((name) => latest.delete(name));
+        this.#users.set(config.port, latest);
         this.#logger.info(
           `fleet: port ${config.port}: the config's user changes sent to the fleet (` +
             [
@@ -230,15 +261,25 @@ export class FleetNode {
             ].filter(Boolean).join("; ") + ")",
         );
       } catch (error) {
+        allSent = false;
         this.#logger.warn(
           `fleet: port ${config.port}: the config's user changes did not reach the fleet, ` +
-            `not applied: ${errorMessage(error)}`,
+            `not applied (sent again at the next reload): ${errorMessage(error)}`,
         );
       }
     }
+    return allSent;
   }
 
-  /** Stops the timers and the watches (the fleet itself is closed by its owner). */
+  /** The API is about to zero the counters: what they hold beyond the last sample goes first. */
+  countersClearing(): void {
+    this.#sample(false);
+  }
+
+  /**
+   * Stops the timers and the watches and takes the last sample (call it once the listeners
+   * have closed, so that their last bytes count; the fleet itself is closed by its owner).
+   */
   close(): void {
     this.#timers.forEach(clearInterval);
     this.#timers.length = 0;
@@ -316,7 +357,15 @@ export class FleetNode {
     const entry = this.#supervisor.listeners.find((e) => e.config.port === port && e.config.users);
     if (entry === undefined) return;
     if (users.size === 0) {
-      // Nobody would be let in: the fleet lost the list (or never had it). Ours seeds it.
+      if (this.#users.has(port)) {
+        // Emptied on purpose (a panel) or every entry invalid: nobody would be let in. A Redis
+        // that lost its data is told apart by its epoch, and re-filled by the fleet itself.
+        this.#logger.warn(
+          `fleet: the fleet lists no valid user for port ${port}: the running users stay`,
+        );
+        return;
+      }
+      // The first list this node hears of, and empty: the fleet never had one. Ours seeds it.
       this.#seed(port, entry.config.users ?? []).catch((error) =>
         this.#logger.warn(`fleet: users of port ${port} not seeded: ${errorMessage(error)}`)
       );
@@ -349,7 +398,11 @@ export class FleetNode {
     for (const port of [...this.#listeners.keys()]) {
       if (specs.has(port)) continue;
       this.#listeners.delete(port);
-      await this.#supervisor.remove(port);
+      try {
+        await this.#supervisor.remove(port);
+      } catch (error) {
+        this.#logger.warn(`fleet: listener on port ${port} not removed: ${errorMessage(error)}`);
+      }
     }
     this.#watchListed();
   }
@@ -358,8 +411,17 @@ export class FleetNode {
   // Sampling
 
   #tick(): void {
-    this.#sample(false);
+    const counted = this.#sample(false);
     this.#watchListed();
+    // Only users with a data limit here need their fleet total read back at each flush.
+    const limited = new Set(
+      this.#supervisor.listeners.flatMap((e) => e.config.users ?? [])
+        .filter((u) => u.dataLimit !== undefined).map((u) => u.name),
+    );
+    for (const name of [...this.#limited, ...counted]) {
+      if (!limited.has(name)) this.#fleet.untrack(name);
+    }
+    this.#limited = limited;
     let live = 0;
     for (const entry of this.#supervisor.listeners) {
       live += entry.service.stats.active;
@@ -376,26 +438,43 @@ export class FleetNode {
   }
 
   /**
-   * Hands the bytes each user moved since the last sample to the fleet. `baseline`: only
-   * records where the counters stand. A counter that went down was reset (a replaced listener,
-   * the API's `clear`): what it holds now is new.
+   * Hands the bytes each user moved since the last sample to the fleet, from every listener
+   * running or retired (until its last session ended), and every user with a counter there
+   * (removed ones too: their last bytes count). `baseline`: only records where the counters
+   * stand. A counter that went down was zeroed (the API's `clear`): what it holds now is new.
    */
-  #sample(baseline: boolean): void {
-    const counted = new Map<string, number>();
-    for (const { config, service } of this.#supervisor.listeners) {
-      for (const { name } of config.users ?? []) {
-        const tcp = service.stats.users[name];
-        const udp = service.udpStats?.users[name];
-        const now = (tcp ? tcp.bytesUplink + tcp.bytesDownlink : 0) +
-          (udp ? udp.bytesUplink + udp.bytesDownlink : 0);
-        const key = `${config.port}/${name}`;
-        const before = this.#counted.get(key) ?? 0;
-        counted.set(key, now);
+  #sample(baseline: boolean): Set<string> {
+    const users = new Set<string>();
+    for (const { service } of this.#supervisor.listeners) {
+      if (this.#services.has(service)) continue;
+      this.#services.add(service);
+      service.closed.then(() => this.#ended.add(service), () => this.#ended.add(service));
+    }
+    for (const service of this.#services) {
+      const byUser = new Map<string, number>();
+      const take = (name: string, counter: { bytesUplink: number; bytesDownlink: number }) => {
+        const now = counter.bytesUplink + counter.bytesDownlink;
+        const before = this.#counted.get(counter) ?? 0;
+        this.#counted.set(counter, now);
         const fresh = now >= before ? now - before : now;
-        if (!baseline && fresh > 0) this.#fleet.addBytes(name, fresh);
+        if (fresh > 0) byUser.set(name, (byUser.get(name) ?? 0) + fresh);
+      };
+      for (const [name, counter] of Object.entries(service.stats.users)) take(name, counter);
+      for (const [name, counter] of Object.entries(service.udpStats?.users ?? {})) {
+        take(name, counter);
+      }
+      if (!baseline) {
+        byUser.forEach((bytes, name) => {
+          this.#fleet.addBytes(name, bytes);
+          users.add(name);
+        });
+      }
+      if (this.#ended.has(service)) {
+        this.#services.delete(service);
+        this.#ended.delete(service);
       }
     }
-    this.#counted = counted;
+    return users;
   }
 
   async #refreshView(): Promise<void> {
@@ -406,6 +485,30 @@ export class FleetNode {
       this.#logger.debug(`fleet: node list not read: ${errorMessage(error)}`);
     }
   }
+}
+
+/**
+ * A node name when the config gives none: the host's name, which stays the same across
+ * restarts (each name keeps one usage field per user in Redis), read from /etc/hostname or
+ * asked of the system when allowed; else a random one, with a warning.
+ */
+export function defaultNodeName(logger: Logger): string {
+  let host = "";
+  try {
+    host = Deno.readTextFileSync("/etc/hostname").trim();
+  } catch {
+    if (Deno.permissions.querySync({ name: "sys", kind: "hostname" }).state === "granted") {
+      host = Deno.hostname();
+    }
+  }
+  const name = host.replace(/[^A-Za-z0-9._-]/g, "-").slice(0, 64);
+  if (FLEET_NODE_NAME.test(name)) return name;
+  const random = `node-${crypto.randomUUID().slice(0, 8)}`;
+  logger.warn(
+    `fleet: no host name to name this node after: "${random}" (set fleet.node: with a new name ` +
+      `at every start, each user's usage record in Redis grows by one field per start)`,
+  );
+  return random;
 }
 
 function fleetUsers(users: readonly ServerUser[]): Map<string, FleetUser> {

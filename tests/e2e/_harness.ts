@@ -82,6 +82,9 @@ export interface EchoServer {
   port: number;
   /** Bytes it has received so far, over every connection. */
   readonly received: number;
+  /** Connections accepted so far, and those open now. */
+  readonly accepted: number;
+  readonly open: number;
   close(): Promise<void>;
 }
 
@@ -90,6 +93,7 @@ export function startEchoServer(): EchoServer {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const sessions = new Set<Promise<void>>();
   let received = 0;
+  let accepted = 0;
   const serve = async (conn: Deno.TcpConn) => {
     const buffer = new Uint8Array(64 * 1024);
     try {
@@ -112,6 +116,7 @@ export function startEchoServer(): EchoServer {
   };
   const accepting = (async () => {
     for await (const conn of listener) {
+      accepted++;
       const session = serve(conn);
       sessions.add(session);
       session.finally(() => sessions.delete(session));
@@ -121,6 +126,12 @@ export function startEchoServer(): EchoServer {
     port: (listener.addr as Deno.NetAddr).port,
     get received() {
       return received;
+    },
+    get accepted() {
+      return accepted;
+    },
+    get open() {
+      return sessions.size;
     },
     close: async () => {
       listener.close();

@@ -275,6 +275,52 @@ redisTest(
         },
       );
 
+      await t.step(
+        "strict, Redis frozen: the target connection made meanwhile closes before the drain",
+        async () => {
+          const method = "aes-128-gcm";
+          const password = "e2e-fleet-password";
+          const strict = await startNode(dir, "frozen", method, password, {
+            redis_url: redis.url,
+            prefix: "frozen",
+            strict: true,
+          });
+          const local = await startLocal(localConfig(method, strict.port, { password }), {
+            graceMs: 0,
+          });
+          try {
+            const accepted = echo.accepted;
+            const received = echo.received;
+            // Redis stops answering: each salt check waits its 250 ms, then "unavailable", which
+            // a strict node refuses; the target's connect has long finished by then.
+            redis.pause();
+            const { conn } = await socksConnect(local.addr.port, localhostTarget(echo.port));
+            try {
+              await writeAll(conn, Uint8Array.of(42));
+              await waitFor(() => echo.accepted > accepted, WAIT_MS, "the target's connection");
+              const opened = performance.now();
+              // The client holds on (a prober would): the drain lasts until the handshake
+              // deadline (2 s); the target's connection must close at the verdict, not then.
+              await waitFor(() => echo.open === 0, WAIT_MS, "the target connection to close");
+              const heldMs = performance.now() - opened;
+              assert.ok(heldMs < 1500, `target connection held ${heldMs.toFixed(0)} ms`);
+              assert.equal(
+                echo.received,
+                received,
+                "the refused session's byte reached the target",
+              );
+            } finally {
+              conn.close();
+              redis.resume();
+            }
+            await waitForClosed(strict, "ERR_INTERNAL", 1);
+          } finally {
+            await local.close();
+            await strict.child.close();
+          }
+        },
+      );
+
       await t.step("Redis down: nodes log it and keep serving; a strict one refuses", async () => {
         const method = "aes-128-gcm";
         const password = "e2e-fleet-password";

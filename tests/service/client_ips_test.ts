@@ -20,6 +20,16 @@ Deno.test("ClientIpWindow admits max IPs per user and forgets an IP after the wi
   assert.equal(window.count("alice"), 2);
 });
 
+Deno.test("ClientIpWindow forgets users whose addresses all left the window", () => {
+  let now = 0;
+  const window = new ClientIpWindow(1000, () => now);
+  for (let i = 0; i < 500; i++) window.admit(`user${i}`, "192.0.2.1", 1);
+  assert.equal(window.users, 500);
+  now = 2000;
+  for (let i = 0; i < 1024; i++) window.admit("alice", "192.0.2.1", 1);
+  assert.equal(window.users, 1, "the 500 quiet users were swept");
+});
+
 Deno.test("fleetGate: the fleet decides while it answers, the local window when it cannot", async () => {
   let answer: boolean | undefined = true;
   const asked: string[] = [];

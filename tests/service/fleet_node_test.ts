@@ -243,3 +243,70 @@ redisTest(
     }
   },
 );
+
+redisTest(
+  "fleet node: each byte reaches the fleet once (re-added user, cleared counters, shutdown)",
+  async (
+    _t,
+    binary,
+  ) => {
+    await using redis = await startRedis(binary);
+    const port = freePort();
+    const config = serverConfig(METHOD, {
+      port,
+      password: randomPsk(16),
+      users: [{ name: "alice", password: randomPsk(16) }, { name: "bob", password: randomPsk(16) }],
+    });
+    const running = supervisor();
+    const fleet = await Fleet.connect({ url: redis.url, prefix: "bytes", node: "one" });
+    const reader = await Fleet.connect({ url: redis.url, prefix: "bytes", node: "reader" });
+    const counting = node(fleet, running);
+    try {
+      await counting.prepare([config]);
+      await running.startAll([config]);
+      const entry = () => running.listeners[0]!;
+      const alice = () => entry().service.stats.users["alice"]!;
+      // Bytes from before the node started (a restored state file) are not news.
+      alice().bytesUplink = 7000;
+      counting.start();
+      const fleetTotal = async (expected: number) => {
+        const deadline = Date.now() + 5000;
+        for (;;) {
+          await fleet.flush();
+          const total = await reader.usage("alice");
+          if (total === expected) return;
+          assert.ok(Date.now() < deadline, `alice's fleet total ${total}, expected ${expected}`);
+          await new Promise((resolve) => setTimeout(resolve, 60));
+        }
+      };
+      alice().bytesUplink += 600;
+      alice().bytesDownlink += 400;
+      await fleetTotal(1000);
+
+      // Removed and added back: her counter stays, and so does what the fleet counted of it.
+      await counting.deleteUser(entry(), "alice");
+      await counting.putUser(entry(), { name: "alice", password: randomPsk(16) });
+      counting.countersClearing(); // (takes a sample now)
+      await fleetTotal(1000);
+
+      // Zeroed by the API right after new bytes: those still reach the fleet.
+      alice().bytesUplink += 500;
+      const handler = apiHandler({ supervisor: running, version: "test", userStore: counting });
+      const cleared = await handler(new Request("http://x/stats?clear=true"));
+      assert.equal(cleared.status, 200);
+      assert.equal(alice().bytesUplink, 0);
+      await fleetTotal(1500);
+
+      // At shutdown: the last bytes, moved after the last sample, count too.
+      alice().bytesDownlink += 300;
+      await running.closeAll();
+      counting.close();
+      await fleetTotal(1800);
+    } finally {
+      counting.close();
+      await running.closeAll();
+      await reader.close();
+      await fleet.close();
+    }
+  },
+);
