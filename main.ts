@@ -313,11 +313,25 @@ async function server(command: RunCommand): Promise<number> {
   // Fleet mode: the Redis client is loaded only when a fleet is configured (~60 ms, ~32 MB).
   let fleet: import("./service/fleet.ts").Fleet | undefined;
   if (loaded.value.fleet) {
-    const { url, prefix, strict } = loaded.value.fleet;
+    const { url, cluster, tlsCaFile, prefix, strict } = loaded.value.fleet;
     const { Fleet } = await import("./service/fleet.ts");
     const { defaultNodeName } = await import("./service/fleet_node.ts");
     const node = loaded.value.fleet.node ?? defaultNodeName(logger);
-    fleet = await Fleet.connect({ url, prefix, node, strict, logger });
+    let ca: string | undefined;
+    try {
+      ca = tlsCaFile === undefined ? undefined : await Deno.readTextFile(tlsCaFile);
+    } catch (error) {
+      throw new ConfigError(`Cannot read fleet.tls_ca "${tlsCaFile}": ${errorMessage(error)}`);
+    }
+    fleet = await Fleet.connect({
+      url,
+      cluster,
+      prefix,
+      node,
+      strict,
+      logger,
+      ...(ca === undefined ? {} : { tls: { ca } }),
+    });
     if (fleet.state !== "up") {
       if (strict) {
         await fleet.close();

@@ -58,8 +58,15 @@ export interface ServerConfigs {
 
 /** The `fleet` key: which Redis, under which key prefix, as which node. */
 export interface FleetSettings {
-  /** `redis://` or `rediss://` URL; may hold a password: never shown in messages. */
-  url: string;
+  /**
+   * `redis://` or `rediss://` URL, or a Redis Cluster's seed nodes (one URL each); may hold a
+   * password: never shown in messages.
+   */
+  url: string | string[];
+  /** The URLs are a Redis Cluster's seed nodes (`cluster`). */
+  cluster: boolean;
+  /** A PEM file of the CA that signed a `rediss://` server's certificate (`tls_ca`). */
+  tlsCaFile?: string;
   /** Key prefix shared by the fleet. Default "ssdeno". */
   prefix: string;
   /**
@@ -76,7 +83,7 @@ export const FLEET_NODE_NAME = /^[A-Za-z0-9._-]{1,64}$/;
 
 /** Key prefix of a fleet that names none. */
 export const DEFAULT_FLEET_PREFIX = "ssdeno";
-const FLEET_KEYS = ["redis_url", "prefix", "node", "strict"];
+const FLEET_KEYS = ["redis_url", "cluster", "tls_ca", "prefix", "node", "strict"];
 
 /** The validated `ssdeno local` config, plus warnings for the caller to log. */
 export interface LocalConfigResult {
@@ -428,15 +435,28 @@ function asFleet(value: unknown, name: string): FleetSettings {
         `(known: ${FLEET_KEYS.join(", ")})`,
     );
   }
-  const url = optional(raw, "redis_url", (v, n) => asString(v, n, true), `${name}.`);
+  const url = optional(raw, "redis_url", (v, n) => {
+    const list = Array.isArray(v) ? v : [v];
+    if (list.length === 0 || !list.every((item) => typeof item === "string")) {
+      throw invalid(n, v, "a URL or a list of URLs", true);
+    }
+    return list as string[];
+  }, `${name}.`);
   if (url === undefined) {
     throw new ConfigError(`Invalid ${name}: redis_url is required (redis://host:port)`);
   }
-  if (!/^rediss?:\/\/[^\s]+$/.test(url)) {
+  if (!url.every((item) => /^rediss?:\/\/[^\s]+$/.test(item))) {
     throw new ConfigError(
       `Invalid ${name}.redis_url (hidden: it may hold a password): expected redis://… or rediss://…`,
     );
   }
+  const cluster = optional(raw, "cluster", asBoolean, `${name}.`) ?? false;
+  if (url.length > 1 && !cluster) {
+    throw new ConfigError(
+      `Invalid ${name}.redis_url: several URLs are a Redis Cluster's seed nodes: set cluster: true`,
+    );
+  }
+  const tlsCaFile = optional(raw, "tls_ca", asString, `${name}.`);
   const prefix = optional(raw, "prefix", asString, `${name}.`) ?? DEFAULT_FLEET_PREFIX;
   if (!/^[A-Za-z0-9._:-]{1,64}$/.test(prefix)) {
     throw invalid(`${name}.prefix`, prefix, "1 to 64 letters, digits or ._:-");
@@ -446,7 +466,14 @@ function asFleet(value: unknown, name: string): FleetSettings {
     throw invalid(`${name}.node`, node, "1 to 64 letters, digits or ._-");
   }
   const strict = optional(raw, "strict", asBoolean, `${name}.`) ?? false;
-  return { url, prefix, ...(node === undefined ? {} : { node }), strict };
+  return {
+    url: url.length === 1 ? url[0]! : url,
+    cluster,
+    ...(tlsCaFile === undefined ? {} : { tlsCaFile }),
+    prefix,
+    ...(node === undefined ? {} : { node }),
+    strict,
+  };
 }
 
 /**

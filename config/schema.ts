@@ -426,7 +426,7 @@ export const SETTINGS: readonly Setting[] = [
     key: "fleet",
     roles: ["server"],
     help:
-      "Several servers, one Redis: {redis_url, prefix, node, strict}: shared replay protection, users, byte counts and data limits",
+      "Several servers, one Redis: {redis_url, cluster, tls_ca, prefix, node, strict}: shared replay protection, users, byte counts and data limits",
   },
   {
     key: "balancer",

@@ -669,14 +669,36 @@ Deno.test("fleet: every key given, rediss:// accepted", () => {
       prefix: "eu:ss",
       node: "fra-1",
       strict: true,
+      tls_ca: "/etc/ssdeno/redis-ca.pem",
     },
   });
   assert.deepEqual(fleet, {
     url: "rediss://user:pw@redis.example:6380/2",
+    cluster: false,
+    tlsCaFile: "/etc/ssdeno/redis-ca.pem",
     prefix: "eu:ss",
     node: "fra-1",
     strict: true,
   });
+});
+
+Deno.test("fleet: a Redis Cluster's seed nodes, with cluster: true", async () => {
+  const seeds = ["redis://10.0.0.5:7000", "redis://10.0.0.6:7000"];
+  const { fleet } = buildServerConfigs({
+    password: PASSWORD,
+    fleet: { redis_url: seeds, cluster: true },
+  });
+  assert.deepEqual(fleet?.url, seeds);
+  assert.equal(fleet?.cluster, true);
+  await assertConfigError(
+    () => buildServerConfigs({ password: PASSWORD, fleet: { redis_url: seeds } }),
+    "Invalid fleet.redis_url",
+    "cluster: true",
+  );
+  await assertConfigError(
+    () => buildServerConfigs({ password: PASSWORD, fleet: { redis_url: [] } }),
+    "Invalid fleet.redis_url",
+  );
 });
 
 Deno.test("fleet: a bad redis_url is refused without echoing it (it may hold a password)", async () => {

@@ -10,8 +10,14 @@ import assert from "node:assert/strict";
 import { startLocal } from "../../local.ts";
 import { writeAll } from "../../relay/io.ts";
 import type { RunningService } from "../../relay/service.ts";
-import { freePort, waitForTcpPort } from "../interop/_peers.ts";
-import { redisTest, startRedis } from "../service/_redis.ts";
+import { freePort, isCi, waitForTcpPort } from "../interop/_peers.ts";
+import {
+  findOpenssl,
+  makeTlsFiles,
+  redisTest,
+  startRedis,
+  startRedisCluster,
+} from "../service/_redis.ts";
 import { spawnSsdeno, type SsdenoProcess } from "./_ssdeno_process.ts";
 import { randomPsk } from "./_udp_harness.ts";
 import {
@@ -382,3 +388,71 @@ redisTest(
     }
   },
 );
+
+/** A session to `first` recorded on its way, then replayed to `second`: refused there. */
+async function assertReplayRefused(first: Node, second: Node, method: string, password: string) {
+  const echo = startEchoServer();
+  const forwarder = recordingForwarder(first.port);
+  const local = await startLocal(localConfig(method, forwarder.port, { password }), {
+    graceMs: 0,
+  });
+  try {
+    await echoOnce(local, echo.port);
+    await waitForClosed(first, "OK", 1);
+    const [flight] = forwarder.flights() as [Uint8Array];
+    await replay(second, flight);
+    await waitForClosed(second, "ERR_REPLAY", 1);
+    assert.equal(await closedWith(second, "OK"), 0);
+  } finally {
+    await local.close();
+    await forwarder.close();
+    await echo.close();
+  }
+}
+
+redisTest("fleet through a Redis Cluster, and through rediss:// with tls_ca", async (t, binary) => {
+  const dir = await Deno.makeTempDir({ prefix: "ssdeno-fleet-cluster-" });
+  const method = "aes-256-gcm";
+  const password = "e2e-fleet-cluster";
+  try {
+    await t.step("cluster: true with the seed nodes", async () => {
+      await using cluster = await startRedisCluster(binary, 3);
+      const fleet = { redis_url: cluster.urls, cluster: true, prefix: "cl" };
+      const nodes: Node[] = [];
+      try {
+        nodes.push(await startNode(dir, "c1", method, password, fleet));
+        nodes.push(await startNode(dir, "c2", method, password, fleet));
+        await assertReplayRefused(nodes[0]!, nodes[1]!, method, password);
+      } finally {
+        for (const node of nodes) await node.child.close();
+      }
+    });
+    await t.step("rediss:// with a password and tls_ca", async () => {
+      const openssl = findOpenssl();
+      if (openssl === undefined) {
+        if (isCi()) throw new Error("openssl not found: install with apt-get install -y openssl");
+        console.log("skipped: openssl not found (it makes the test CA)");
+        return;
+      }
+      const tls = await makeTlsFiles(openssl, dir);
+      await using redis = await startRedis(binary, { tls, args: ["--requirepass", "s3cret"] });
+      const fleet = {
+        redis_url: redis.url.replace("rediss://", "rediss://:s3cret@"),
+        tls_ca: tls.caFile,
+        prefix: "tls",
+      };
+      const nodes: Node[] = [];
+      try {
+        nodes.push(await startNode(dir, "t1", method, password, fleet));
+        nodes.push(await startNode(dir, "t2", method, password, fleet));
+        await assertReplayRefused(nodes[0]!, nodes[1]!, method, password);
+        // The password never shows in the log.
+        for (const node of nodes) assert.ok(!node.child.log().includes("s3cret"));
+      } finally {
+        for (const node of nodes) await node.child.close();
+      }
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
