@@ -19,6 +19,7 @@
 import { Redis } from "npm:ioredis@6.0.0";
 import { findPeer, freePort, waitForTcpPort } from "../tests/interop/_peers.ts";
 import { spawnCollected } from "../tests/_child.ts";
+import { findRedisServer, startRedis } from "../tests/service/_redis.ts";
 import { closeQuietly, startEcho } from "./echo_target.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
@@ -33,7 +34,7 @@ const count = Number(flag("count", "2000"));
 const repeat = Number(flag("repeat", "5"));
 const methods = flag("methods", "aes-128-gcm,2022-blake3-aes-128-gcm").split(",");
 
-const redisBinary = findPeer("redis-server", `${Deno.env.get("PATH")}:/usr/bin:/usr/sbin`);
+const redisBinary = findRedisServer();
 const sslocal = findPeer("sslocal");
 if (!redisBinary || !sslocal) {
   console.error("bench/fleet.ts needs redis-server and shadowsocks-rust's sslocal (.ci/peers.sh)");
@@ -81,19 +82,9 @@ async function redisCounters(client: Redis): Promise<{ commands: number; cpu: nu
 }
 
 const echo = startEcho("127.0.0.1");
-const redisPort = freePort();
-spawn(redisBinary, [
-  "--port",
-  `${redisPort}`,
-  "--bind",
-  "127.0.0.1",
-  "--save",
-  "",
-  "--appendonly",
-  "no",
-]);
-await waitForTcpPort(redisPort);
-const redis = new Redis({ port: redisPort, host: "127.0.0.1", lazyConnect: false });
+const redisServer = await startRedis(redisBinary);
+const redisPort = redisServer.port;
+const redis = new Redis(redisServer.url);
 const dir = await Deno.makeTempDir({ prefix: "ssdeno-bench-fleet-" });
 
 const rows: string[] = [];
@@ -173,6 +164,7 @@ try {
 } finally {
   redis.disconnect();
   for (const child of children.reverse()) await child.end("SIGTERM");
+  await redisServer.stop();
   await echo.close();
   await Deno.remove(dir, { recursive: true });
 }

@@ -186,12 +186,35 @@ export async function readAll(conn: Deno.Conn, limit = 256 * 1024 * 1024): Promi
 }
 
 /** Polls `condition` every 10 ms until it holds or `timeoutMs` passes. */
-export async function waitFor(condition: () => boolean, timeoutMs = 5000, what = "condition") {
+export async function waitFor(
+  condition: () => boolean | Promise<boolean>,
+  timeoutMs = 5000,
+  what = "condition",
+) {
   const until = Date.now() + timeoutMs;
-  while (!condition()) {
+  while (!(await condition())) {
     if (Date.now() > until) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
+}
+
+/** The value of one sample in a Prometheus exposition, 0 when absent. */
+export function metricSample(text: string, name: string, labels = ""): number {
+  const line = text.split("\n").find((l) => l.startsWith(`${name}${labels} `));
+  return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(" ") + 1));
+}
+
+/**
+ * Whether a session through the SOCKS5 proxy on `socksPort` to the echo target on `echoPort`
+ * echoes `bytes` intact; false when the proxy or the server refused or closed it.
+ */
+export async function echoesThrough(socksPort: number, echoPort: number, bytes = 1000) {
+  const { conn, reply } = await socksConnect(socksPort, localhostTarget(echoPort));
+  if (reply !== 0) {
+    conn.close();
+    return false;
+  }
+  return await echoThrough(conn, bytes, bytes).then(() => true, () => false);
 }
 
 export function localhostTarget(port: number): Address {

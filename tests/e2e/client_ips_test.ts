@@ -13,14 +13,7 @@ import { freePort, type PeerProcess, peerTest, waitForTcpPort } from "../interop
 import { spawnSsdeno } from "./_ssdeno_process.ts";
 import { startRustLocal } from "../interop/_rust.ts";
 import { randomPsk } from "./_udp_harness.ts";
-import {
-  echoThrough,
-  localhostTarget,
-  serverConfig,
-  socksConnect,
-  startEchoServer,
-  waitFor,
-} from "./_harness.ts";
+import { echoesThrough, serverConfig, startEchoServer, waitFor } from "./_harness.ts";
 
 const METHOD = "2022-blake3-aes-128-gcm";
 /** Long enough that the checks made within it never race it on a busy machine. */
@@ -59,19 +52,7 @@ peerTest({
         return peer.port;
       };
       /** Whether a session through `port` echoes (false: the server closed it). */
-      const served = async (port: number) => {
-        const { conn, reply } = await socksConnect(port, localhostTarget(echo.port));
-        if (reply !== 0) {
-          conn.close();
-          return false;
-        }
-        try {
-          await echoThrough(conn, 1000, 3);
-          return true;
-        } catch {
-          return false;
-        }
-      };
+      const served = (port: number) => echoesThrough(port, echo.port);
       const aliceFromA = await local("alice", "127.0.0.1");
       const aliceFromB = await local("alice", "127.0.0.2");
       const bobFromB = await local("bob", "127.0.0.2");
@@ -136,14 +117,7 @@ peerTest({
         locals.push(peer);
         return peer.port;
       };
-      const served = async (socksPort: number) => {
-        const { conn, reply } = await socksConnect(socksPort, localhostTarget(echo.port));
-        if (reply !== 0) {
-          conn.close();
-          return false;
-        }
-        return await echoThrough(conn, 100, 9).then(() => true, () => false);
-      };
+      const served = (socksPort: number) => echoesThrough(socksPort, echo.port);
       const a = await from("127.0.0.1");
       const b = await from("127.0.0.2");
       // One session from the first address, wherever it lands; then the second address, whose

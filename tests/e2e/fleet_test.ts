@@ -23,6 +23,7 @@ import { randomPsk } from "./_udp_harness.ts";
 import {
   localConfig,
   localhostTarget,
+  metricSample,
   socksConnect,
   startEchoServer,
   waitFor,
@@ -32,11 +33,7 @@ const METHOD_2022 = "2022-blake3-aes-128-gcm";
 /** The bound of every wait on a process, a port or a counter. */
 const WAIT_MS = 15_000;
 
-/** The value of one sample in a Prometheus exposition, 0 when absent. */
-function sample(text: string, name: string, labels = ""): number {
-  const line = text.split("\n").find((l) => l.startsWith(`${name}${labels} `));
-  return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(" ") + 1));
-}
+const sample = metricSample;
 
 /** Sessions of `node` that ended with `status`, from its /metrics. */
 async function closedWith(node: Node, status: string): Promise<number> {

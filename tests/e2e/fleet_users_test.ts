@@ -24,9 +24,11 @@ import { redisTest, startRedis } from "../service/_redis.ts";
 import { spawnSsdeno, type SsdenoProcess } from "./_ssdeno_process.ts";
 import { randomPsk } from "./_udp_harness.ts";
 import {
+  echoesThrough,
   echoThrough,
   localConfig,
   localhostTarget,
+  metricSample,
   socksConnect,
   startEchoServer,
   waitFor,
@@ -49,20 +51,11 @@ interface Node {
   child: SsdenoProcess;
 }
 
-/** Polls the async `condition` every 50 ms until it holds, at most `WAIT_MS`. */
-async function waitUntil(condition: () => Promise<boolean>, what: string): Promise<void> {
-  const until = Date.now() + WAIT_MS;
-  while (!(await condition())) {
-    if (Date.now() > until) throw new Error(`Timed out after ${WAIT_MS} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
+/** Polls `condition` until it holds, at most `WAIT_MS`. */
+const waitUntil = (condition: () => Promise<boolean>, what: string) =>
+  waitFor(condition, WAIT_MS, what);
 
-/** The value of one sample in a Prometheus exposition, 0 when absent. */
-function sample(text: string, name: string, labels = ""): number {
-  const line = text.split("\n").find((l) => l.startsWith(`${name}${labels} `));
-  return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(" ") + 1));
-}
+const sample = metricSample;
 
 async function metrics(node: Node): Promise<string> {
   return await (await fetch(`http://127.0.0.1:${node.apiPort}/metrics`)).text();
@@ -314,14 +307,7 @@ redisTest("fleet: users and data limits follow across three nodes", async (t, bi
           peers.push(peer);
           return peer.port;
         };
-        const served = async (port: number) => {
-          const { conn, reply } = await socksConnect(port, localhostTarget(echo.port));
-          if (reply !== 0) {
-            conn.close();
-            return false;
-          }
-          return await echoThrough(conn, 1000, 5).then(() => true, () => false);
-        };
+        const served = (port: number) => echoesThrough(port, echo.port);
         assert.equal(await served(await daveVia(n1, "127.0.0.4")), true);
         assert.equal(await served(await daveVia(n3, "127.0.0.5")), false, "second IP, node 3");
         assert.match(n3.child.log(), /max_client_ips \(1\): 127\.0\.0\.5 is one too many/);

@@ -16,6 +16,7 @@ import { randomPsk } from "./_udp_harness.ts";
 import {
   localConfig,
   localhostTarget,
+  metricSample,
   readAll,
   socksConnect,
   startEchoServer,
@@ -25,11 +26,7 @@ import {
 const METHOD_2022 = "2022-blake3-aes-128-gcm";
 const GRACE_S = 2;
 
-/** The value of one sample in a Prometheus exposition, 0 when absent. */
-function sample(text: string, name: string, labels = ""): number {
-  const line = text.split("\n").find((l) => l.startsWith(`${name}${labels} `));
-  return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(" ") + 1));
-}
+const sample = metricSample;
 
 async function scrape(port: number): Promise<string> {
   return await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
