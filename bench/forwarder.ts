@@ -5,13 +5,13 @@
  * Run: `deno run --allow-net bench/forwarder.ts LISTEN_PORT TARGET_PORT [TARGET_HOST]`: listens
  * on 127.0.0.1 and connects to TARGET_HOST (default 127.0.0.1; the benchmark passes its test
  * host's address when the targets run there).
- * Each direction reads into a 1 KiB buffer while reads come back short and a 16 KiB one while
+ * Each direction reads into a 256-byte buffer while reads come back short and a 16 KiB one while
  * they come back full, as ssdeno's relay does, so idle memory compares like with like.
  * @module
  */
 
 const HOST = "127.0.0.1";
-const SMALL = 1024;
+const SMALL = 256;
 const LARGE = 16 * 1024;
 
 async function pump(from: Deno.TcpConn, to: Deno.TcpConn): Promise<void> {

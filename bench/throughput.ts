@@ -30,6 +30,8 @@
  *   with the CPU seconds per GB that the server and the tunnel spent meanwhile;
  * - idle memory: RSS growth of the server and the tunnel per connection held open end to end
  *   (each connection sends one byte and waits for its echo, so every hop exists), KiB;
+ * - active memory: the same with every connection echoing a 64-byte message once a second
+ *   (each at its own offset within the second), measured at the end of the active period, KiB;
  * - setup: wall time of N sequential short connections (connect, one byte, echo, close), ms;
  * - burst: wall time until N connections opened at once have all echoed one byte, ms (a
  *   listener whose accept queue overflows makes clients resend SYNs a second later);
@@ -44,15 +46,18 @@
  * measures the ssdeno server side only (the table says so).
  *
  * Run: `deno task bench:net [flags]`. Flags:
- *   --quick                 smoke test (CI): chacha20-ietf-poly1305, 1 s runs, 50 idle / 100
- *                           setup connections, 1 repeat; prints, writes no file unless --out
+ *   --quick                 smoke test (CI): chacha20-ietf-poly1305, 1 s runs, 50 idle and
+ *                           active (2 s) / 100 setup connections, 1 repeat; prints, writes no
+ *                           file unless --out
  *   --methods a,b           methods (default: all six, AEAD-2017 and 2022)
  *   --duration S            seconds per iperf3 run (default 5)
  *   --repeat N              repetitions of every case, chains interleaved (default 3)
  *   --idle N                idle connections for the memory test (default 1000)
+ *   --active N              connections of the active memory test (default 1000)
+ *   --active-seconds S      how long they echo before the measurement (default 10)
  *   --setup N               sequential connections for the setup test (default 2000)
  *   --burst N               connections opened at once for the burst test (default 1000)
- *   --only list             throughput,memory,setup,burst,rate (default all)
+ *   --only list             throughput,memory,active,setup,burst,rate (default all)
  *   --rate-clients N        concurrent clients of the rate test (default 32)
  *   --workers list          also run ssdeno servers with `--workers N` for each N (e.g. 1,2),
  *                           chains labelled NAME-wN, and add a scaling table (wN over w1).
@@ -112,6 +117,10 @@ const GO_SS2_CIPHER: Record<string, string> = {
   "aes-256-gcm": "AEAD_AES_256_GCM",
   "chacha20-ietf-poly1305": "AEAD_CHACHA20_POLY1305",
 };
+/** The measurements `--only` chooses from. */
+const ALL_PARTS = ["throughput", "memory", "active", "setup", "burst", "rate"] as const;
+/** Bytes each connection of the active memory test echoes once a second. */
+const ACTIVE_MESSAGE_BYTES = 64;
 /** The peer chains, in table order. */
 const PEERS = ["libev", "rust", "go-ss2", "outline"] as const;
 type Peer = typeof PEERS[number];
@@ -163,6 +172,8 @@ interface Options {
   duration: number;
   repeat: number;
   idle: number;
+  active: number;
+  activeSeconds: number;
   setup: number;
   burst: number;
   only: Set<string>;
@@ -189,9 +200,11 @@ function parseOptions(args: string[]): Options {
     duration: quick ? 1 : 5,
     repeat: quick ? 1 : 3,
     idle: quick ? 50 : 1000,
+    active: quick ? 50 : 1000,
+    activeSeconds: quick ? 2 : 10,
     setup: quick ? 100 : 2000,
     burst: quick ? 100 : 1000,
-    only: new Set(["throughput", "memory", "setup", "burst", "rate"]),
+    only: new Set(ALL_PARTS),
     streams: [1, 8],
     workers: [],
     rateClients: quick ? 8 : 32,
@@ -232,6 +245,12 @@ function parseOptions(args: string[]): Options {
         break;
       case "--idle":
         options.idle = count(flag, value(), 1);
+        break;
+      case "--active":
+        options.active = count(flag, value(), 1);
+        break;
+      case "--active-seconds":
+        options.activeSeconds = count(flag, value(), 1);
         break;
       case "--setup":
         options.setup = count(flag, value(), 1);
@@ -294,10 +313,8 @@ function parseOptions(args: string[]): Options {
     }
   }
   for (const part of options.only) {
-    if (!["throughput", "memory", "setup", "burst", "rate"].includes(part)) {
-      throw new UsageError(
-        `Invalid --only "${part}": expected throughput, memory, setup, burst or rate`,
-      );
+    if (!(ALL_PARTS as readonly string[]).includes(part)) {
+      throw new UsageError(`Invalid --only "${part}": expected one of ${ALL_PARTS.join(", ")}`);
     }
   }
   if (options.variants.length === 0) {
@@ -889,6 +906,64 @@ async function measureIdle(chain: RunningChain, count: number): Promise<MemoryRe
   }
 }
 
+/**
+ * RSS growth per connection held open through the chain while every connection echoes
+ * `ACTIVE_MESSAGE_BYTES` once a second, each at its own offset within the second (so the
+ * chain sees a steady `count` messages a second): read after `seconds` of it, with the
+ * connections still echoing. Every echo is checked byte for byte; a wrong or missing one fails
+ * the measurement.
+ */
+async function measureActive(
+  chain: RunningChain,
+  count: number,
+  seconds: number,
+): Promise<MemoryResult> {
+  for (const conn of await openMany(chain.port, 20)) closeQuietly(conn);
+  await delay(500);
+  const serverBefore = await readRssKiB(chain.server.pid);
+  const tunnelBefore = await readRssKiB(chain.tunnel.pid);
+  const conns = await openMany(chain.port, count);
+  try {
+    const started = performance.now();
+    let failure: unknown;
+    const echoLoop = async (conn: Deno.TcpConn, index: number) => {
+      const message = new Uint8Array(ACTIVE_MESSAGE_BYTES);
+      const reply = new Uint8Array(ACTIVE_MESSAGE_BYTES);
+      for (let round = 0; round < seconds && failure === undefined; round++) {
+        const at = started + round * 1000 + (index * 1000) / count;
+        await delay(Math.max(0, at - performance.now()));
+        message.fill((index + round) & 0xff);
+        message[0] = round & 0xff;
+        for (let written = 0; written < message.length;) {
+          written += await conn.write(message.subarray(written));
+        }
+        for (let read = 0; read < reply.length;) {
+          const n = await conn.read(reply.subarray(read));
+          if (n === null) throw new Error("Connection closed during the active memory test");
+          read += n;
+        }
+        if (reply.some((byte, i) => byte !== message[i])) {
+          throw new Error("Wrong echo during the active memory test");
+        }
+      }
+    };
+    await Promise.all(conns.map((conn, index) =>
+      echoLoop(conn, index).catch((error) => {
+        failure ??= error;
+      })
+    ));
+    if (failure !== undefined) throw failure;
+    const serverAfter = await readRssKiB(chain.server.pid);
+    const tunnelAfter = await readRssKiB(chain.tunnel.pid);
+    return {
+      serverKiB: (serverAfter - serverBefore) / count,
+      tunnelKiB: (tunnelAfter - tunnelBefore) / count,
+    };
+  } finally {
+    for (const conn of conns) closeQuietly(conn);
+  }
+}
+
 /** Opens `count` echoed connections, 50 at a time. */
 async function openMany(port: number, count: number): Promise<Deno.TcpConn[]> {
   const conns: Deno.TcpConn[] = [];
@@ -1243,6 +1318,7 @@ async function main(args: string[]): Promise<number> {
   const serverCpuPerGb = new Map<string, Sample>();
   const tunnelCpuPerGb = new Map<string, Sample>();
   const memory = new Map<string, { server: Sample; tunnel: Sample }>();
+  const active = new Map<string, { server: Sample; tunnel: Sample }>();
   const setup = new Map<string, Sample>();
   const burst = new Map<string, Sample>();
   const rate = new Map<string, Sample>();
@@ -1356,6 +1432,28 @@ async function main(args: string[]): Promise<number> {
           }
         }
       }
+      if (options.only.has("active")) {
+        for (let rep = 0; rep < options.repeat; rep++) {
+          for (const spec of methodSpecs) {
+            // Fresh processes: memory left over from earlier tests would hide the growth.
+            const chain = await startChain(spec, method, targets.echo(), options);
+            try {
+              const result = await measureActive(chain, options.active, options.activeSeconds);
+              const k = key(method, spec.label);
+              const entry = active.get(k) ?? { server: { values: [] }, tunnel: { values: [] } };
+              entry.server.values.push(result.serverKiB);
+              entry.tunnel.values.push(result.tunnelKiB);
+              active.set(k, entry);
+              console.log(
+                `${method} active ${spec.label}: server ${result.serverKiB.toFixed(1)} KiB/conn, ` +
+                  `tunnel ${result.tunnelKiB.toFixed(1)} KiB/conn`,
+              );
+            } finally {
+              await stopChain(chain);
+            }
+          }
+        }
+      }
       if (options.only.has("burst")) {
         await timeConnections("burst", method, methodSpecs, measureBurst, options.burst, burst);
       }
@@ -1403,6 +1501,7 @@ async function main(args: string[]): Promise<number> {
     serverCpuPerGb,
     tunnelCpuPerGb,
     memory,
+    active,
     setup,
     burst,
     rate,
@@ -1426,6 +1525,7 @@ interface Results {
   serverCpuPerGb: Map<string, Sample>;
   tunnelCpuPerGb: Map<string, Sample>;
   memory: Map<string, { server: Sample; tunnel: Sample }>;
+  active: Map<string, { server: Sample; tunnel: Sample }>;
   setup: Map<string, Sample>;
   burst: Map<string, Sample>;
   rate: Map<string, Sample>;
@@ -1575,15 +1675,16 @@ function renderMarkdown(
     }
     lines.push("");
   }
-  if (options.only.has("memory")) {
+  /** A memory table: per method, server and tunnel rows, one column per chain. */
+  const memoryTable = (title: string, results: Map<string, { server: Sample; tunnel: Sample }>) => {
     lines.push(
-      `Idle memory: RSS growth per connection with ${options.idle} connections held open, KiB:`,
+      title,
       "",
       ...tableHead(["method", "side", ...specs.map((s) => s.label), ...ratioHeads]),
     );
     for (const method of options.methods) {
       for (const side of ["server", "tunnel"] as const) {
-        const cell = (spec: ChainSpec) => memory.get([method, spec.label].join("|"))?.[side];
+        const cell = (spec: ChainSpec) => results.get([method, spec.label].join("|"))?.[side];
         lines.push(
           tableRow([
             method,
@@ -1595,6 +1696,20 @@ function renderMarkdown(
       }
     }
     lines.push("");
+  };
+  if (options.only.has("memory")) {
+    memoryTable(
+      `Idle memory: RSS growth per connection with ${options.idle} connections held open, KiB:`,
+      memory,
+    );
+  }
+  if (options.only.has("active")) {
+    memoryTable(
+      `Active memory: RSS growth per connection with ${options.active} connections held open, ` +
+        `each echoing ${ACTIVE_MESSAGE_BYTES} bytes once a second, read after ` +
+        `${options.activeSeconds} s, KiB:`,
+      results.active,
+    );
   }
   /** A per-method table of milliseconds, one column per chain, then the ratios. */
   const timingTable = (title: string, results: Map<string, Sample>) => {

@@ -5,7 +5,8 @@
  * Stream ciphers use the master key with each IV directly; `table` uses the raw password.
  * @module
  */
-import { createHash, hkdfSync } from "node:crypto";
+import { createHash } from "node:crypto";
+import { hmacSha1Into, SHA1_SIZE } from "./sha1.ts";
 import type { MethodInfo } from "./methods.ts";
 
 const SS_SUBKEY_INFO = new TextEncoder().encode("ss-subkey");
@@ -58,14 +59,39 @@ export function deriveMasterKey(method: MethodInfo, password: string): Uint8Arra
   return evpBytesToKey(password, method.keySize);
 }
 
-/** RFC 5869 HKDF with SHA-1. */
+/** HKDF's pseudorandom key and the block of its last expansion step. */
+const PRK = new Uint8Array(SHA1_SIZE);
+const T = new Uint8Array(SHA1_SIZE);
+const COUNTER = new Uint8Array(1);
+const EMPTY = new Uint8Array(0);
+
+/**
+ * RFC 5869 HKDF with SHA-1, on crypto/sha1.ts rather than `node:crypto` (see there for why: a
+ * session derives two subkeys per side).
+ */
 export function hkdfSha1(
   ikm: Uint8Array,
   salt: Uint8Array,
   info: Uint8Array,
   length: number,
 ): Uint8Array {
-  return new Uint8Array(hkdfSync("sha1", ikm, salt, info, length));
+  if (!Number.isInteger(length) || length < 0 || length > 255 * SHA1_SIZE) {
+    throw new RangeError(`Invalid HKDF length ${length}: expected 0 to ${255 * SHA1_SIZE}`);
+  }
+  // An empty salt is HashLen zero bytes (RFC 5869 2.2); HMAC pads a short key with zeros anyway.
+  hmacSha1Into(salt, [ikm], PRK);
+  const out = new Uint8Array(length);
+  let previous = EMPTY;
+  for (let i = 1, at = 0; at < length; i++) {
+    COUNTER[0] = i;
+    // T(i) = HMAC(PRK, T(i-1) | info | i); T is read as input before it is overwritten.
+    hmacSha1Into(PRK, [previous, info, COUNTER], T);
+    const take = Math.min(SHA1_SIZE, length - at);
+    for (let j = 0; j < take; j++) out[at + j] = T[j]!;
+    at += take;
+    previous = T;
+  }
+  return out;
 }
 
 /** The AEAD-2017 session subkey for one direction of one session. */

@@ -98,11 +98,13 @@ export class Balancer implements Outbound {
 
   async connect(target: Address, options: { signal: AbortSignal }): Promise<OutboundConnection> {
     let lastError: unknown;
-    for (const server of this.ranked()) {
+    // One server (the usual case): nothing to rank, so no sorted copy per session.
+    const servers = this.#servers.length === 1 ? this.#servers : this.ranked();
+    for (const server of servers) {
       try {
         const connection = await server.outbound.connect(target, options);
         if (server.health !== "up") this.#mark(server, "up", undefined);
-        return { ...connection, via: server.outbound.name };
+        return { stream: connection.stream, bound: connection.bound, via: server.outbound.name };
       } catch (error) {
         lastError = error;
         if (options.signal.aborted) break;

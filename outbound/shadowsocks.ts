@@ -10,6 +10,7 @@ import { type Address, addressFromHost, formatAddress } from "../protocol/addres
 import type { ClientFramings } from "../protocol/session_framings.ts";
 import { closeQuietly, type Duplex } from "../relay/io.ts";
 import { ShadowsocksStream } from "../relay/shadowsocks_stream.ts";
+import { type QueuedTimer, startTimer, stopTimer } from "../relay/timer_queue.ts";
 import { FIRST_PAYLOAD_WAIT_MS } from "../relay/upstream.ts";
 import type { Outbound, OutboundConnection } from "./outbound.ts";
 
@@ -58,49 +59,66 @@ export class ShadowsocksOutbound implements Outbound {
 export class FirstFlightStream implements Duplex {
   readonly #stream: ShadowsocksStream;
   #started: Promise<void> | undefined;
-  readonly #sent = Promise.withResolvers<void>();
-  #timer: ReturnType<typeof setTimeout> | undefined;
+  /** The first flight is out: reads go straight to the stream, with no frame of their own. */
+  #sent = false;
+  /** What reads wait on before the first flight is out (made by the first read that waits). */
+  #waiting: PromiseWithResolvers<void> | undefined;
+  #timer: QueuedTimer | undefined;
 
   constructor(stream: ShadowsocksStream) {
     this.#stream = stream;
   }
 
   #start(payload: Uint8Array): Promise<void> {
-    clearTimeout(this.#timer);
+    this.#stopTimer();
     if (!this.#started) {
       this.#started = this.#stream.start(payload);
-      this.#started.then(() => this.#sent.resolve(), (error) => this.#sent.reject(error));
+      this.#started.then(() => {
+        this.#sent = true;
+        this.#waiting?.resolve();
+        this.#waiting = undefined;
+      }, (error) => this.#fail(error));
     }
     return this.#started;
+  }
+
+  /** Reads waiting now and later fail with `error` (the first flight failed, or a close). */
+  #fail(error: unknown): void {
+    const waiting = this.#waiting ??= Promise.withResolvers<void>();
+    waiting.reject(error);
+    waiting.promise.catch(() => {});
+  }
+
+  /** Stops the empty first flight; `#timer` stays set, so it is never armed again. */
+  #stopTimer(): void {
+    if (this.#timer !== undefined) stopTimer(this.#timer);
   }
 
   /** Arms the empty first flight, then waits until some first flight is out. */
   #whenSent(): Promise<void> {
     if (!this.#started && this.#timer === undefined) {
-      this.#timer = setTimeout(() => {
+      this.#timer = startTimer(() => {
         this.#start(new Uint8Array(0)).catch(() => closeQuietly(this.#stream));
       }, FIRST_PAYLOAD_WAIT_MS);
     }
-    return this.#sent.promise;
+    return (this.#waiting ??= Promise.withResolvers<void>()).promise;
   }
 
-  async write(p: Uint8Array): Promise<number> {
-    if (!this.#started) {
-      await this.#start(p);
-      return p.length;
-    }
-    await this.#started;
-    return await this.#stream.write(p);
+  /** Not an async function: after the first flight, the stream's own write (no frame of ours). */
+  write(p: Uint8Array): Promise<number> {
+    if (!this.#started) return this.#start(p).then(() => p.length);
+    if (this.#sent) return this.#stream.write(p);
+    return this.#started.then(() => this.#stream.write(p));
   }
 
-  async read(p: Uint8Array): Promise<number | null> {
-    await this.#whenSent();
-    return await this.#stream.read(p);
+  read(p: Uint8Array): Promise<number | null> {
+    if (this.#sent) return this.#stream.read(p);
+    return this.#whenSent().then(() => this.#stream.read(p));
   }
 
-  async readView(): Promise<Uint8Array | null> {
-    await this.#whenSent();
-    return await this.#stream.readView();
+  readView(): Promise<Uint8Array | null> {
+    if (this.#sent) return this.#stream.readView();
+    return this.#whenSent().then(() => this.#stream.readView());
   }
 
   async closeWrite(): Promise<void> {
@@ -109,9 +127,8 @@ export class FirstFlightStream implements Duplex {
   }
 
   close(): void {
-    clearTimeout(this.#timer);
-    this.#sent.reject(new Deno.errors.BadResource("closed before the first flight"));
-    this.#sent.promise.catch(() => {});
+    this.#stopTimer();
+    if (!this.#sent) this.#fail(new Deno.errors.BadResource("closed before the first flight"));
     this.#stream.close();
   }
 }

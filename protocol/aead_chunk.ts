@@ -18,6 +18,12 @@ import { ProtocolError } from "./errors.ts";
 /** Largest payload of one AEAD-2017 chunk. */
 export const MAX_AEAD_PAYLOAD = 0x3fff;
 const LENGTH_SIZE = 2;
+/**
+ * The length block's plaintext, sealed from or opened into here: calls are synchronous, so one
+ * buffer serves every chunk of every session rather than one per decoder (bench/throughput.ts,
+ * idle memory).
+ */
+const LENGTH_BYTES = new Uint8Array(LENGTH_SIZE);
 
 /** Bytes on the wire for `payloadLength` bytes of payload, split into maximal chunks. */
 export function sealedLength(payloadLength: number, tagSize: number, maxPayload: number): number {
@@ -32,7 +38,7 @@ export function sealChunks(
   maxPayload: number = MAX_AEAD_PAYLOAD,
 ): Uint8Array {
   const out = new Uint8Array(sealedLength(payload.length, cipher.tagSize, maxPayload));
-  const lengthBytes = new Uint8Array(LENGTH_SIZE);
+  const lengthBytes = LENGTH_BYTES;
   let at = 0;
   for (let offset = 0; offset < payload.length; offset += maxPayload) {
     const piece = payload.subarray(offset, Math.min(offset + maxPayload, payload.length));
@@ -59,7 +65,6 @@ export interface ChunkStep {
 export class ChunkDecoder {
   readonly #cipher: AeadCipher;
   readonly #maxPayload: number;
-  readonly #lengthBytes = new Uint8Array(LENGTH_SIZE);
   #pendingLength = -1;
 
   constructor(cipher: AeadCipher, maxPayload: number = MAX_AEAD_PAYLOAD) {
@@ -84,7 +89,7 @@ export class ChunkDecoder {
     let consumed = 0;
     if (this.#pendingLength < 0) {
       if (input.length < LENGTH_SIZE + tag) return { consumed: 0, payload: null };
-      const lengthBytes = this.#lengthBytes;
+      const lengthBytes = LENGTH_BYTES;
       this.#cipher.openInto(input.subarray(0, LENGTH_SIZE + tag), lengthBytes);
       const length = (lengthBytes[0]! << 8) | lengthBytes[1]!;
       if (length > this.#maxPayload) {

@@ -29,6 +29,7 @@ import type { ReplayStore } from "./replay_filter.ts";
 import type { FramingStep, StreamFraming } from "./stream_framing.ts";
 import { concatBytes } from "../crypto/bytes.ts";
 
+const EMPTY = new Uint8Array(0);
 /** Longest address header: ATYP + length + 255-byte name + port. */
 const MAX_ADDRESS_LENGTH = 1 + 1 + 255 + 2;
 
@@ -48,21 +49,10 @@ export function aeadServerFraming(
   options: AeadServerFramingOptions = {},
 ): StreamFraming {
   const filter = options.replayFilter;
-  let seen: Uint8Array | undefined;
-  const reader = new RequestReader(
-    method.family === "none" ? new PlainReader() : new SaltedChunkReader(method, masterKey, {
-      onSalt: (salt) => {
-        if (filter?.checkAndAdd(salt)) {
-          throw new ProtocolError("ERR_REPLAY", "Salt seen before: replayed connection");
-        }
-        seen = salt.slice();
-      },
-    }),
-    undefined,
-    () => seen,
-  );
-  const writer = new ChunkWriter(method, masterKey, (salt) => filter?.addOwn(salt));
-  return new AeadFraming(reader, writer);
+  const inner = method.family === "none"
+    ? new PlainReader()
+    : new SaltedChunkReader(method, masterKey, filter);
+  return new AeadFraming(new RequestReader(inner), new ChunkWriter(method, masterKey, filter));
 }
 
 /**
@@ -77,15 +67,40 @@ export function aeadClientFraming(
 ): StreamFraming {
   const reader = method.family === "none"
     ? new PlainReader()
-    : new SaltedChunkReader(method, masterKey, {});
+    : new SaltedChunkReader(method, masterKey);
   const writer = new ChunkWriter(method, masterKey, undefined, saltPrefix);
-  return new AeadFraming(reader, writer, encodeAddress(target));
+  return new AeadFraming(reader, writer, addressHeader(target));
 }
 
-/** The `next`/`wanted` shape shared by the readers here and `ChunkDecoder`. */
+/**
+ * The address header of the last target asked for, kept: a tunnel asks for its one target
+ * object every session (and the header is only ever copied from, never changed).
+ */
+let lastTarget: Address | undefined;
+let lastHeader: Uint8Array = new Uint8Array(0);
+
+function addressHeader(target: Address): Uint8Array {
+  if (target !== lastTarget) {
+    lastHeader = encodeAddress(target);
+    lastTarget = target;
+  }
+  return lastHeader;
+}
+
+/**
+ * The `next`/`wanted` shape shared by the readers here and `ChunkDecoder`; a reader that
+ * authenticates the client also tells who it is and which salt it used, once it knows.
+ *
+ * The framings of one session are objects holding the listener's replay store, not closures
+ * over it: a server holds one per live session (bench/throughput.ts, idle memory).
+ */
 interface Reader {
   readonly wanted: number;
   readonly atChunkBoundary: boolean;
+  /** The client's salt, once it authenticated and passed the replay check. */
+  readonly salt?: Uint8Array | undefined;
+  /** The user whose key it authenticated with (multi-user listeners). */
+  readonly userName?: string | undefined;
   next(input: Uint8Array): FramingStep;
 }
 
@@ -125,23 +140,27 @@ class AeadFraming implements StreamFraming {
   }
 }
 
-/** Salt, then chunks; reports the salt once the first length block authenticated. */
+/**
+ * Salt, then chunks. A server's reader checks the salt against the replay store once the first
+ * length block authenticated, and keeps it (`salt`) from then on.
+ */
 class SaltedChunkReader implements Reader {
   readonly #method: MethodInfo;
   readonly #masterKey: Uint8Array;
-  readonly #onSalt: ((salt: Uint8Array) => void) | undefined;
+  readonly #replay: ReplayStore | undefined;
   #chunks: ChunkDecoder | undefined;
   #salt: Uint8Array | undefined;
   #authenticated = false;
 
-  constructor(
-    method: MethodInfo,
-    masterKey: Uint8Array,
-    hooks: { onSalt?: (salt: Uint8Array) => void },
-  ) {
+  /** `replay`: the listener's salts (server side); absent on the client side and in tests. */
+  constructor(method: MethodInfo, masterKey: Uint8Array, replay?: ReplayStore) {
     this.#method = method;
     this.#masterKey = masterKey;
-    this.#onSalt = hooks.onSalt;
+    this.#replay = replay;
+  }
+
+  get salt(): Uint8Array | undefined {
+    return this.#authenticated ? this.#salt : undefined;
   }
 
   get wanted(): number {
@@ -167,8 +186,10 @@ class SaltedChunkReader implements Reader {
     if (step.consumed > 0 && !this.#authenticated) {
       // The length block authenticated: only now is the salt worth a replay check.
       this.#authenticated = true;
-      this.#onSalt?.(this.#salt!);
-      this.#salt = undefined;
+      if (this.#replay?.checkAndAdd(this.#salt!)) {
+        this.#salt = undefined;
+        throw new ProtocolError("ERR_REPLAY", "Salt seen before: replayed connection");
+      }
     }
     return { consumed: consumed + step.consumed, payload: step.payload };
   }
@@ -191,18 +212,10 @@ class PlainReader implements Reader {
  */
 class RequestReader implements Reader {
   readonly #inner: Reader;
-  readonly #user: (() => string | undefined) | undefined;
-  readonly #salt: (() => Uint8Array | undefined) | undefined;
-  #head: Uint8Array | undefined = new Uint8Array(0);
+  #head: Uint8Array | undefined = EMPTY;
 
-  constructor(
-    inner: Reader,
-    user?: () => string | undefined,
-    salt?: () => Uint8Array | undefined,
-  ) {
+  constructor(inner: Reader) {
     this.#inner = inner;
-    this.#user = user;
-    this.#salt = salt;
   }
 
   get wanted(): number {
@@ -226,8 +239,8 @@ class RequestReader implements Reader {
       return { consumed: step.consumed, payload: null };
     }
     this.#head = undefined;
-    const user = this.#user?.();
-    const salt = this.#salt?.();
+    const user = this.#inner.userName;
+    const salt = this.#inner.salt;
     return {
       consumed: step.consumed,
       payload: head.subarray(decoded.length),
@@ -247,19 +260,20 @@ class RequestReader implements Reader {
 class ChunkWriter {
   readonly #method: MethodInfo;
   readonly #masterKey: Uint8Array;
-  readonly #onSalt: ((salt: Uint8Array) => void) | undefined;
+  /** The listener's salts: a server records its own, so reflected traffic is refused. */
+  readonly #replay: ReplayStore | undefined;
   readonly #saltPrefix: Uint8Array | undefined;
   #cipher: AeadCipher | undefined;
 
   constructor(
     method: MethodInfo,
     masterKey: Uint8Array,
-    onSalt?: (salt: Uint8Array) => void,
+    replay?: ReplayStore,
     saltPrefix?: Uint8Array,
   ) {
     this.#method = method;
     this.#masterKey = masterKey;
-    this.#onSalt = onSalt;
+    this.#replay = replay;
     this.#saltPrefix = saltPrefix;
   }
 
@@ -268,7 +282,7 @@ class ChunkWriter {
     if (this.#cipher !== undefined) return sealChunks(this.#cipher, plain, MAX_AEAD_PAYLOAD);
     if (plain.length === 0) return new Uint8Array(0);
     const salt = fillPrefixedSalt(new Uint8Array(this.#method.saltSize), this.#saltPrefix);
-    this.#onSalt?.(salt);
+    this.#replay?.addOwn(salt);
     this.#cipher = new AeadCipher(
       this.#method.algorithm!,
       deriveSessionSubkey(this.#masterKey, salt),
@@ -331,41 +345,40 @@ export function aeadMultiUserServerFraming(
   options: AeadServerFramingOptions & { client?: string; hints?: KeyHints } = {},
 ): StreamFraming {
   const filter = options.replayFilter;
-  let seen: Uint8Array | undefined;
   const trial = new TrialChunkReader(method, users, {
-    onSalt: (salt) => {
-      if (filter?.checkAndAdd(salt)) {
-        throw new ProtocolError("ERR_REPLAY", "Salt seen before: replayed connection");
-      }
-      seen = salt.slice();
-    },
+    ...(filter === undefined ? {} : { replay: filter }),
     ...(options.client === undefined ? {} : { client: options.client }),
     ...(options.hints === undefined ? {} : { hints: options.hints }),
   });
-  const reader = new RequestReader(trial, () => trial.user?.name, () => seen);
-  return new AeadFraming(reader, new DeferredWriter(method, trial, (salt) => filter?.addOwn(salt)));
+  return new AeadFraming(new RequestReader(trial), new DeferredWriter(method, trial, filter));
 }
 
 /** Salt, then the first length block tried with each key; then chunks with the one that fit. */
 class TrialChunkReader implements Reader {
   readonly #method: MethodInfo;
   readonly #users: readonly AeadUserKey[];
-  readonly #onSalt: (salt: Uint8Array) => void;
+  readonly #replay: ReplayStore | undefined;
   readonly #client: string | undefined;
   readonly #hints: KeyHints | undefined;
   #chunks: ChunkDecoder | undefined;
   user: AeadUserKey | undefined;
+  /** The client's salt, once a key opened the request and the replay check passed. */
+  salt: Uint8Array | undefined;
 
   constructor(
     method: MethodInfo,
     users: readonly AeadUserKey[],
-    hooks: { onSalt: (salt: Uint8Array) => void; client?: string; hints?: KeyHints },
+    options: { replay?: ReplayStore; client?: string; hints?: KeyHints },
   ) {
     this.#method = method;
     this.#users = users;
-    this.#onSalt = hooks.onSalt;
-    this.#client = hooks.client;
-    this.#hints = hooks.hints;
+    this.#replay = options.replay;
+    this.#client = options.client;
+    this.#hints = options.hints;
+  }
+
+  get userName(): string | undefined {
+    return this.user?.name;
   }
 
   get wanted(): number {
@@ -395,7 +408,11 @@ class TrialChunkReader implements Reader {
         if (error instanceof ProtocolError && error.code === "ERR_CIPHER") continue;
         throw error;
       }
-      this.#onSalt(salt.slice());
+      const copy = salt.slice();
+      if (this.#replay?.checkAndAdd(copy)) {
+        throw new ProtocolError("ERR_REPLAY", "Salt seen before: replayed connection");
+      }
+      this.salt = copy;
       this.#chunks = decoder;
       this.user = user;
       if (this.#client !== undefined) this.#hints?.set(this.#client, index);
@@ -409,18 +426,20 @@ class TrialChunkReader implements Reader {
 class DeferredWriter extends ChunkWriter {
   readonly #trial: TrialChunkReader;
   #inner: ChunkWriter | undefined;
-  readonly #args: [MethodInfo, (salt: Uint8Array) => void];
+  readonly #method: MethodInfo;
+  readonly #replay: ReplayStore | undefined;
 
-  constructor(method: MethodInfo, trial: TrialChunkReader, onSalt: (salt: Uint8Array) => void) {
-    super(method, new Uint8Array(0));
+  constructor(method: MethodInfo, trial: TrialChunkReader, replay: ReplayStore | undefined) {
+    super(method, EMPTY);
     this.#trial = trial;
-    this.#args = [method, onSalt];
+    this.#method = method;
+    this.#replay = replay;
   }
 
   override seal(plain: Uint8Array): Uint8Array {
     const user = this.#trial.user;
     if (user === undefined) throw new Error("Cannot answer before the request header");
-    this.#inner ??= new ChunkWriter(this.#args[0], user.masterKey, this.#args[1]);
+    this.#inner ??= new ChunkWriter(this.#method, user.masterKey, this.#replay);
     return this.#inner.seal(plain);
   }
 }

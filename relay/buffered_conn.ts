@@ -5,12 +5,15 @@
  * @module
  */
 import { ProtocolError } from "../protocol/errors.ts";
-import type { Duplex } from "./io.ts";
+import { closeQuietly, type Duplex } from "./io.ts";
+import { startTimer, stopTimer } from "./timer_queue.ts";
 
 /** Handshake messages never need more than this (a SOCKS5 request is at most 262 bytes). */
 const HANDSHAKE_BUFFER_SIZE = 1024;
 /** Buffer for the application's first bytes, read while deciding what to send first. */
 const FIRST_READ_SIZE = 2048;
+/** What the buffer becomes once the handshake's bytes are taken: nothing held per session. */
+const EMPTY = new Uint8Array(0);
 
 export class BufferedConn implements Duplex {
   readonly #conn: Duplex;
@@ -71,17 +74,11 @@ export class BufferedConn implements Duplex {
       this.#start = this.#end = 0;
       const pending = this.#conn.read(this.#buffer);
       this.#pending = pending;
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const timeout = new Promise<"timeout">((resolve) => {
-        timer = setTimeout(() => resolve("timeout"), waitMs);
-      });
-      const first = await Promise.race([pending.then(() => "read" as const), timeout]);
-      clearTimeout(timer);
-      if (first === "read") await this.#settlePending();
+      if (await readWithin(pending, waitMs)) await this.#settlePending();
     }
     const bytes = this.#buffer.slice(this.#start, this.#end);
     this.#start = this.#end = 0;
-    if (!this.#pending) this.#buffer = new Uint8Array(0);
+    if (!this.#pending) this.#buffer = EMPTY;
     return bytes;
   }
 
@@ -99,14 +96,7 @@ export class BufferedConn implements Duplex {
       this.#start = this.#end = 0;
       this.#pending = this.#conn.read(this.#buffer);
     }
-    const pending = this.#pending;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<"timeout">((resolve) => {
-      timer = setTimeout(() => resolve("timeout"), waitMs);
-    });
-    const first = await Promise.race([pending.then(() => "read" as const), timeout]);
-    clearTimeout(timer);
-    if (first === "timeout") return "timeout";
+    if (!await readWithin(this.#pending, waitMs)) return "timeout";
     const n = await this.#settlePending();
     if (n === null) {
       this.#eof = true;
@@ -131,20 +121,30 @@ export class BufferedConn implements Duplex {
     this.#end = joined.length;
   }
 
-  async read(p: Uint8Array): Promise<number | null> {
-    if (this.#eof && this.#start === this.#end) return null;
-    if (this.#pending) {
-      const n = await this.#settlePending();
-      if (n === null) return null;
-    }
-    if (this.#start < this.#end) {
-      const n = Math.min(p.length, this.#end - this.#start);
-      p.set(this.#buffer.subarray(this.#start, this.#start + n));
-      this.#start += n;
-      if (this.#start === this.#end) this.#buffer = new Uint8Array(0);
-      return n;
-    }
+  /**
+   * Not an async function: once the buffered bytes are gone it is the connection's own read,
+   * with no frame of ours waiting on it (the relay's reads wait most of a session's life).
+   */
+  read(p: Uint8Array): Promise<number | null> {
+    if (this.#eof && this.#start === this.#end) return Promise.resolve(null);
+    if (this.#pending) return this.#readAfterPending(p);
+    if (this.#start < this.#end) return Promise.resolve(this.#take(p));
     return this.#conn.read(p);
+  }
+
+  async #readAfterPending(p: Uint8Array): Promise<number | null> {
+    const n = await this.#settlePending();
+    if (n === null) return null;
+    return this.#start < this.#end ? this.#take(p) : await this.#conn.read(p);
+  }
+
+  /** Copies buffered bytes into `p`; the buffer goes once it is empty. */
+  #take(p: Uint8Array): number {
+    const n = Math.min(p.length, this.#end - this.#start);
+    p.set(this.#buffer.subarray(this.#start, this.#start + n));
+    this.#start += n;
+    if (this.#start === this.#end) this.#buffer = EMPTY;
+    return n;
   }
 
   write(p: Uint8Array): Promise<number> {
@@ -156,7 +156,8 @@ export class BufferedConn implements Duplex {
   }
 
   close(): void {
-    this.#conn.close();
+    // Quietly, and remembered: the accept loop closes the connection again at the end.
+    closeQuietly(this.#conn);
   }
 
   async #settlePending(): Promise<number | null> {
@@ -166,4 +167,19 @@ export class BufferedConn implements Duplex {
     if (n !== null) this.#end = this.#start + n;
     return n;
   }
+}
+
+/**
+ * True once `pending` settles (fulfilled or rejected: the caller's next await of it reports
+ * which), false when `waitMs` passes first. The timer is queued (relay/timer_queue.ts).
+ */
+function readWithin(pending: Promise<number | null>, waitMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const timer = startTimer(() => resolve(false), waitMs);
+    const settled = () => {
+      stopTimer(timer);
+      resolve(true);
+    };
+    pending.then(settled, settled);
+  });
 }

@@ -13,11 +13,20 @@
  * one association per session key and never sees a salt, nonce, tag or packet ID.
  *
  * Bounds: the NAT table holds at most `maxAssociations` associations (least recently used
- * evicted first, idle ones expire after `idleTimeoutMs`, or the codec's `minIdleMs` if longer). Each association holds at most two
- * sockets (one per IP family, opened on first use), one 64 KiB receive buffer per socket (pages
- * are only touched by datagrams that large), at most `MAX_QUEUED` datagrams waiting for a send
- * and at most `MAX_NAMES` resolved names. Invalid datagrams are dropped and counted, never
- * answered.
+ * evicted first, idle ones expire after `idleTimeoutMs`, or the codec's `minIdleMs` if longer).
+ * Each association holds at most two sockets (one per IP family, opened on first use), one
+ * 64 KiB receive buffer per socket (pages are only touched by datagrams that large), at most
+ * `MAX_QUEUED` datagrams waiting for a send and at most `MAX_NAMES` resolved names. Invalid
+ * datagrams are dropped and counted, never answered.
+ *
+ * Open sockets: at most `2 × (maxAssociations + 1)` (one per family per association: one
+ * association's more than the table). A removed association's sockets are closed at once, but
+ * Deno releases a socket's descriptor only when its pending receive has ended, in a later turn
+ * of the event loop (relay/udp_socket.ts); so after a datagram that removed an association (a
+ * new source evicting the least recently used one), the receive loop reads nothing more until
+ * the removed sockets are released, at most `RELEASE_WAIT_MS`. Without that wait, a flood of
+ * new source ports against a table of 64 held 276–662 sockets (and 821–958 with 5000 sources),
+ * each evicted socket still open while the loop, never letting the event loop turn, opened more.
  * @module
  */
 import type { Address } from "../protocol/address.ts";
@@ -27,6 +36,7 @@ import { allowedTargets, resolveTarget } from "./direct.ts";
 import type { Logger } from "./log.ts";
 import { LoopGuard } from "./loop_errors.ts";
 import { NatTable, type RemovalReason } from "./nat_table.ts";
+import { startTimer, stopTimer } from "./timer_queue.ts";
 import type { UdpService } from "./service.ts";
 import { formatEndpoint, UDP_BUFFER_SIZE, UdpSocket } from "./udp_socket.ts";
 import { createUdpStats, type UdpStats, type UdpUserStats, udpUserStats } from "./udp_stats.ts";
@@ -37,6 +47,11 @@ const MAX_QUEUED = 64;
 const MAX_NAMES = 16;
 /** At most one "clock skew" line per this many milliseconds (junk must not flood the log). */
 const SKEW_LOG_INTERVAL_MS = 10_000;
+/**
+ * Longest the receive loop waits for removed associations' sockets to be released (normally
+ * one turn of the event loop); a send stuck in the OS must not stop the relay.
+ */
+const RELEASE_WAIT_MS = 1000;
 
 /** Where a client datagram goes, and the bytes to send there. */
 export interface DatagramRequest {
@@ -128,6 +143,8 @@ export function serveDatagrams<S extends DatagramSession>(
   const stats = createUdpStats(codec.users);
   const { logger, name } = options;
   const finishing = new Set<Promise<void>>();
+  /** Removed associations whose sockets are closed but not yet released. */
+  const releasing = new Set<Promise<void>>();
   const onRemove = (_key: string, association: Association<S>, reason: RemovalReason) => {
     stats.associations--;
     if (reason === "lru") stats.associationsEvicted++;
@@ -135,6 +152,9 @@ export function serveDatagrams<S extends DatagramSession>(
     logger.debug(`${name} udp ${association.key} association closed (${reason})`);
     const done = association.done().finally(() => finishing.delete(done));
     finishing.add(done);
+    const released = association.released();
+    releasing.add(released);
+    released.finally(() => releasing.delete(released));
   };
   const idleMs = Math.max(options.idleTimeoutMs, codec.minIdleMs ?? 0);
   const table = new NatTable<Association<S>>({
@@ -192,6 +212,9 @@ export function serveDatagrams<S extends DatagramSession>(
       counts: stats.receiveErrors,
     });
     for (;;) {
+      // The sockets of associations removed so far are released before a datagram can open
+      // another (see the module comment).
+      if (releasing.size > 0) await released(releasing);
       const datagram = await inbound.receiveNext(into, guard);
       if (!datagram) return;
       onDatagram(buffer.subarray(0, codec.requestHeadroom + datagram.data.length), datagram.from);
@@ -211,6 +234,17 @@ export function serveDatagrams<S extends DatagramSession>(
   options.signal?.addEventListener("abort", () => close(), { once: true });
   if (options.signal?.aborted) close();
   return { addr: inbound.addr, stats, closed: stopped.promise, close };
+}
+
+/** Settles when every promise of `releasing` has, or after `RELEASE_WAIT_MS`. */
+function released(releasing: Set<Promise<void>>): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = startTimer(resolve, RELEASE_WAIT_MS);
+    Promise.allSettled(releasing).then(() => {
+      stopTimer(timer);
+      resolve();
+    });
+  });
 }
 
 /** How often idle associations are looked for: a tenth of the timeout, 50 ms to 5 s. */
@@ -260,6 +294,13 @@ class Association<S extends DatagramSession> {
     this.#closed = true;
     this.#sockets.v4?.close();
     this.#sockets.v6?.close();
+  }
+
+  /** Resolves once every socket it opened is closed and released (after `close()`). */
+  released(): Promise<void> {
+    const { v4, v6 } = this.#sockets;
+    if (v4 && v6) return Promise.all([v4.released(), v6.released()]).then(() => {});
+    return (v4 ?? v6)?.released() ?? Promise.resolve();
   }
 
   /** Settles when every loop and queued send of this association has finished. */

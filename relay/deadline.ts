@@ -6,12 +6,16 @@
  * deadline or on shutdown. It is built from a plain AbortController rather than
  * `AbortSignal.any([shutdown, AbortSignal.timeout(ms)])`: measured in Deno 2.9.6, every
  * `AbortSignal.any` against the service's long-lived shutdown signal stays reachable after GC
- * (about 90 bytes each), which over millions of sessions is a leak.
+ * (about 90 bytes each), which over millions of sessions is a leak. It follows the shutdown
+ * signal through relay/on_abort.ts, one listener for all sessions.
  *
  * The clock and timer are injectable (`options.clock`) so tests can step time exactly instead
- * of sleeping past the deadline and hoping it fired.
+ * of sleeping past the deadline and hoping it fired. The system clock's timers are queued
+ * (relay/timer_queue.ts): one runtime timer for the handshakes of a service, not one each.
  * @module
  */
+import { offAbort, onAbort } from "./on_abort.ts";
+import { type QueuedTimer, startTimer, stopTimer } from "./timer_queue.ts";
 
 /** Where a {@linkcode Deadline} reads the time and sets its timer. */
 export interface DeadlineClock {
@@ -23,11 +27,11 @@ export interface DeadlineClock {
   cancel(handle: unknown): void;
 }
 
-/** `Date.now` and the global timers: what every session uses. */
+/** `Date.now` and queued timers: what every session uses. */
 export const systemClock: DeadlineClock = {
   now: () => Date.now(),
-  schedule: (callback, ms) => setTimeout(callback, ms),
-  cancel: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+  schedule: (callback, ms) => startTimer(callback, ms),
+  cancel: (handle) => stopTimer(handle as QueuedTimer),
 };
 
 export interface DeadlineOptions {
@@ -40,9 +44,8 @@ export class Deadline {
   #timer: unknown;
   #expired = false;
   readonly #endsAt: number;
-  /** Undo steps of linked signals: run at expiry or `clear()`, whichever comes first. */
-  #unlink: (() => void)[] = [];
-  #aborters: (() => void)[] = [];
+  /** Linked signals still tied to their parent: cut at expiry or `clear()`, whichever is first. */
+  #links: Link[] | undefined;
 
   constructor(ms: number, onExpire: () => void, options: DeadlineOptions = {}) {
     const clock = options.clock ?? systemClock;
@@ -51,10 +54,10 @@ export class Deadline {
     this.#timer = clock.schedule(() => {
       this.#expired = true;
       this.#timer = undefined;
-      const aborters = this.#aborters;
-      this.#aborters = [];
-      aborters.forEach((abort) => abort());
-      this.#release();
+      const links = this.#release();
+      for (const link of links) {
+        link.controller.abort(new DOMException("Deadline passed", "TimeoutError"));
+      }
       onExpire();
     }, ms);
   }
@@ -83,18 +86,16 @@ export class Deadline {
       return controller.signal;
     }
     const onParentAbort = () => controller.abort(parent.reason);
-    parent.addEventListener("abort", onParentAbort, { once: true });
-    this.#unlink.push(() => parent.removeEventListener("abort", onParentAbort));
-    this.#aborters.push(() =>
-      controller.abort(new DOMException("Deadline passed", "TimeoutError"))
-    );
+    // One shared listener per parent (relay/on_abort.ts): the parent is the service's
+    // long-lived shutdown signal, and every handshake links to it.
+    onAbort(parent, onParentAbort);
+    (this.#links ??= []).push({ parent, onParentAbort, controller });
     return controller.signal;
   }
 
   clear(): void {
     if (this.#timer !== undefined) this.#clock.cancel(this.#timer);
     this.#timer = undefined;
-    this.#aborters = [];
     this.#release();
   }
 
@@ -102,9 +103,18 @@ export class Deadline {
     this.clear();
   }
 
-  #release(): void {
-    const unlink = this.#unlink;
-    this.#unlink = [];
-    unlink.forEach((undo) => undo());
+  /** Unties every linked signal from its parent; returns them. */
+  #release(): Link[] {
+    const links = this.#links ?? [];
+    this.#links = undefined;
+    for (const link of links) offAbort(link.parent, link.onParentAbort);
+    return links;
   }
+}
+
+/** A linked signal's controller and what ties it to its parent. */
+interface Link {
+  readonly parent: AbortSignal;
+  readonly onParentAbort: () => void;
+  readonly controller: AbortController;
 }

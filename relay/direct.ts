@@ -81,7 +81,11 @@ export async function connectDirect(
   address: Address,
   options: DirectOptions = {},
 ): Promise<Deno.TcpConn> {
-  const allowed = await resolveAllowedTarget(address, options);
+  // An IP literal needs no lookup: checked at once, without an await (most servers' targets
+  // are names, but every tunnel's and many clients' are not).
+  const allowed = address.type === "domain"
+    ? await resolveAllowedTarget(address, options)
+    : allowedTargets(address, [address.host], options.allowPrivateTargets ?? false);
   let lastError: unknown;
   for (const hostname of allowed) {
     try {

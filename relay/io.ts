@@ -46,21 +46,51 @@ export async function readExact(
   return buffer;
 }
 
-/** Writes every byte of `data`. */
-export async function writeAll(writer: Pick<Duplex, "write">, data: Uint8Array): Promise<void> {
-  let written = 0;
+/**
+ * Writes every byte of `data`. Not an async function: a write that takes everything at once
+ * (almost all of them) costs one `then` instead of a suspended frame (bench/throughput.ts,
+ * connection setup and idle memory).
+ */
+export function writeAll(writer: Pick<Duplex, "write">, data: Uint8Array): Promise<void> {
+  if (data.length === 0) return Promise.resolve();
+  let first: Promise<number>;
+  try {
+    first = writer.write(data);
+  } catch (error) {
+    // As from an async function: a failure is a rejection, never a throw.
+    return Promise.reject(error);
+  }
+  return first.then((n) => n < data.length ? writeRest(writer, data, n) : undefined);
+}
+
+async function writeRest(
+  writer: Pick<Duplex, "write">,
+  data: Uint8Array,
+  written: number,
+): Promise<void> {
   while (written < data.length) {
     written += await writer.write(data.subarray(written));
   }
 }
 
 /**
+ * Streams `closeQuietly` has closed. Sessions close their client connection twice (the relay,
+ * then the accept loop, which cannot tell), and Deno's second close throws `BadResource`: an
+ * error with a stack trace, which cost more than the rest of the close (bench/throughput.ts,
+ * connection setup). Weak: an entry goes with its stream.
+ */
+const closed = new WeakSet<object>();
+
+/**
  * Closes a stream that may already be closed. Deno throws `BadResource` on a second close;
- * that case is expected here, anything else is rethrown.
+ * that case is expected here, anything else is rethrown. A stream this already closed is not
+ * closed again.
  */
 export function closeQuietly(stream: Pick<Duplex, "close">): void {
+  if (closed.has(stream)) return;
   try {
     stream.close();
+    closed.add(stream);
   } catch (error) {
     if (!(error instanceof Deno.errors.BadResource)) throw error;
   }

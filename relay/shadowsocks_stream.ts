@@ -23,9 +23,10 @@ import { closeQuietly, type Duplex, writeAll } from "./io.ts";
 const READ_BUFFER_SIZE = 2 * (0x3fff + 2 + 2 * 16) + 64;
 /**
  * The read buffer while reads come back short, and after the buffer empties on a short read:
- * an idle connection holds only this (see relay/pipe.ts for the measured effect).
+ * an idle connection holds only this (see relay/pipe.ts for the measured effect). It holds the
+ * next chunk's length block (18 bytes) and a short message whole.
  */
-const SMALL_READ_BUFFER_SIZE = 1024;
+const SMALL_READ_BUFFER_SIZE = 256;
 const EMPTY = new Uint8Array(0);
 
 /** A request header and the payload that came with it. */
@@ -47,6 +48,8 @@ export class ShadowsocksStream implements Duplex {
   #request: StreamRequest | undefined;
   #eof = false;
   #receivedAny = false;
+  /** Bytes that must be buffered before the framing can open more (set when it could not). */
+  #need = 0;
 
   constructor(conn: Duplex, framing: StreamFraming) {
     this.#conn = conn;
@@ -73,9 +76,12 @@ export class ShadowsocksStream implements Duplex {
    * Client side: sends the first flight now, even with no payload yet: salt, headers and
    * `payload` in one write (a 2022 request pads itself when `payload` is empty).
    */
-  async start(payload: Uint8Array): Promise<void> {
-    const bytes = this.#framing.seal(payload);
-    if (bytes.length > 0) await writeAll(this.#conn, bytes);
+  start(payload: Uint8Array): Promise<void> {
+    try {
+      return writeAll(this.#conn, this.#framing.seal(payload));
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   /**
@@ -84,16 +90,50 @@ export class ShadowsocksStream implements Duplex {
    * the relay writes them on without copying. Throws `ProtocolError` for a bad tag, an
    * oversized length, a failed header check, or an end of stream in the middle of a unit.
    *
-   * One async frame per read, the socket read inlined: a suspended frame costs heap for every
-   * idle session (bench/throughput.ts, idle memory).
+   * No async frame: what is buffered is opened at once, and a socket read, when one is needed,
+   * is continued by `then` (`#afterRead`). The relay's reads wait most of a session's life, and
+   * a suspended frame costs heap for every idle session (bench/throughput.ts, idle memory).
    */
-  async readView(): Promise<Uint8Array | null> {
+  readView(): Promise<Uint8Array | null> {
+    try {
+      const view = this.#open();
+      if (view !== undefined) return Promise.resolve(view);
+      return this.#conn.read(this.#inbox.subarray(this.#inEnd)).then(this.#afterRead);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** A read for `readView` came back: take it, and open again (or read more). */
+  readonly #afterRead = (n: number | null): Promise<Uint8Array | null> => {
+    if (n === null) {
+      this.#eof = true;
+    } else {
+      this.#lastReadFilled = this.#inEnd + n === this.#inbox.length;
+      if (n > 0) this.#receivedAny = true;
+      this.#inEnd += n;
+    }
+    return this.readView();
+  };
+
+  /**
+   * Opens what is buffered: the next payload, null at a clean end of stream, or undefined when
+   * `#need` bytes must be read first (the inbox then has room for them).
+   */
+  #open(): Uint8Array | null | undefined {
     if (this.#plain.length > 0) {
       const plain = this.#plain;
       this.#plain = EMPTY;
       return plain;
     }
     for (;;) {
+      if (this.#inEnd - this.#inStart < this.#need) {
+        if (!this.#eof) return undefined;
+        const empty = this.#inStart === this.#inEnd;
+        if (empty && (!this.#receivedAny || this.#framing.atChunkBoundary)) return null;
+        throw new ProtocolError("ERR_CIPHER", "Stream ended in the middle of a header or chunk");
+      }
+      this.#need = 0;
       const step = this.#framing.open(this.#inbox.subarray(this.#inStart, this.#inEnd));
       this.#inStart += step.consumed;
       if (step.request !== undefined) this.#request = step.request;
@@ -103,18 +143,7 @@ export class ShadowsocksStream implements Duplex {
       if (step.consumed > 0) continue;
       const wanted = this.#framing.wanted;
       this.#makeRoom(wanted);
-      while (this.#inEnd - this.#inStart < wanted) {
-        const n = this.#eof ? null : await this.#conn.read(this.#inbox.subarray(this.#inEnd));
-        if (n === null) {
-          this.#eof = true;
-          const empty = this.#inStart === this.#inEnd;
-          if (empty && (!this.#receivedAny || this.#framing.atChunkBoundary)) return null;
-          throw new ProtocolError("ERR_CIPHER", "Stream ended in the middle of a header or chunk");
-        }
-        this.#lastReadFilled = this.#inEnd + n === this.#inbox.length;
-        if (n > 0) this.#receivedAny = true;
-        this.#inEnd += n;
-      }
+      this.#need = wanted;
     }
   }
 
@@ -130,12 +159,17 @@ export class ShadowsocksStream implements Duplex {
     return n;
   }
 
-  /** Seals and writes all of `p` (headers go in front of the first write). */
-  async write(p: Uint8Array): Promise<number> {
-    if (p.length === 0) return 0;
-    const bytes = this.#framing.seal(p);
-    if (bytes.length > 0) await writeAll(this.#conn, bytes);
-    return p.length;
+  /**
+   * Seals and writes all of `p` (headers go in front of the first write). Not an async
+   * function, as every relayed chunk passes here (see `writeAll`).
+   */
+  write(p: Uint8Array): Promise<number> {
+    if (p.length === 0) return Promise.resolve(0);
+    try {
+      return writeAll(this.#conn, this.#framing.seal(p)).then(() => p.length);
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   closeWrite(): Promise<void> {

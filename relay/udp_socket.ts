@@ -2,6 +2,12 @@
  * A UDP socket with an idempotent `close` and `using` support, which `Deno.DatagramConn` lacks,
  * and a `receive` that reports closure as `null` instead of an error, so receive loops end
  * cleanly when the socket is closed under them (shutdown, eviction).
+ *
+ * `close()` does not release the descriptor at once when a receive or send is pending: Deno
+ * closes the socket when the last operation holding it ends, which for a pending receive is
+ * the next turn of the event loop after the close cancels it. A loop that opens sockets faster
+ * than it lets the event loop turn (a flood of new UDP sources) would hold hundreds of closed
+ * ones. `released()` tells when the descriptor is really gone.
  * @module
  */
 import type { LoopGuard } from "./loop_errors.ts";
@@ -29,6 +35,9 @@ export class UdpSocket implements Disposable {
   readonly #conn: Deno.DatagramConn;
   readonly #closing = new AbortController();
   #closed = false;
+  /** Receives and sends in flight: each holds the descriptor open. */
+  #inFlight = 0;
+  #released: PromiseWithResolvers<void> | undefined;
 
   private constructor(conn: Deno.DatagramConn) {
     this.#conn = conn;
@@ -58,12 +67,15 @@ export class UdpSocket implements Disposable {
    */
   async receive(buffer: Uint8Array): Promise<Datagram | null> {
     if (this.#closed) return null;
+    this.#inFlight++;
     try {
       const [data, from] = await this.#conn.receive(buffer);
       return { data, from: from as Deno.NetAddr };
     } catch (error) {
       if (this.#closed) return null;
       throw error;
+    } finally {
+      this.#settled();
     }
   }
 
@@ -85,7 +97,12 @@ export class UdpSocket implements Disposable {
 
   /** Sends `data` as one datagram; throws what the OS reports (e.g. message too long). */
   async send(data: Uint8Array, to: UdpEndpoint): Promise<void> {
-    await this.#conn.send(data, { transport: "udp", hostname: to.hostname, port: to.port });
+    this.#inFlight++;
+    try {
+      await this.#conn.send(data, { transport: "udp", hostname: to.hostname, port: to.port });
+    } finally {
+      this.#settled();
+    }
   }
 
   /** Closes the socket; a pending `receive` resolves to null. Safe to call more than once. */
@@ -94,6 +111,22 @@ export class UdpSocket implements Disposable {
     this.#closed = true;
     this.#closing.abort();
     this.#conn.close();
+    if (this.#inFlight === 0) this.#released?.resolve();
+  }
+
+  /**
+   * Resolves once the socket is closed and no receive or send holds it any more: its
+   * descriptor is then released (see the module comment). Pending until `close()`.
+   */
+  released(): Promise<void> {
+    this.#released ??= Promise.withResolvers<void>();
+    if (this.#closed && this.#inFlight === 0) this.#released.resolve();
+    return this.#released.promise;
+  }
+
+  #settled(): void {
+    this.#inFlight--;
+    if (this.#closed && this.#inFlight === 0) this.#released?.resolve();
   }
 
   [Symbol.dispose](): void {

@@ -1,7 +1,7 @@
 import { assertEquals, assertOk } from "../_assert.ts";
 import { ProtocolError } from "../../protocol/errors.ts";
 import type { Duplex } from "../../relay/io.ts";
-import { relay } from "../../relay/pipe.ts";
+import { relay, SMALL_RELAY_BUFFER_SIZE } from "../../relay/pipe.ts";
 
 /** Concatenates byte arrays (test-side helper, independent of the code under test). */
 function joined(parts: Uint8Array[]): number[] {
@@ -91,13 +91,13 @@ Deno.test("relay() copies each view before the lender reuses its buffer", async 
 
 Deno.test("relay() reads a plain side into its own buffer, growing it for full reads", async () => {
   const big = new Uint8Array(5000).map((_, i) => i & 0xff);
-  const small = new Uint8Array(1024).fill(7);
-  // A full 1 KiB read switches to the large buffer; the 5000-byte read then fits in one call.
+  const small = new Uint8Array(SMALL_RELAY_BUFFER_SIZE).fill(7);
+  // A full small read switches to the large buffer; the 5000-byte read then fits in one call.
   const client = new ScriptedSide([small, big, bytes(1)]);
   const target = new ScriptedSide([]);
   const status = await relay(client, target, { idleTimeoutMs: 10_000 });
   assertEquals(status, "OK");
-  assertEquals(target.written.map((w) => w.length), [1024, 5000, 1]);
+  assertEquals(target.written.map((w) => w.length), [SMALL_RELAY_BUFFER_SIZE, 5000, 1]);
   assertEquals(joined(target.written), [...small, ...big, 1]);
 });
 
