@@ -2,6 +2,7 @@
  * In-process fixtures for end-to-end tests: an ssdeno server and local on port 0, a TCP echo
  * target, and a minimal SOCKS5 client. Everything binds 127.0.0.1 and is closed by `close()`.
  */
+import { concatBytes } from "../../crypto/bytes.ts";
 import { createHash } from "node:crypto";
 import type { LocalConfig, ServerConfig } from "../../config/types.ts";
 import { startLocal } from "../../local.ts";
@@ -316,4 +317,38 @@ export async function echoThrough(conn: Deno.TcpConn, total: number, seed: numbe
   conn.close();
   assertEquals(received, total);
   assertEquals(receivedHash.digest("hex"), sentHash.digest("hex"));
+}
+
+/** A TCP forwarder to `port` that records what each client sent, one flight per connection. */
+export function recordingForwarder(port: number) {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const recorded: Uint8Array[][] = [];
+  const pipes: Promise<unknown>[] = [];
+  const accepting = (async () => {
+    for await (const client of listener) {
+      const server = await Deno.connect({ hostname: "127.0.0.1", port });
+      const parts: Uint8Array[] = [];
+      recorded.push(parts);
+      const up = new TransformStream<Uint8Array, Uint8Array>({
+        transform(chunk, controller) {
+          parts.push(chunk.slice());
+          controller.enqueue(chunk);
+        },
+      });
+      pipes.push(
+        client.readable.pipeThrough(up).pipeTo(server.writable).catch(() => {}),
+        server.readable.pipeTo(client.writable).catch(() => {}),
+      );
+    }
+  })();
+  return {
+    port: (listener.addr as Deno.NetAddr).port,
+    /** Everything each client sent, one piece per connection, in the order they came. */
+    flights: () => recorded.map((parts) => concatBytes(...parts)),
+    close: async () => {
+      listener.close();
+      await accepting;
+      await Promise.allSettled(pipes);
+    },
+  };
 }

@@ -24,6 +24,7 @@ import {
   localConfig,
   localhostTarget,
   metricSample,
+  recordingForwarder,
   socksConnect,
   startEchoServer,
   waitFor,
@@ -122,49 +123,6 @@ async function echoOnce(local: RunningService, echoPort: number): Promise<void> 
   } finally {
     conn.close();
   }
-}
-
-/** A TCP forwarder to `port` that records what each client sent, one flight per connection. */
-function recordingForwarder(port: number) {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const recorded: Uint8Array[][] = [];
-  const pipes: Promise<unknown>[] = [];
-  const accepting = (async () => {
-    for await (const client of listener) {
-      const server = await Deno.connect({ hostname: "127.0.0.1", port });
-      const parts: Uint8Array[] = [];
-      recorded.push(parts);
-      const up = new TransformStream<Uint8Array, Uint8Array>({
-        transform(chunk, controller) {
-          parts.push(chunk.slice());
-          controller.enqueue(chunk);
-        },
-      });
-      pipes.push(
-        client.readable.pipeThrough(up).pipeTo(server.writable).catch(() => {}),
-        server.readable.pipeTo(client.writable).catch(() => {}),
-      );
-    }
-  })();
-  return {
-    port: (listener.addr as Deno.NetAddr).port,
-    /** Everything each client sent, one piece per connection, in the order they came. */
-    flights: () =>
-      recorded.map((parts) => {
-        const out = new Uint8Array(parts.reduce((n, part) => n + part.length, 0));
-        let at = 0;
-        for (const part of parts) {
-          out.set(part, at);
-          at += part.length;
-        }
-        return out;
-      }),
-    close: async () => {
-      listener.close();
-      await accepting;
-      await Promise.allSettled(pipes);
-    },
-  };
 }
 
 /** Sends `flight` to `node` on a new connection and closes it, as a replaying prober does. */

@@ -18,6 +18,7 @@ import {
   localhostTarget,
   metricSample,
   readAll,
+  recordingForwarder,
   socksConnect,
   startEchoServer,
   waitFor,
@@ -321,47 +322,6 @@ Deno.test("--workers 2: a reload that replaces a listener retires it in both iso
   }
 });
 
-/** A TCP forwarder to `port` that records what the client of its first connection sent. */
-function recordingForwarder(port: number) {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const recorded: Uint8Array[] = [];
-  const pipes: Promise<unknown>[] = [];
-  const accepting = (async () => {
-    for await (const client of listener) {
-      const server = await Deno.connect({ hostname: "127.0.0.1", port });
-      const first = recorded.length === 0 && pipes.length === 0;
-      const up = new TransformStream<Uint8Array, Uint8Array>({
-        transform(chunk, controller) {
-          if (first) recorded.push(chunk.slice());
-          controller.enqueue(chunk);
-        },
-      });
-      pipes.push(
-        client.readable.pipeThrough(up).pipeTo(server.writable).catch(() => {}),
-        server.readable.pipeTo(client.writable).catch(() => {}),
-      );
-    }
-  })();
-  return {
-    port: (listener.addr as Deno.NetAddr).port,
-    /** Everything the first client sent, in one piece. */
-    flight: () => {
-      const out = new Uint8Array(recorded.reduce((n, part) => n + part.length, 0));
-      let at = 0;
-      for (const part of recorded) {
-        out.set(part, at);
-        at += part.length;
-      }
-      return out;
-    },
-    close: async () => {
-      listener.close();
-      await accepting;
-      await Promise.allSettled(pipes);
-    },
-  };
-}
-
 Deno.test("--workers 2: a first flight replayed to the other isolate is refused", async (t) => {
   const echo = startEchoServer();
   try {
@@ -398,7 +358,7 @@ Deno.test("--workers 2: a first flight replayed to the other isolate is refused"
           let next = perIsolate(metrics);
           const original = next[0] > counts[0] ? 0 : 1;
           counts = next;
-          const flight = forwarder.flight();
+          const flight = forwarder.flights()[0]!;
           assert.ok(flight.length > 32, `${flight.length} bytes recorded`);
 
           // Replays, straight to the server, until one lands on the other isolate. Each must be
