@@ -38,6 +38,15 @@ const EVP_CTRL_AEAD_SET_IVLEN = 0x9;
 const EVP_CTRL_AEAD_GET_TAG = 0x10;
 const EVP_CTRL_AEAD_SET_TAG = 0x11;
 /**
+ * `OPENSSL_init_crypto` option: no `atexit` handler. OpenSSL's handler (`OPENSSL_cleanup`) frees
+ * its global state on the thread that calls `exit()` while the threads that used the library may
+ * still be exiting: Deno does not join them (the `deno test` module's thread, worker isolates),
+ * and their OpenSSL thread-exit destructor then works on the freed state (`malloc_consolidate():
+ * invalid chunk size` or a segfault at exit, about 3 exits in 1000 under load; openssl#6214).
+ * Without the handler the OS reclaims that memory at exit, as OpenSSL's documentation allows.
+ */
+const OPENSSL_INIT_NO_ATEXIT = 0x0008_0000n;
+/**
  * Keyed contexts per backend (per isolate): enough for every direction of the busiest runs
  * measured (8 streams, both directions, on each side) to keep its own, at about 2 KiB each.
  */
@@ -56,6 +65,7 @@ const LIBRARY_CANDIDATES: readonly string[] = [
 
 const SYMBOLS = {
   OpenSSL_version_num: { parameters: [], result: "u64" },
+  OPENSSL_init_crypto: { parameters: ["u64", "pointer"], result: "i32" },
   EVP_CIPHER_CTX_new: { parameters: [], result: "pointer" },
   EVP_CIPHER_CTX_free: { parameters: ["pointer"], result: "void" },
   EVP_CIPHER_CTX_ctrl: { parameters: ["pointer", "i32", "i32", "buffer"], result: "i32" },
@@ -161,6 +171,11 @@ export function loadOpenSslAead(): OpenSslBackend | undefined {
     }
     let backend: OpenSslBackend;
     try {
+      // First, before any call that initializes the library (its first initialization decides
+      // whether an atexit handler is registered; later ones, e.g. from another isolate, keep it).
+      if (library.symbols.OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, null) !== 1) {
+        throw new Error("OPENSSL_init_crypto failed");
+      }
       backend = createBackend(library.symbols, path);
       const mismatch = selfTest(backend);
       if (mismatch) throw new Error(mismatch);
@@ -178,6 +193,13 @@ export function loadOpenSslAead(): OpenSslBackend | undefined {
     ? `OpenSSL backend unavailable:${FFI_NOT_GRANTED}`
     : `OpenSSL backend unavailable: ${errors.join("; ")}`;
   return undefined;
+}
+
+/** OpenSSL reads 12 bytes of IV whatever the buffer holds: a shorter nonce would be read past. */
+function checkNonce(nonce: Uint8Array): void {
+  if (nonce.length !== NONCE_SIZE) {
+    throw new RangeError(`Invalid nonce length: expected ${NONCE_SIZE}, got ${nonce.length}`);
+  }
 }
 
 function messageOf(error: unknown): string {
@@ -333,6 +355,7 @@ function createBackend(symbols: Symbols, path: string): OpenSslBackend {
           `Output too small: expected at least ${length + TAG_SIZE} bytes, got ${out.length}`,
         );
       }
+      checkNonce(nonce);
       const ctx = this.#context(true);
       const tail = out.subarray(length);
       const ok = symbols.EVP_EncryptInit_ex(ctx, null, null, null, nonce) === 1 &&
@@ -352,6 +375,7 @@ function createBackend(symbols: Symbols, path: string): OpenSslBackend {
           `Output too small: expected at least ${length} bytes, got ${out.length}`,
         );
       }
+      checkNonce(nonce);
       const ctx = this.#context(false);
       // The tag is set before the update, so in-place decryption (out = sealed) cannot clobber it.
       const ok = symbols.EVP_DecryptInit_ex(ctx, null, null, null, nonce) === 1 &&

@@ -114,6 +114,25 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: "the openssl backend refuses a nonce that is not 12 bytes (OpenSSL would read past it)",
+  ignore: !openssl,
+  fn() {
+    using aead = openssl!.createAead("aes-128-gcm", keyFor("aes-128-gcm"));
+    const sealed = aead.seal(randomBytes(12), randomBytes(16));
+    for (const size of [0, 8, 11, 13]) {
+      for (
+        const error of [
+          assertThrows(() => aead.seal(randomBytes(size), randomBytes(16))),
+          assertThrows(() => aead.open(randomBytes(size), sealed)),
+        ]
+      ) {
+        assertOk(error instanceof RangeError && /Invalid nonce length/.test(error.message));
+      }
+    }
+  },
+});
+
 Deno.test("setCryptoBackend() switches the backend AeadCipher uses", () => {
   try {
     setCryptoBackend("node");
