@@ -490,30 +490,30 @@ async function serveSession(
     if (!live) context.liveByUser.set(user, live = new Set());
     live.add(conn);
   }
-  try {
-    const counted = withUserCounts(countBytes, userStats, () => {
-      if (context.config.dataLimitCutsLive && refusal(context, user!) !== undefined) {
-        for (const live of context.liveByUser.get(user!) ?? []) closeQuietly(live);
-      }
-    });
-    return await relayTo(
-      conn,
-      stream,
-      request,
-      context,
-      deadline,
-      signal,
-      counted,
-      finish,
-      refusedByFleet,
-    );
-  } finally {
-    if (user !== undefined) {
-      const live = context.liveByUser.get(user);
-      live?.delete(conn);
-      if (live?.size === 0) context.liveByUser.delete(user);
+  const counted = withUserCounts(countBytes, userStats, () => {
+    if (context.config.dataLimitCutsLive && refusal(context, user!) !== undefined) {
+      for (const live of context.liveByUser.get(user!) ?? []) closeQuietly(live);
     }
-  }
+  });
+  // Returned, not awaited: a frame of this function would otherwise stay suspended for the
+  // session's whole life (bench/throughput.ts, active memory).
+  const relayed = relayTo(
+    conn,
+    stream,
+    request,
+    context,
+    deadline,
+    signal,
+    counted,
+    finish,
+    refusedByFleet,
+  );
+  if (user === undefined) return relayed;
+  return relayed.finally(() => {
+    const live = context.liveByUser.get(user);
+    live?.delete(conn);
+    if (live?.size === 0) context.liveByUser.delete(user);
+  });
 }
 
 /** The second half of a server session: policy, connect, relay. */
@@ -570,12 +570,12 @@ async function relayTo(
     return finish("ERR_RELAY_TARGET", errorMessage(error));
   }
   countSession("uplink", initialPayload.length);
-  const status = await relay(stream, target, {
+  // Returned as a chain rather than awaited: no suspended frame per session (as above).
+  return relay(stream, target, {
     idleTimeoutMs: config.timeout * 1000,
     signal,
     onBytes: countSession,
-  });
-  return finish(status, "relayed");
+  }).then((status) => finish(status, "relayed"));
 }
 
 /** The byte counter of one session: the service totals, and the user's when there is one. */

@@ -111,7 +111,14 @@ try {
         }),
       );
       spawn(Deno.execPath(), [
-        ...["run", "-A", "--quiet", "--config", CONFIG, "--v8-flags=--max-semi-space-size=1"],
+        ...[
+          "run",
+          "-A",
+          "--quiet",
+          "--config",
+          CONFIG,
+          "--v8-flags=--max-semi-space-size=1,--optimize-for-size",
+        ],
         ...[MAIN, "server", "-c", config, "--allow-private-targets", "-q"],
       ]);
       await waitForTcpPort(port);

@@ -114,12 +114,13 @@ export async function runSession(
     return finish("ERR_INTERNAL", "the inbound accepted a success reply without a stream");
   }
   conn.setNoDelay(setup.noDelay);
-  const status = await relay(app, connection.stream, {
+  // Returned as a chain rather than awaited: no suspended frame for the session's whole life
+  // (bench/throughput.ts, active memory).
+  return relay(app, connection.stream, {
     idleTimeoutMs: setup.idleMs,
     signal,
     onBytes: countBytes,
-  });
-  return finish(status, "relayed");
+  }).then((status) => finish(status, "relayed"));
 }
 
 /**

@@ -156,13 +156,13 @@ export interface ServingProcess extends AsyncDisposable {
 }
 
 /**
- * Runs `ssdeno ARGS` as `deno task serve` does (`--max-semi-space-size=1`, which sets how much
- * young-generation garbage RSS carries), so the memory figures are the deployed ones.
+ * Runs `ssdeno ARGS` as `deno task serve` does (`--max-semi-space-size=1,--optimize-for-size`,
+ * which set how much garbage RSS carries), so the memory figures are the deployed ones.
  */
 export function spawnServing(args: string[]): ServingProcess {
   const child = new Deno.Command(Deno.execPath(), {
     args: [
-      ...["run", "--v8-flags=--max-semi-space-size=1", "-A", "--quiet"],
+      ...["run", "--v8-flags=--max-semi-space-size=1,--optimize-for-size", "-A", "--quiet"],
       ...["--config", CONFIG, MAIN, ...args],
     ],
     stdin: "null",
