@@ -39,7 +39,7 @@ import { type ClientIpGate, ClientIpWindow, localGate } from "./service/client_i
 import { SaltPool, type SaltStore } from "./protocol/salt_pool.ts";
 import { Deadline } from "./relay/deadline.ts";
 import { connectDirect, resolveTarget } from "./relay/direct.ts";
-import { closeQuietly, writeAll } from "./relay/io.ts";
+import { applyNoDelay, closeQuietly, writeAll } from "./relay/io.ts";
 import { type Logger, silentLogger } from "./relay/log.ts";
 import { bindTcpAndUdp } from "./relay/listen.ts";
 import { relay } from "./relay/pipe.ts";
@@ -561,7 +561,7 @@ async function relayTo(
   const replayed = await refusedByFleet(() => closeQuietly(target));
   if (replayed) return replayed;
   deadline.clear();
-  conn.setNoDelay(config.noDelay);
+  applyNoDelay(conn, config.noDelay);
 
   try {
     if (initialPayload.length > 0) await writeAll(target, initialPayload);

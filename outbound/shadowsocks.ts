@@ -8,7 +8,7 @@
  */
 import { type Address, addressFromHost, formatAddress } from "../protocol/address.ts";
 import type { ClientFramings } from "../protocol/session_framings.ts";
-import { closeQuietly, type Duplex } from "../relay/io.ts";
+import { applyNoDelay, closeQuietly, type Duplex } from "../relay/io.ts";
 import { ShadowsocksStream } from "../relay/shadowsocks_stream.ts";
 import { type QueuedTimer, startTimer, stopTimer } from "../relay/timer_queue.ts";
 import { FIRST_PAYLOAD_WAIT_MS } from "../relay/upstream.ts";
@@ -41,7 +41,7 @@ export class ShadowsocksOutbound implements Outbound {
   async connect(target: Address, options: { signal: AbortSignal }): Promise<OutboundConnection> {
     const { host, port, noDelay, framings } = this.server;
     const conn = await Deno.connect({ hostname: host, port, signal: options.signal });
-    conn.setNoDelay(noDelay);
+    applyNoDelay(conn, noDelay);
     const framing = framings.session(target, { onServerSkew: this.#onServerSkew });
     return {
       stream: new FirstFlightStream(new ShadowsocksStream(conn, framing)),

@@ -8,6 +8,7 @@ import { type Address, formatAddress } from "../protocol/address.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import { isForbiddenIp } from "../protocol/target_policy.ts";
 import { Resolver } from "./resolver.ts";
+import { applyNoDelay } from "./io.ts";
 
 /**
  * The resolver every target name goes through, TCP and UDP alike: the system's (getaddrinfo)
@@ -92,7 +93,7 @@ export async function connectDirect(
       const connectOptions: Deno.ConnectOptions = { hostname, port: address.port };
       if (options.signal) connectOptions.signal = options.signal;
       const conn = await Deno.connect(connectOptions);
-      conn.setNoDelay(options.noDelay ?? true);
+      applyNoDelay(conn, options.noDelay ?? true);
       return conn;
     } catch (error) {
       lastError = error;

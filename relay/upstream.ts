@@ -13,6 +13,7 @@ import { relay } from "./pipe.ts";
 import type { ByteCounter } from "./service.ts";
 import type { ShadowsocksStream } from "./shadowsocks_stream.ts";
 import { createUdpClientCipher, type UdpClientCipher } from "./shadowsocks_udp.ts";
+import { applyNoDelay } from "./io.ts";
 
 /**
  * How long to wait for the application's first bytes before sending the header alone.
@@ -63,7 +64,7 @@ export async function connectUpstream(
   signal: AbortSignal,
 ): Promise<Deno.TcpConn> {
   const conn = await Deno.connect({ hostname: config.server, port: config.serverPort, signal });
-  conn.setNoDelay(config.noDelay);
+  applyNoDelay(conn, config.noDelay);
   return conn;
 }
 

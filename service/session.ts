@@ -15,7 +15,7 @@ import type { DialedConnection, Inbound } from "../inbound/inbound.ts";
 import type { Router } from "../route/router.ts";
 import { BufferedConn } from "../relay/buffered_conn.ts";
 import { Deadline } from "../relay/deadline.ts";
-import { closeQuietly } from "../relay/io.ts";
+import { applyNoDelay, closeQuietly } from "../relay/io.ts";
 import { relay } from "../relay/pipe.ts";
 import type { ByteCounter } from "../relay/service.ts";
 import type { Observer, Outcome } from "./observer.ts";
@@ -113,7 +113,7 @@ export async function runSession(
     closeQuietly(connection.stream);
     return finish("ERR_INTERNAL", "the inbound accepted a success reply without a stream");
   }
-  conn.setNoDelay(setup.noDelay);
+  applyNoDelay(conn, setup.noDelay);
   // Returned as a chain rather than awaited: no suspended frame for the session's whole life
   // (bench/throughput.ts, active memory).
   return relay(app, connection.stream, {
