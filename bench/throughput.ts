@@ -885,8 +885,15 @@ interface MemoryResult {
   tunnelKiB: number;
 }
 
-/** RSS growth per idle connection held through the chain, server and tunnel side. */
-async function measureIdle(chain: RunningChain, count: number): Promise<MemoryResult> {
+/**
+ * RSS growth per connection, server and tunnel side, of `count` connections held open through
+ * the chain while `during` runs (the connections stay open until it has resolved).
+ */
+async function rssGrowthPerConnection(
+  chain: RunningChain,
+  count: number,
+  during: (conns: Deno.TcpConn[]) => Promise<void>,
+): Promise<MemoryResult> {
   // Warm up: code paths, JIT and lazily loaded libraries are not per-connection memory.
   for (const conn of await openMany(chain.port, 20)) closeQuietly(conn);
   await delay(500);
@@ -894,7 +901,7 @@ async function measureIdle(chain: RunningChain, count: number): Promise<MemoryRe
   const tunnelBefore = await readRssKiB(chain.tunnel.pid);
   const conns = await openMany(chain.port, count);
   try {
-    await delay(1000);
+    await during(conns);
     const serverAfter = await readRssKiB(chain.server.pid);
     const tunnelAfter = await readRssKiB(chain.tunnel.pid);
     return {
@@ -906,6 +913,11 @@ async function measureIdle(chain: RunningChain, count: number): Promise<MemoryRe
   }
 }
 
+/** RSS growth per idle connection held through the chain, read a second after they opened. */
+function measureIdle(chain: RunningChain, count: number): Promise<MemoryResult> {
+  return rssGrowthPerConnection(chain, count, () => delay(1000));
+}
+
 /**
  * RSS growth per connection held open through the chain while every connection echoes
  * `ACTIVE_MESSAGE_BYTES` once a second, each at its own offset within the second (so the
@@ -913,17 +925,12 @@ async function measureIdle(chain: RunningChain, count: number): Promise<MemoryRe
  * connections still echoing. Every echo is checked byte for byte; a wrong or missing one fails
  * the measurement.
  */
-async function measureActive(
+function measureActive(
   chain: RunningChain,
   count: number,
   seconds: number,
 ): Promise<MemoryResult> {
-  for (const conn of await openMany(chain.port, 20)) closeQuietly(conn);
-  await delay(500);
-  const serverBefore = await readRssKiB(chain.server.pid);
-  const tunnelBefore = await readRssKiB(chain.tunnel.pid);
-  const conns = await openMany(chain.port, count);
-  try {
+  return rssGrowthPerConnection(chain, count, async (conns) => {
     const started = performance.now();
     let failure: unknown;
     const echoLoop = async (conn: Deno.TcpConn, index: number) => {
@@ -953,15 +960,7 @@ async function measureActive(
       })
     ));
     if (failure !== undefined) throw failure;
-    const serverAfter = await readRssKiB(chain.server.pid);
-    const tunnelAfter = await readRssKiB(chain.tunnel.pid);
-    return {
-      serverKiB: (serverAfter - serverBefore) / count,
-      tunnelKiB: (tunnelAfter - tunnelBefore) / count,
-    };
-  } finally {
-    for (const conn of conns) closeQuietly(conn);
-  }
+  });
 }
 
 /** Opens `count` echoed connections, 50 at a time. */
@@ -1410,42 +1409,32 @@ async function main(args: string[]): Promise<number> {
           for (const chain of chains) await stopChain(chain);
         }
       }
-      if (options.only.has("memory")) {
+      const memoryCases = [
+        ["memory", "idle", memory, (chain: RunningChain) => measureIdle(chain, options.idle)],
+        [
+          "active",
+          "active",
+          active,
+          (chain: RunningChain) => measureActive(chain, options.active, options.activeSeconds),
+        ],
+      ] as const;
+      for (const [only, label, store, measure] of memoryCases) {
+        if (!options.only.has(only)) continue;
         for (let rep = 0; rep < options.repeat; rep++) {
           for (const spec of methodSpecs) {
             // Fresh processes: memory left over from earlier tests would hide the growth.
             const chain = await startChain(spec, method, targets.echo(), options);
             try {
-              const result = await measureIdle(chain, options.idle);
+              const result = await measure(chain);
               const k = key(method, spec.label);
-              const entry = memory.get(k) ?? { server: { values: [] }, tunnel: { values: [] } };
+              const entry = store.get(k) ?? { server: { values: [] }, tunnel: { values: [] } };
               entry.server.values.push(result.serverKiB);
               entry.tunnel.values.push(result.tunnelKiB);
-              memory.set(k, entry);
+              store.set(k, entry);
               console.log(
-                `${method} idle ${spec.label}: server ${result.serverKiB.toFixed(1)} KiB/conn, ` +
-                  `tunnel ${result.tunnelKiB.toFixed(1)} KiB/conn`,
-              );
-            } finally {
-              await stopChain(chain);
-            }
-          }
-        }
-      }
-      if (options.only.has("active")) {
-        for (let rep = 0; rep < options.repeat; rep++) {
-          for (const spec of methodSpecs) {
-            // Fresh processes: memory left over from earlier tests would hide the growth.
-            const chain = await startChain(spec, method, targets.echo(), options);
-            try {
-              const result = await measureActive(chain, options.active, options.activeSeconds);
-              const k = key(method, spec.label);
-              const entry = active.get(k) ?? { server: { values: [] }, tunnel: { values: [] } };
-              entry.server.values.push(result.serverKiB);
-              entry.tunnel.values.push(result.tunnelKiB);
-              active.set(k, entry);
-              console.log(
-                `${method} active ${spec.label}: server ${result.serverKiB.toFixed(1)} KiB/conn, ` +
+                `${method} ${label} ${spec.label}: server ${
+                  result.serverKiB.toFixed(1)
+                } KiB/conn, ` +
                   `tunnel ${result.tunnelKiB.toFixed(1)} KiB/conn`,
               );
             } finally {
