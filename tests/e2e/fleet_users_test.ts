@@ -55,14 +55,16 @@ interface Node {
 const waitUntil = (condition: () => Promise<boolean>, what: string) =>
   waitFor(condition, WAIT_MS, what);
 
-const sample = metricSample;
-
 async function metrics(node: Node): Promise<string> {
   return await (await fetch(`http://127.0.0.1:${node.apiPort}/metrics`)).text();
 }
 
 async function closedWith(node: Node, status: string): Promise<number> {
-  return sample(await metrics(node), "shadowsocks_tcp_connections_closed", `{status="${status}"}`);
+  return metricSample(
+    await metrics(node),
+    "shadowsocks_tcp_connections_closed",
+    `{status="${status}"}`,
+  );
 }
 
 /** The user names node's API lists. */
@@ -212,7 +214,8 @@ redisTest("fleet: users and data limits follow across three nodes", async (t, bi
       for (const node of nodes) {
         await waitUntil(async () => {
           const text = await metrics(node);
-          return sample(text, "ssdeno_fleet_up") === 1 && sample(text, "ssdeno_fleet_nodes") === 3;
+          return metricSample(text, "ssdeno_fleet_up") === 1 &&
+            metricSample(text, "ssdeno_fleet_nodes") === 3;
         }, `${node.name} to see three nodes`);
       }
       // The page's snapshot is taken every second: it may lag the metrics by one.
@@ -271,9 +274,16 @@ redisTest("fleet: users and data limits follow across three nodes", async (t, bi
         // Neither node alone saw the limit crossed: each counted 600 KB.
         for (const node of [n1, n3]) {
           const text = await metrics(node);
-          const counted =
-            sample(text, "shadowsocks_data_bytes", '{proto="tcp",dir="p>t",access_key="carol"}') +
-            sample(text, "shadowsocks_data_bytes", '{proto="tcp",dir="p<t",access_key="carol"}');
+          const counted = metricSample(
+            text,
+            "shadowsocks_data_bytes",
+            '{proto="tcp",dir="p>t",access_key="carol"}',
+          ) +
+            metricSample(
+              text,
+              "shadowsocks_data_bytes",
+              '{proto="tcp",dir="p<t",access_key="carol"}',
+            );
           assert.equal(counted, 2 * ECHOED, node.name);
         }
         const until = Date.now() + WAIT_MS;
@@ -360,7 +370,7 @@ redisTest("fleet: users and data limits follow across three nodes", async (t, bi
           for (const node of nodes) {
             const text = await metrics(node);
             for (const dir of ["p>t", "p<t"]) {
-              counted += sample(
+              counted += metricSample(
                 text,
                 "shadowsocks_data_bytes",
                 `{proto="tcp",dir="${dir}",access_key="alice"}`,
