@@ -105,7 +105,8 @@ function queueOf(ms: number): Queue {
  */
 export function startTimer(callback: () => void, ms: number): QueuedTimer {
   const entry = new Entry(Math.max(1, ms), callback);
-  queueOf(ms).add(entry);
+  // Queued by the entry's own duration: stop and restart look it up there.
+  queueOf(entry.ms).add(entry);
   return entry;
 }
 
