@@ -12,15 +12,6 @@ import { createAeadPrimitive } from "./backend.ts";
 const NONCE_SIZE = 12;
 const XCHACHA_NONCE_SIZE = 24;
 
-/** Adds one to a little-endian counter in place, carrying from byte 0 upward. */
-export function incrementNonce(nonce: Uint8Array): void {
-  for (let i = 0; i < nonce.length; i++) {
-    const next = (nonce[i]! + 1) & 0xff;
-    nonce[i] = next;
-    if (next !== 0) return;
-  }
-}
-
 /**
  * Where each call's nonce is written from the counter: calls are synchronous and no primitive
  * keeps the nonce, so one buffer serves every cipher. A 12-byte `Uint8Array` per cipher costs

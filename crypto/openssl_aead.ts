@@ -268,11 +268,11 @@ function createBackend(symbols: Symbols, path: string): OpenSslBackend {
     for (let i = 0; i < keyText.length; i++) key[i] = keyText.charCodeAt(i);
     const slot = hand;
     hand = (hand + 1) % CONTEXT_SLOTS;
-    let ctx = contexts[slot];
+    let ctx = contexts[slot] ?? null;
     const init = encrypt ? symbols.EVP_EncryptInit_ex : symbols.EVP_DecryptInit_ex;
     let ok: boolean;
-    if (ctx === null || ctx === undefined || slotCiphers[slot] !== algorithm) {
-      if (ctx === null || ctx === undefined) {
+    if (ctx === null || slotCiphers[slot] !== algorithm) {
+      if (ctx === null) {
         ctx = symbols.EVP_CIPHER_CTX_new();
         if (ctx === null) throw new Error("EVP_CIPHER_CTX_new failed: out of memory");
         contexts[slot] = ctx;
