@@ -25,7 +25,7 @@
  * dropped and counted, never answered.
  * @module
  */
-import type { ServerConfig } from "./config/types.ts";
+import type { ServerConfig, ServerUser } from "./config/types.ts";
 import { findMethod } from "./crypto/methods.ts";
 import { type Address, formatAddress } from "./protocol/address.ts";
 import { AccessControl } from "./route/acl.ts";
@@ -116,15 +116,29 @@ function usage(context: ServerContext, user: string): number {
   return tcpBytes + (udp ? udp.bytesUplink + udp.bytesDownlink : 0);
 }
 
+/** Each config's users by name, made on first use: asked per session, chunk and datagram. */
+const usersByConfig = new WeakMap<ServerConfig, ReadonlyMap<string, ServerUser>>();
+
+/** `user`'s entry in `config`, if it has one. */
+function userEntry(config: ServerConfig, user: string): ServerUser | undefined {
+  if (config.users === undefined) return undefined;
+  let byName = usersByConfig.get(config);
+  if (byName === undefined) {
+    byName = new Map(config.users.map((u) => [u.name, u]));
+    usersByConfig.set(config, byName);
+  }
+  return byName.get(user);
+}
+
 /**
  * Why `user` may not start a session now, or undefined: past their expiry, over their data
  * limit on this server, or refused by the fleet (over the limit across servers).
  */
-function refusal(context: ServerContext, user: string, now = Date.now()): string | undefined {
-  const entry = context.config.users?.find((u) => u.name === user);
+function refusal(context: ServerContext, user: string): string | undefined {
+  const entry = userEntry(context.config, user);
   if (entry === undefined) return undefined;
   if (entry.refused !== undefined) return entry.refused;
-  if (entry.expiresAt !== undefined && now >= entry.expiresAt) return "user expired";
+  if (entry.expiresAt !== undefined && Date.now() >= entry.expiresAt) return "user expired";
   if (entry.dataLimit !== undefined && usage(context, user) >= entry.dataLimit) {
     return "user over its data limit";
   }
@@ -471,9 +485,7 @@ async function serveSession(
   }
   const user = request.user;
   if (user !== undefined) who.user = user;
-  const maxIps = user === undefined
-    ? undefined
-    : context.config.users?.find((u) => u.name === user)?.maxClientIps;
+  const maxIps = user === undefined ? undefined : userEntry(context.config, user)?.maxClientIps;
   if (maxIps !== undefined) {
     // A replay must not take one of the user's places: the fleet's verdict first.
     const replayed = await refusedByFleet();
