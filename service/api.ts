@@ -227,12 +227,14 @@ async function change(
       else await options.userStore.deleteUser(entry, what.remove);
       return;
     }
-    const next = "put" in what
-      ? [...users.filter((u) => u.name !== what.put.name), what.put]
-      : users.filter((u) => u.name !== what.remove);
-    // A rekeyed user keeps their place in the list.
-    const index = "put" in what ? users.findIndex((u) => u.name === what.put.name) : -1;
-    if (index >= 0 && "put" in what) next.splice(index, 0, next.pop()!);
+    let next: ServerUser[];
+    if ("put" in what) {
+      // A rekeyed user keeps their place in the list.
+      const index = users.findIndex((u) => u.name === what.put.name);
+      next = index >= 0 ? users.with(index, what.put) : [...users, what.put];
+    } else {
+      next = users.filter((u) => u.name !== what.remove);
+    }
     options.supervisor.updateUsers(entry, next);
   } catch (error) {
     if (error instanceof Error && error.name === "FleetUnavailableError") {

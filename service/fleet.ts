@@ -374,24 +374,15 @@ export class Fleet implements AsyncDisposable {
   /** Adds or replaces a user of `listener` and tells every node. */
   async putUser(listener: string | number, name: string, user: FleetUser): Promise<void> {
     if (name === "") throw new RangeError('Invalid user name "": expected a non-empty name');
-    if (
-      user.password === "" || (user.dataLimit !== undefined && !(user.dataLimit >= 0)) ||
-      (user.expiresAt !== undefined && !Number.isFinite(user.expiresAt)) ||
-      (user.maxClientIps !== undefined &&
-        !(Number.isInteger(user.maxClientIps) && user.maxClientIps >= 1))
-    ) {
+    // What every node will read back: the same check as theirs, so none leaves it out.
+    const checked = checkedUser(user);
+    if (checked === undefined) {
       throw new RangeError(
         `Invalid user "${name}": expected a password, a dataLimit >= 0, a finite expiresAt ` +
           `and a maxClientIps >= 1`,
       );
     }
-    const value = JSON.stringify({
-      password: user.password,
-      ...(user.dataLimit === undefined ? {} : { dataLimit: user.dataLimit }),
-      ...(user.expiresAt === undefined ? {} : { expiresAt: user.expiresAt }),
-      ...(user.maxClientIps === undefined ? {} : { maxClientIps: user.maxClientIps }),
-    });
-    await this.#putField(`users:${listener}`, name, value);
+    await this.#putField(`users:${listener}`, name, JSON.stringify(checked));
   }
 
   /** Removes a user of `listener` and tells every node; false when there was none. */
@@ -1090,12 +1081,15 @@ function parseListeners(raw: ReadonlyMap<string, string>): Map<number, FleetList
 }
 
 function parseUser(value: string): FleetUser | undefined {
-  let data: unknown;
   try {
-    data = JSON.parse(value);
+    return checkedUser(JSON.parse(value));
   } catch {
     return undefined;
   }
+}
+
+/** `data` as a user every node accepts (only the fields they know), or undefined. */
+function checkedUser(data: unknown): FleetUser | undefined {
   if (typeof data !== "object" || data === null) return undefined;
   const { password, dataLimit, expiresAt, maxClientIps } = data as Record<string, unknown>;
   if (typeof password !== "string" || password === "") return undefined;
