@@ -27,8 +27,6 @@ import {
 const METHOD_2022 = "2022-blake3-aes-128-gcm";
 const GRACE_S = 2;
 
-const sample = metricSample;
-
 async function scrape(port: number): Promise<string> {
   return await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
 }
@@ -36,8 +34,8 @@ async function scrape(port: number): Promise<string> {
 /** Connections each isolate accepted so far. */
 function perIsolate(metrics: string): [number, number] {
   return [
-    sample(metrics, "ssdeno_worker_connections_total", '{worker="0"}'),
-    sample(metrics, "ssdeno_worker_connections_total", '{worker="1"}'),
+    metricSample(metrics, "ssdeno_worker_connections_total", '{worker="0"}'),
+    metricSample(metrics, "ssdeno_worker_connections_total", '{worker="1"}'),
   ];
 }
 
@@ -144,7 +142,9 @@ Deno.test("--workers 2: both isolates serve, count into one total, reload, and s
     let metrics = "";
     for (let tries = 0; tries < 100; tries++) {
       metrics = await scrape(metricsPort);
-      if (sample(metrics, "shadowsocks_tcp_connections_closed", '{status="OK"}') >= sessions) {
+      if (
+        metricSample(metrics, "shadowsocks_tcp_connections_closed", '{status="OK"}') >= sessions
+      ) {
         break;
       }
       await new Promise((resolve) => setTimeout(resolve, 50));
@@ -153,9 +153,16 @@ Deno.test("--workers 2: both isolates serve, count into one total, reload, and s
     const served = [after[0] - before[0], after[1] - before[1]];
     assert.equal(served[0]! + served[1]!, sessions, metrics);
     assert.ok(served[0]! > 0 && served[1]! > 0, `sessions per isolate: ${served}`);
-    assert.equal(sample(metrics, "shadowsocks_tcp_connections_closed", '{status="OK"}'), sessions);
+    assert.equal(
+      metricSample(metrics, "shadowsocks_tcp_connections_closed", '{status="OK"}'),
+      sessions,
+    );
     const aliceBytes = (dir: string) =>
-      sample(metrics, "shadowsocks_data_bytes", `{proto="tcp",dir="${dir}",access_key="alice"}`);
+      metricSample(
+        metrics,
+        "shadowsocks_data_bytes",
+        `{proto="tcp",dir="${dir}",access_key="alice"}`,
+      );
     assert.equal(aliceBytes("p>t"), sessions * 1000, metrics);
     assert.equal(aliceBytes("p<t"), sessions * 1000, metrics);
     // The debug lines say which isolate served each session: both did.
@@ -215,7 +222,7 @@ Deno.test("--workers 2: both isolates serve, count into one total, reload, and s
       landedOn.add(next[0] > counts[0] ? 0 : 1);
     }
     metrics = await scrape(metricsPort);
-    assert.equal(sample(metrics, "ssdeno_sessions_live"), live.length, metrics);
+    assert.equal(metricSample(metrics, "ssdeno_sessions_live"), live.length, metrics);
     const signalled = performance.now();
     child.kill("SIGTERM");
     await waitFor(
@@ -351,10 +358,15 @@ Deno.test("--workers 2: a first flight replayed to the other isolate is refused"
           let metrics = "";
           for (let i = 0; i < 100; i++) {
             metrics = await scrape(metricsPort);
-            if (sample(metrics, "shadowsocks_tcp_connections_closed", '{status="OK"}') === 1) break;
+            if (
+              metricSample(metrics, "shadowsocks_tcp_connections_closed", '{status="OK"}') === 1
+            ) break;
             await new Promise((resolve) => setTimeout(resolve, 50));
           }
-          assert.equal(sample(metrics, "shadowsocks_tcp_connections_closed", '{status="OK"}'), 1);
+          assert.equal(
+            metricSample(metrics, "shadowsocks_tcp_connections_closed", '{status="OK"}'),
+            1,
+          );
           let next = perIsolate(metrics);
           const original = next[0] > counts[0] ? 0 : 1;
           counts = next;
@@ -380,7 +392,7 @@ Deno.test("--workers 2: a first flight replayed to the other isolate is refused"
                 .filter((line) => line.startsWith("shadowsocks_tcp_connections_closed{"))
                 .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(" ") + 1)), 0);
               const settled = total === counts[0] + counts[1] + 1 && ended === total &&
-                sample(metrics, "ssdeno_sessions_live") === 0;
+                metricSample(metrics, "ssdeno_sessions_live") === 0;
               if (settled) break;
               await new Promise((resolve) => setTimeout(resolve, 20));
             }
@@ -389,13 +401,16 @@ Deno.test("--workers 2: a first flight replayed to the other isolate is refused"
             const statuses = metrics.split("\n")
               .filter((line) => line.startsWith("shadowsocks_tcp_connections_closed"));
             assert.equal(
-              sample(metrics, "shadowsocks_tcp_connections_closed", '{status="ERR_REPLAY"}'),
+              metricSample(metrics, "shadowsocks_tcp_connections_closed", '{status="ERR_REPLAY"}'),
               landed.length,
               `replay ${landed.length} landed on isolate ${landed.at(-1)} (the original on ` +
                 `${original}) and was not refused:\n${statuses.join("\n")}`,
             );
           }
-          assert.equal(sample(metrics, "shadowsocks_tcp_connections_closed", '{status="OK"}'), 1);
+          assert.equal(
+            metricSample(metrics, "shadowsocks_tcp_connections_closed", '{status="OK"}'),
+            1,
+          );
         } finally {
           await local.close();
           await forwarder.close();
