@@ -354,9 +354,7 @@ function updateInPlace(
   }
   // A removed or rekeyed user lost access with the old key: their sessions end. A single-key
   // listener's sessions go on (its port was not removed).
-  for (const name of [...removed, ...rekeyed]) {
-    for (const conn of context.liveByUser.get(name) ?? []) closeQuietly(conn);
-  }
+  for (const name of [...removed, ...rekeyed]) cutLive(context, name);
   // A user refused from now on (the fleet's data limit) loses live sessions where a limit
   // crossed here would (`data_limit_cuts_live`).
   const refusedBefore = new Set((current.users ?? []).filter((u) => u.refused).map((u) => u.name));
@@ -371,11 +369,14 @@ function updateInPlace(
     changes.push(`users allowed again: ${allowedAgain.map((u) => u.name).join(", ")}`);
   }
   if (next.dataLimitCutsLive) {
-    for (const { name } of newlyRefused) {
-      for (const conn of context.liveByUser.get(name) ?? []) closeQuietly(conn);
-    }
+    for (const { name } of newlyRefused) cutLive(context, name);
   }
   return changes;
+}
+
+/** Closes `user`'s live TCP sessions (each then ends with its relay's status). */
+function cutLive(context: ServerContext, user: string): void {
+  for (const conn of context.liveByUser.get(user) ?? []) closeQuietly(conn);
 }
 
 /** A datagram codec whose implementation a reload can swap (same method: same headroom). */
@@ -504,7 +505,7 @@ async function serveSession(
   }
   const counted = withUserCounts(countBytes, userStats, () => {
     if (context.config.dataLimitCutsLive && refusal(context, user!) !== undefined) {
-      for (const live of context.liveByUser.get(user!) ?? []) closeQuietly(live);
+      cutLive(context, user!);
     }
   });
   // Returned, not awaited: a frame of this function would otherwise stay suspended for the
