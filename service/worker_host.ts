@@ -75,30 +75,18 @@ export function hostListeners(start: WorkerStart): void {
       }
     }
   })();
-  const saltChecks = new Map<number, (check: string) => void>();
-  let nextSaltCheck = 1;
+  const saltChecks = new PendingAnswers<string>();
   /** The main isolate's fleet, asked by message: one Redis connection per process. */
   const mainFleet = (refused: readonly string[]): FleetReplayCheck => ({
-    checkSalt(salt, ttlMs) {
-      const req = nextSaltCheck++;
-      const { promise, resolve } = Promise.withResolvers<string>();
-      saltChecks.set(req, resolve);
-      scope.postMessage({ kind: "checkSalt", req, salt, ttlMs });
-      return promise;
-    },
+    checkSalt: (salt, ttlMs) =>
+      saltChecks.ask((req) => scope.postMessage({ kind: "checkSalt", req, salt, ttlMs })),
     refuses: (check) => refused.includes(check),
   });
-  const ipChecks = new Map<number, (admitted: boolean) => void>();
-  let nextIpCheck = 1;
+  const ipChecks = new PendingAnswers<boolean>();
   /** The main isolate's client-IP gate, asked by message: one window per process. */
   const mainClientIps: ClientIpGate = {
-    admit(user, ip, max) {
-      const req = nextIpCheck++;
-      const { promise, resolve } = Promise.withResolvers<boolean>();
-      ipChecks.set(req, resolve);
-      scope.postMessage({ kind: "admitIp", req, user, ip, max });
-      return promise;
-    },
+    admit: (user, ip, max) =>
+      ipChecks.ask((req) => scope.postMessage({ kind: "admitIp", req, user, ip, max })),
   };
   const reply = (req: number, error?: unknown) =>
     scope.postMessage(
@@ -157,13 +145,11 @@ export function hostListeners(start: WorkerStart): void {
         return;
       }
       case "ipAdmitted": {
-        ipChecks.get(message.req)?.(message.admitted);
-        ipChecks.delete(message.req);
+        ipChecks.answer(message.req, message.admitted);
         return;
       }
       case "saltChecked": {
-        saltChecks.get(message.req)?.(message.check);
-        saltChecks.delete(message.req);
+        saltChecks.answer(message.req, message.check);
         return;
       }
       case "resolved": {
@@ -210,4 +196,24 @@ function prefixed(logger: Logger, prefix: string): Logger {
     debug: (message) => logger.debug(prefix + message),
     trace: (message) => logger.trace(prefix + message),
   };
+}
+
+/** Questions a worker asked the main isolate, waiting for their answers by request number. */
+class PendingAnswers<T> {
+  #next = 1;
+  readonly #waiting = new Map<number, (answer: T) => void>();
+
+  /** Sends the question (`post`, given a fresh request number); resolves with its answer. */
+  ask(post: (req: number) => void): Promise<T> {
+    const req = this.#next++;
+    const { promise, resolve } = Promise.withResolvers<T>();
+    this.#waiting.set(req, resolve);
+    post(req);
+    return promise;
+  }
+
+  answer(req: number, answer: T): void {
+    this.#waiting.get(req)?.(answer);
+    this.#waiting.delete(req);
+  }
 }
