@@ -6,7 +6,7 @@
  */
 import { ProtocolError } from "../protocol/errors.ts";
 import { closeQuietly, type Duplex } from "./io.ts";
-import { startTimer, stopTimer } from "./timer_queue.ts";
+import { settledWithin } from "./timer_queue.ts";
 
 /** Handshake messages never need more than this (a SOCKS5 request is at most 262 bytes). */
 const HANDSHAKE_BUFFER_SIZE = 1024;
@@ -74,7 +74,7 @@ export class BufferedConn implements Duplex {
       this.#start = this.#end = 0;
       const pending = this.#conn.read(this.#buffer);
       this.#pending = pending;
-      if (await readWithin(pending, waitMs)) await this.#settlePending();
+      if (await settledWithin(pending, waitMs)) await this.#settlePending();
     }
     const bytes = this.#buffer.slice(this.#start, this.#end);
     this.#start = this.#end = 0;
@@ -96,7 +96,7 @@ export class BufferedConn implements Duplex {
       this.#start = this.#end = 0;
       this.#pending = this.#conn.read(this.#buffer);
     }
-    if (!await readWithin(this.#pending, waitMs)) return "timeout";
+    if (!await settledWithin(this.#pending, waitMs)) return "timeout";
     const n = await this.#settlePending();
     if (n === null) {
       this.#eof = true;
@@ -167,19 +167,4 @@ export class BufferedConn implements Duplex {
     if (n !== null) this.#end = this.#start + n;
     return n;
   }
-}
-
-/**
- * True once `pending` settles (fulfilled or rejected: the caller's next await of it reports
- * which), false when `waitMs` passes first. The timer is queued (relay/timer_queue.ts).
- */
-function readWithin(pending: Promise<number | null>, waitMs: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const timer = startTimer(() => resolve(false), waitMs);
-    const settled = () => {
-      stopTimer(timer);
-      resolve(true);
-    };
-    pending.then(settled, settled);
-  });
 }

@@ -36,7 +36,7 @@ import { allowedTargets, resolveTarget } from "./direct.ts";
 import type { Logger } from "./log.ts";
 import { LoopGuard } from "./loop_errors.ts";
 import { NatTable, type RemovalReason } from "./nat_table.ts";
-import { startTimer, stopTimer } from "./timer_queue.ts";
+import { settledWithin } from "./timer_queue.ts";
 import type { UdpService } from "./service.ts";
 import { formatEndpoint, UDP_BUFFER_SIZE, UdpSocket } from "./udp_socket.ts";
 import { createUdpStats, type UdpStats, type UdpUserStats, udpUserStats } from "./udp_stats.ts";
@@ -214,7 +214,7 @@ export function serveDatagrams<S extends DatagramSession>(
     for (;;) {
       // The sockets of associations removed so far are released before a datagram can open
       // another (see the module comment).
-      if (releasing.size > 0) await released(releasing);
+      if (releasing.size > 0) await settledWithin(Promise.allSettled(releasing), RELEASE_WAIT_MS);
       const datagram = await inbound.receiveNext(into, guard);
       if (!datagram) return;
       onDatagram(buffer.subarray(0, codec.requestHeadroom + datagram.data.length), datagram.from);
@@ -234,17 +234,6 @@ export function serveDatagrams<S extends DatagramSession>(
   options.signal?.addEventListener("abort", () => close(), { once: true });
   if (options.signal?.aborted) close();
   return { addr: inbound.addr, stats, closed: stopped.promise, close };
-}
-
-/** Settles when every promise of `releasing` has, or after `RELEASE_WAIT_MS`. */
-function released(releasing: Set<Promise<void>>): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = startTimer(resolve, RELEASE_WAIT_MS);
-    Promise.allSettled(releasing).then(() => {
-      stopTimer(timer);
-      resolve();
-    });
-  });
 }
 
 /** How often idle associations are looked for: a tenth of the timeout, 50 ms to 5 s. */

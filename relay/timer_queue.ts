@@ -110,6 +110,21 @@ export function startTimer(callback: () => void, ms: number): QueuedTimer {
   return entry;
 }
 
+/**
+ * True once `pending` settles (fulfilled or rejected: a later await of it reports which), false
+ * when `ms` passes first; the wait is a queued timer.
+ */
+export function settledWithin(pending: Promise<unknown>, ms: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const timer = startTimer(() => resolve(false), ms);
+    const settled = () => {
+      stopTimer(timer);
+      resolve(true);
+    };
+    pending.then(settled, settled);
+  });
+}
+
 /** Cancels `timer`; a timer that already ran or was stopped is ignored. */
 export function stopTimer(timer: QueuedTimer): void {
   queues.get(timer.ms)?.delete(timer as Entry);

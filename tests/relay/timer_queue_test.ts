@@ -3,7 +3,7 @@
  * as a fence: when it has run, an earlier one that was not stopped has run too.
  */
 import assert from "node:assert/strict";
-import { restartTimer, startTimer, stopTimer } from "../../relay/timer_queue.ts";
+import { restartTimer, settledWithin, startTimer, stopTimer } from "../../relay/timer_queue.ts";
 
 /** Resolves when a timer of `ms` started now has run. */
 function fence(ms: number): Promise<void> {
@@ -31,4 +31,10 @@ Deno.test("a restarted timer runs after the ones started before its restart", as
   restartTimer(first);
   await fence(20);
   assert.deepEqual(ran, ["second", "first"]);
+});
+
+Deno.test("settledWithin: true when the promise settles first (rejected too), false after the wait", async () => {
+  assert.equal(await settledWithin(Promise.resolve(1), 1000), true);
+  assert.equal(await settledWithin(Promise.reject(new Error("gone")), 1000), true);
+  assert.equal(await settledWithin(new Promise(() => {}), 5), false);
 });
