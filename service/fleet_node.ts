@@ -292,10 +292,15 @@ export class FleetNode {
   // ------------------------------------------------------------------------------------------
   // Users
 
-  /** The users `config`'s listener runs with: the fleet's (or its own), with refusals marked. */
-  #usersFor(config: ServerConfig): ServerUser[] | undefined {
+  /**
+   * The users `config`'s listener runs with: the fleet's (`fleet`, by default the ones known for
+   * its port) or else its own, with refusals marked.
+   */
+  #usersFor(
+    config: ServerConfig,
+    fleet: ReadonlyMap<string, FleetUser> | undefined = this.#users.get(config.port),
+  ): ServerUser[] | undefined {
     if (config.users === undefined) return undefined;
-    const fleet = this.#users.get(config.port);
     const base: ServerUser[] = fleet
       ? [...fleet].map(([name, user]) => ({ name, ...user }))
       : config.users.map(({ refused: _, ...user }) => user);
@@ -311,19 +316,9 @@ export class FleetNode {
    * checks that the listener would take them). Throws for a key the listener cannot use.
    */
   #apply(entry: ListenerEntry, users: ReadonlyMap<string, FleetUser>, dryRun = false): void {
-    const port = entry.config.port;
-    const before = this.#users.get(port);
-    this.#users.set(port, users);
-    let next: ServerUser[];
-    try {
-      next = this.#usersFor(entry.config)!;
-    } finally {
-      if (dryRun) {
-        if (before === undefined) this.#users.delete(port);
-        else this.#users.set(port, before);
-      }
-    }
+    const next = this.#usersFor(entry.config, users)!;
     if (dryRun) return this.#checkConfig({ ...entry.config, users: next });
+    this.#users.set(entry.config.port, users);
     if (JSON.stringify(next) === JSON.stringify(entry.config.users)) return;
     this.#supervisor.updateUsers(entry, next, "fleet");
   }
