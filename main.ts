@@ -462,6 +462,7 @@ async function server(command: RunCommand): Promise<number> {
         {
           role: "server",
           listeners: () => supervisor.listeners,
+          workers: () => workers.isolates,
           ...(fleetView ? { fleet: fleetView } : {}),
         },
         controller.signal,

@@ -1253,8 +1253,9 @@ async function main(args: string[]): Promise<number> {
     );
   }
   notes.push(
-    "`ssdeno` (and other variants) run the server's default isolate count, one per core " +
-      `(${navigator.hardwareConcurrency} here).`,
+    "`ssdeno` (and other variants) run the server's default isolate count: one, and another " +
+      `up to one per core (${navigator.hardwareConcurrency} here) once the process has been ` +
+      "busy for 3 s (service/worker_scaling.ts; `--verbose` shows the server's log line).",
   );
   if (options.floor) {
     specs.push({ label: "deno-fwd", server: { kind: "forwarder" }, tunnel: { kind: "forwarder" } });

@@ -157,8 +157,9 @@ export interface ProcessSettings {
   /** The live status page (`status`, `status_token`, `status_secret_path`). */
   status?: { host: string; port: number; token?: string; secretPath?: string };
   /**
-   * Isolates accepting on each TCP listener (`workers`, `--workers`); absent: one per core for
-   * the server (service/workers.ts). The local and tunnel run in one.
+   * Isolates accepting on each TCP listener (`workers`, `--workers`); absent: the server starts
+   * with one and adds more, up to one per core, as load asks (service/workers.ts). The local and
+   * tunnel run in one.
    */
   workers?: number;
   /** How long a client IP counts for a user with `max_client_ips` (`client_ip_window`, s → ms). */

@@ -365,8 +365,8 @@ export const SETTINGS: readonly Setting[] = [
     value: "integer",
     placeholder: "N",
     roles: ["server"],
-    default: "cores",
-    help: "Isolates accepting on each TCP port; UDP in one",
+    default: "1, more under load",
+    help: "Isolates accepting on each TCP port",
   },
   {
     key: "fast_open",

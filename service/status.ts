@@ -74,6 +74,8 @@ export interface StatusSources {
   readonly upstreams?: () => readonly ServerState[];
   /** A fleet node's view of its fleet (service/fleet_node.ts). */
   readonly fleet?: () => FleetView;
+  /** Isolates accepting on the server's TCP ports now (service/workers.ts). Default: 1. */
+  readonly workers?: () => number;
 }
 
 export interface StatusHandlerOptions {
@@ -491,7 +493,7 @@ function readSnapshot(
   return {
     version: options.version,
     role: sources.role,
-    workers: 1,
+    workers: sources.workers?.() ?? 1,
     startedAt: state.startedAt,
     todaySince: state.daily.since,
     counters: { at: state.at, up, down, live, outcomes, users: cumulative },

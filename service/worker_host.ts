@@ -47,6 +47,8 @@ export function hostListeners(start: WorkerStart): void {
     | { logger: Logger; replay: SharedReplayStore; index: number; fleet?: FleetReplayCheck }
     | undefined;
   const listeners = new Map<number, Hosted>();
+  /** Listeners whose start is under way, by id: their other requests wait for it. */
+  const starting = new Map<number, Promise<void>>();
   /** The last ACL parsed: a reload or API change usually posts the same text again. */
   let acl: { source: string; file: ReturnType<typeof parseAcl> } | undefined;
   const configOf = (posted: PostedConfig, aclSource: string | undefined): ServerConfig => {
@@ -113,6 +115,8 @@ export function hostListeners(start: WorkerStart): void {
     const { logger, replay, index, fleet } = setup!;
     switch (message.kind) {
       case "start": {
+        const started = Promise.withResolvers<void>();
+        starting.set(message.id, started.promise);
         try {
           const config = configOf(message.config, message.aclSource);
           const counters = new ListenerCounters(message.counters, index);
@@ -129,18 +133,9 @@ export function hostListeners(start: WorkerStart): void {
           reply(message.req);
         } catch (error) {
           reply(message.req, error);
-        }
-        return;
-      }
-      case "update": {
-        const hosted = listeners.get(message.id);
-        if (!hosted) return;
-        try {
-          hosted.counters.adopt(message.users);
-          hosted.service.update(configOf(message.config, message.aclSource));
-        } catch (error) {
-          // The main isolate applied the same config without error: this is a bug.
-          logger.error(`listener not updated: ${errorMessage(error)}`);
+        } finally {
+          starting.delete(message.id);
+          started.resolve();
         }
         return;
       }
@@ -158,6 +153,23 @@ export function hostListeners(start: WorkerStart): void {
         if (message.addresses) lookup?.resolve(message.addresses);
         else if (message.reason) lookup?.reject(new ResolveError(lookup.name, message.reason));
         else lookup?.reject(new Error(message.error));
+        return;
+      }
+    }
+    // The listener's start first: a worker added under load gets a start, then possibly an
+    // update or a retire, in one burst of messages.
+    await starting.get(message.id);
+    switch (message.kind) {
+      case "update": {
+        const hosted = listeners.get(message.id);
+        if (!hosted) return;
+        try {
+          hosted.counters.adopt(message.users);
+          hosted.service.update(configOf(message.config, message.aclSource));
+        } catch (error) {
+          // The main isolate applied the same config without error: this is a bug.
+          logger.error(`listener not updated: ${errorMessage(error)}`);
+        }
         return;
       }
       case "close": {

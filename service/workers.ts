@@ -1,8 +1,10 @@
 /**
- * Several cores for one server (`workers`, `--workers N`; default: one isolate per core). The
- * main isolate starts N − 1 worker isolates (`new Worker`, the module given, server_worker.ts),
- * and every TCP listener the supervisor starts is started in each of them too, on the same port
- * with SO_REUSEPORT: the kernel spreads new connections over the N accepting sockets.
+ * Several cores for one server (`workers`, `--workers N`). The main isolate starts N − 1 worker
+ * isolates (`new Worker`, the module given, server_worker.ts), and every TCP listener the
+ * supervisor starts is started in each of them too, on the same port with SO_REUSEPORT: the
+ * kernel spreads new connections over the N accepting sockets. Without a count the pool starts
+ * with the main isolate alone and adds workers, up to one per core, when the process stays busy
+ * (service/worker_scaling.ts); a worker added late starts every running listener as it is then.
  *
  * What is shared, and how:
  *
@@ -45,6 +47,8 @@ import { createCountersMemory, ListenerCounters } from "./shared_stats.ts";
 import type { SupervisedServer } from "./supervisor.ts";
 import type { FleetReplayCheck } from "../protocol/replay_filter.ts";
 import type { ClientIpGate } from "./client_ips.ts";
+import { DEFAULT_SCALING, ScaleUpPolicy, type ScalingOptions } from "./worker_scaling.ts";
+import { cpuUsage } from "node:process";
 
 /** How long a worker may take to load its module and answer. */
 const READY_TIMEOUT_MS = 60_000;
@@ -64,6 +68,13 @@ export interface WorkersOptions {
   fleet?: FleetReplayCheck;
   /** The process's `max_client_ips` gate: workers ask this isolate's. Default: admit all. */
   clientIps?: ClientIpGate;
+  /**
+   * Without a count: when to add a worker. Default: `DEFAULT_SCALING`; `policy` replaces the
+   * decision (tests add a worker when they choose).
+   */
+  scaling?: ScalingOptions & { policy?: Pick<ScaleUpPolicy, "sample"> };
+  /** Cores to scale up to without a count. Default: `navigator.hardwareConcurrency`. */
+  cores?: number;
 }
 
 /** What the main isolate's listener start gets to share with the workers. */
@@ -81,8 +92,10 @@ export interface WorkerServer extends SupervisedServer {
 
 /** The worker isolates of a server process. */
 export interface WorkerPool {
-  /** Isolates that accept on each TCP listener: the main one plus the workers. */
+  /** Isolates that accept on each TCP listener now: the main one plus the workers. */
   readonly isolates: number;
+  /** The most there will be: the count asked for, or the cores when scaling. */
+  readonly maxIsolates: number;
   /**
    * Starts `config` here with `startHere` and, for a TCP listener without a plugin, in every
    * worker on the same port. The listener returned counts every isolate's sessions in `stats`
@@ -109,21 +122,34 @@ interface WorkerHandle {
   alive: boolean;
 }
 
+/** A listener running in several isolates, as a worker added late must start it. */
+interface SharedListener {
+  readonly id: number;
+  /** Its config as last started or updated, ready to post. */
+  posted: { config: PostedConfig; aclSource?: string };
+  readonly counters: ListenerCounters;
+  /** The workers running it (a late one joins before its start is sent). */
+  readonly live: Set<WorkerHandle>;
+}
+
 /**
- * Starts `count` − 1 worker isolates (default: one per core in all) and waits until each has
- * loaded its module. With a count of 1 there are none and every listener runs here as before.
+ * Starts `count` − 1 worker isolates and waits until each has loaded its module. With a count
+ * of 1 there are none and every listener runs here as before. Without a count it starts none
+ * and adds them as load asks (`options.scaling`), up to one isolate per core.
  */
 export async function startWorkers(
   count: number | undefined,
   options: WorkersOptions,
 ): Promise<WorkerPool> {
-  const isolates = count ?? navigator.hardwareConcurrency ?? 1;
+  const maxIsolates = count ?? options.cores ?? navigator.hardwareConcurrency ?? 1;
+  const scaling = count === undefined;
   const { logger } = options;
-  if (isolates <= 1) {
+  if (maxIsolates <= 1) {
     // One salt memory for every listener: a million salts are 7 MiB once, not per port.
     const replayFilter = new ReplayFilter();
     return {
       isolates: 1,
+      maxIsolates: 1,
       start: (config, startHere) => startHere(config, { replayFilter }),
       close: () => Promise.resolve(),
     };
@@ -133,6 +159,11 @@ export async function startWorkers(
   const handles: WorkerHandle[] = [];
   let nextRequest = 1;
   let nextListener = 1;
+  /** Workers spawned and not yet ready, and how to give up on each. */
+  const starting = new Map<WorkerHandle, () => void>();
+  /** Multi-isolate listeners running now, by id: what a worker added late starts. */
+  const listeners = new Map<number, SharedListener>();
+  let closed = false;
   /** Counters of running multi-isolate listeners with a UDP half: their UDP bytes are mirrored. */
   const mirrored = new Map<number, () => void>();
   const onDeath = new Set<(handle: WorkerHandle) => void>();
@@ -175,6 +206,12 @@ export async function startWorkers(
       () => ready.reject(new Error(`worker ${index} did not start in ${READY_TIMEOUT_MS} ms`)),
       READY_TIMEOUT_MS,
     );
+    // A worker added under load may still be starting at shutdown: `close` ends it too.
+    starting.set(handle, () => {
+      clearTimeout(timer);
+      ready.reject(new Error(`worker ${index}: the pool closed while it started`));
+    });
+    ready.promise.finally(() => starting.delete(handle)).catch(() => {});
     worker.onmessage = (event: MessageEvent<FromWorker>) => {
       const message = event.data;
       if (message.kind === "ready") {
@@ -230,7 +267,7 @@ export async function startWorkers(
 
   try {
     const started = await Promise.allSettled(
-      Array.from({ length: isolates - 1 }, (_, i) => spawn(i + 1)),
+      Array.from({ length: scaling ? 0 : maxIsolates - 1 }, (_, i) => spawn(i + 1)),
     );
     for (const result of started) {
       if (result.status === "fulfilled") handles.push(result.value);
@@ -241,12 +278,92 @@ export async function startWorkers(
     handles.forEach((handle) => handle.worker.terminate());
     throw error;
   }
-  logger.info(
-    `${isolates} isolates accept on every TCP port (workers; UDP and plugin ports run in the ` +
-      "main one)",
-  );
+  if (scaling) {
+    logger.info(
+      `one isolate accepts on every TCP port; up to ${maxIsolates} as load asks (workers)`,
+    );
+  } else {
+    logger.info(
+      `${maxIsolates} isolates accept on every TCP port (workers; UDP and plugin ports run in ` +
+        "the main one)",
+    );
+  }
   const mirrorTimer = setInterval(() => mirrored.forEach((mirror) => mirror()), UDP_MIRROR_MS);
   Deno.unrefTimer(mirrorTimer);
+
+  /** Starts `listener` in `handle`, which joins it first (so a retire sent later reaches it). */
+  const startIn = (handle: WorkerHandle, listener: SharedListener): Promise<void> => {
+    listener.live.add(handle);
+    handle.listeners.add(listener.id);
+    return request(handle, {
+      kind: "start",
+      req: nextRequest++,
+      id: listener.id,
+      ...listener.posted,
+      counters: listener.counters.memory,
+    });
+  };
+
+  /** Adds one worker, which starts every running listener; false when it could not start. */
+  const grow = async (): Promise<boolean> => {
+    const index = handles.length + 1;
+    let handle: WorkerHandle;
+    try {
+      handle = await spawn(index);
+    } catch (error) {
+      if (!closed) {
+        logger.error(`worker ${index} could not start, not retried: ${errorMessage(error)}`);
+      }
+      return false;
+    }
+    if (closed) {
+      handle.alive = false;
+      handle.worker.terminate();
+      return false;
+    }
+    handles.push(handle);
+    const ports = [...listeners.values()];
+    const results = await Promise.allSettled(ports.map((listener) => startIn(handle, listener)));
+    results.forEach((result, i) => {
+      if (result.status === "fulfilled") return;
+      // The listener still runs in the other isolates; this one takes no share of it.
+      const listener = ports[i]!;
+      listener.live.delete(handle);
+      handle.listeners.delete(listener.id);
+      logger.error(
+        `worker ${index} could not start port ${listener.posted.config.port}: ` +
+          errorMessage(result.reason),
+      );
+    });
+    logger.info(
+      `load: worker ${index} added, ${index + 1} of ${maxIsolates} isolates accept on every ` +
+        "TCP port",
+    );
+    return true;
+  };
+
+  /** Ends the load sampling (at close, or once every core has an isolate). */
+  let stopScaling = () => {};
+  if (scaling) {
+    const policy = options.scaling?.policy ?? new ScaleUpPolicy(options.scaling);
+    const sampleMs = options.scaling?.sampleMs ?? DEFAULT_SCALING.sampleMs;
+    let last = { cpu: cpuMs(), at: performance.now() };
+    let growing = false;
+    const timer = setInterval(() => {
+      const now = { cpu: cpuMs(), at: performance.now() };
+      const running = 1 + handles.filter((handle) => handle.alive).length;
+      const add = policy.sample(now.cpu - last.cpu, now.at - last.at, running);
+      last = now;
+      if (!add || growing || handles.length + 1 >= maxIsolates) return;
+      growing = true;
+      grow().then((grown) => {
+        growing = false;
+        if (!grown || handles.length + 1 >= maxIsolates) stopScaling();
+      });
+    }, sampleMs);
+    Deno.unrefTimer(timer);
+    stopScaling = () => clearInterval(timer);
+  }
 
   const start = async <S extends WorkerServer>(
     config: ServerConfig,
@@ -255,24 +372,22 @@ export async function startWorkers(
     if (config.plugin !== undefined || config.mode === "udp_only") {
       return await startHere(config, shared);
     }
-    const counters = new ListenerCounters(createCountersMemory(isolates), 0);
+    const counters = new ListenerCounters(createCountersMemory(maxIsolates), 0);
     const here = await startHere({ ...config, reusePort: true }, { ...shared, counters });
     const id = nextListener++;
     const port = here.addr.port;
     const posted = (next: ServerConfig) => postable({ ...next, port, reusePort: true });
-    const live = handles.filter((handle) => handle.alive);
-    const results = await Promise.allSettled(live.map((handle) => {
-      handle.listeners.add(id);
-      return request(handle, {
-        kind: "start",
-        req: nextRequest++,
-        id,
-        ...posted(config),
-        counters: counters.memory,
-      });
-    }));
+    const listener: SharedListener = { id, posted: posted(config), counters, live: new Set() };
+    const starting = handles.filter((handle) => handle.alive);
+    // Known from now on: a worker added while these starts run starts it too.
+    listeners.set(id, listener);
+    const results = await Promise.allSettled(
+      starting.map((handle) => startIn(handle, listener)),
+    );
     const failed = results.find((result) => result.status === "rejected");
     if (failed) {
+      listeners.delete(id);
+      const live = [...listener.live];
       await Promise.all([
         here.close(),
         ...live.map((handle) => request(handle, { kind: "close", req: nextRequest++, id })),
@@ -281,13 +396,16 @@ export async function startWorkers(
       throw (failed as PromiseRejectedResult).reason;
     }
 
-    const everywhere = (kind: "close" | "retire") =>
-      Promise.all(
+    /** Sends `kind` to the workers running it; from then on no worker added late starts it. */
+    const everywhere = (kind: "close" | "retire", live = [...listener.live]) => {
+      listeners.delete(id);
+      return Promise.all(
         live.map((handle) => request(handle, { kind, req: nextRequest++, id })),
       );
+    };
     const workersClosed = Promise.withResolvers<void>();
     const forget = () => {
-      live.forEach((handle) => handle.listeners.delete(id));
+      listener.live.forEach((handle) => handle.listeners.delete(id));
       mirrored.delete(id);
       onDeath.delete(onWorkerDeath);
     };
@@ -309,13 +427,14 @@ export async function startWorkers(
     let retiring: Promise<{ drained: Promise<void> }> | undefined;
     const retire = () =>
       retiring ??= (async () => {
+        const live = [...listener.live];
         const drains = live.map((handle) => {
           const drained = Promise.withResolvers<void>();
           if (handle.alive) handle.draining.set(id, drained);
           else drained.resolve();
           return drained.promise;
         });
-        const [retired] = await Promise.all([here.retire(), everywhere("retire")]);
+        const [retired] = await Promise.all([here.retire(), everywhere("retire", live)]);
         const drained = Promise.all([retired.drained, ...drains]).then(() => {
           forget();
           workersClosed.resolve();
@@ -331,12 +450,14 @@ export async function startWorkers(
       retire,
       update(next: ServerConfig): string[] {
         const changes = here.update({ ...next, reusePort: true });
-        for (const handle of live) {
+        // What a worker added later starts with.
+        listener.posted = posted(next);
+        for (const handle of listener.live) {
           if (!handle.alive) continue;
           const message: ToWorker = {
             kind: "update",
             id,
-            ...posted(next),
+            ...listener.posted,
             users: counters.memory.users,
           };
           handle.worker.postMessage(message);
@@ -349,10 +470,20 @@ export async function startWorkers(
   };
 
   return {
-    isolates,
+    get isolates() {
+      return 1 + handles.filter((handle) => handle.alive).length;
+    },
+    maxIsolates,
     start,
     close() {
+      closed = true;
       clearInterval(mirrorTimer);
+      stopScaling();
+      for (const [handle, giveUp] of starting) {
+        handle.alive = false;
+        handle.worker.terminate();
+        giveUp();
+      }
       for (const handle of handles) {
         handle.alive = false;
         handle.worker.terminate();
@@ -362,6 +493,12 @@ export async function startWorkers(
       return Promise.resolve();
     },
   };
+}
+
+/** CPU time of the whole process so far (every thread), in ms. */
+function cpuMs(): number {
+  const { user, system } = cpuUsage();
+  return (user + system) / 1000;
 }
 
 /** Resolves a worker's target name with this isolate's resolver and posts the answer. */

@@ -1,0 +1,140 @@
+/**
+ * A server without a `workers` count (service/workers.ts, service/worker_scaling.ts): when the
+ * process counts as busy, and what a worker added under load must do: start every running
+ * listener as it was last updated, and share the replay memory the main isolate has been filling.
+ */
+import assert from "node:assert/strict";
+import { startLocal } from "../../local.ts";
+import { createLogger } from "../../relay/log.ts";
+import { writeAll } from "../../relay/io.ts";
+import { startListener } from "../../server.ts";
+import { ScaleUpPolicy } from "../../service/worker_scaling.ts";
+import { startWorkers } from "../../service/workers.ts";
+import { freePort } from "../interop/_peers.ts";
+import {
+  localConfig,
+  localhostTarget,
+  recordingForwarder,
+  serverConfig,
+  socksConnect,
+  startEchoServer,
+  waitFor,
+} from "../e2e/_harness.ts";
+
+Deno.test("scaling: three busy seconds in a row add an isolate; a quiet one starts the count again", () => {
+  const policy = new ScaleUpPolicy();
+  // 0.8 of a core over a second, with one isolate: busy (0.75 per isolate).
+  assert.equal(policy.sample(800, 1000, 1), false);
+  assert.equal(policy.sample(800, 1000, 1), false);
+  assert.equal(policy.sample(500, 1000, 1), false, "a quiet second");
+  assert.equal(policy.sample(800, 1000, 1), false);
+  assert.equal(policy.sample(900, 1000, 1), false);
+  assert.equal(policy.sample(1000, 1000, 1), true, "the third busy second in a row");
+  // The count starts again after an isolate was added.
+  assert.equal(policy.sample(1000, 1000, 1), false);
+});
+
+Deno.test("scaling: busy is measured per running isolate, and a zero-length sample is quiet", () => {
+  const policy = new ScaleUpPolicy({ busyCores: 0.5, samples: 1 });
+  assert.equal(policy.sample(900, 1000, 2), false, "0.9 cores for two isolates is not busy");
+  assert.equal(policy.sample(1000, 1000, 2), true, "1.0 core for two isolates is");
+  assert.equal(policy.sample(10, 0, 1), false);
+  assert.equal(policy.sample(499, 1000, 1), false);
+  assert.equal(policy.sample(500, 1000, 1), true);
+});
+
+/** Connections each isolate accepted on `service`. */
+function perIsolate(service: object): number[] {
+  return (service as { connectionsPerIsolate: () => number[] }).connectionsPerIsolate();
+}
+
+Deno.test("scaling: a worker added under load runs the listener as last updated and shares its replay memory", async () => {
+  const echo = startEchoServer();
+  const lines: string[] = [];
+  const logger = createLogger("info", (line) => lines.push(line));
+  let busy = false;
+  const pool = await startWorkers(undefined, {
+    module: new URL("../../server_worker.ts", import.meta.url),
+    logger,
+    logLevel: "warn",
+    cores: 2,
+    scaling: { sampleMs: 10, policy: { sample: () => busy } },
+  });
+  const port = freePort();
+  const method = "aes-128-gcm";
+  const service = await pool.start(
+    serverConfig(method, { port, password: "first key", handshakeTimeout: 1 }),
+    (config, shared) => startListener(config, { logger, graceMs: 0, ...shared }),
+  );
+  const forwarder = recordingForwarder(port);
+  const locals: { close(): Promise<void> }[] = [];
+  /** One session through a local with `password` (to `serverPort`); true when it echoed. */
+  const echoes = async (password: string, serverPort = port) => {
+    const local = await startLocal(localConfig(method, serverPort, { password }), { graceMs: 0 });
+    locals.push(local);
+    const { conn, reply } = await socksConnect(local.addr.port, localhostTarget(echo.port));
+    try {
+      if (reply !== 0) return false;
+      await writeAll(conn, Uint8Array.of(42));
+      const got = new Uint8Array(1);
+      return (await conn.read(got)) === 1 && got[0] === 42;
+    } catch {
+      return false;
+    } finally {
+      conn.close();
+    }
+  };
+  const ended = () => Object.values(service.stats.statuses).reduce((sum, n) => sum + n, 0);
+  try {
+    assert.equal(pool.isolates, 1, "no worker before any load");
+    assert.equal(pool.maxIsolates, 2);
+    assert.ok(lines.some((line) => line.includes("up to 2 as load asks")), lines.join("\n"));
+
+    // A reload before the worker exists: the key changes.
+    service.update(serverConfig(method, { port, password: "second key", handshakeTimeout: 1 }));
+    // A session with the new key, recorded: the main isolate remembers its salt.
+    assert.ok(await echoes("second key", forwarder.port));
+    await waitFor(() => service.stats.statuses.OK === 1, 5000, "the recorded session's end");
+    const flight = forwarder.flights()[0]!;
+    assert.ok(flight.length > 32, `${flight.length} bytes recorded`);
+
+    busy = true;
+    await waitFor(() => lines.some((line) => line.includes("worker 1 added")), 20_000, "worker");
+    assert.equal(pool.isolates, 2);
+
+    // New sessions until one lands on the worker: each must work with the key of the reload.
+    let counts = perIsolate(service);
+    for (let tries = 0; counts[1] === 0; tries++) {
+      assert.ok(tries < 60, `60 sessions all landed on the main isolate: ${counts}`);
+      assert.ok(await echoes("second key"), "a session with the reloaded key failed");
+      await waitFor(() => ended() === 2 + tries, 5000, "the session's end");
+      counts = perIsolate(service);
+    }
+    assert.equal(service.stats.statuses.OK, ended(), JSON.stringify(service.stats.statuses));
+
+    // The recorded first flight, replayed until one copy lands on the worker: refused there too.
+    const landed: number[] = [];
+    while (!landed.includes(1)) {
+      assert.ok(landed.length < 60, "60 replays all landed on the main isolate");
+      const before = { counts: perIsolate(service), ended: ended() };
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+      await writeAll(conn, flight);
+      conn.close();
+      await waitFor(() => ended() === before.ended + 1, 5000, "the replay's end");
+      const after = perIsolate(service);
+      landed.push(after[1]! > before.counts[1]! ? 1 : 0);
+      assert.equal(
+        service.stats.statuses.ERR_REPLAY,
+        landed.length,
+        `replay ${landed.length} (on isolate ${landed.at(-1)}) was not refused: ` +
+          JSON.stringify(service.stats.statuses),
+      );
+    }
+  } finally {
+    for (const local of locals) await local.close();
+    await forwarder.close();
+    await service.close();
+    await pool.close();
+    await echo.close();
+  }
+});
