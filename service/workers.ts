@@ -378,12 +378,11 @@ export async function startWorkers(
     const port = here.addr.port;
     const posted = (next: ServerConfig) => postable({ ...next, port, reusePort: true });
     const listener: SharedListener = { id, posted: posted(config), counters, live: new Set() };
-    const starting = handles.filter((handle) => handle.alive);
-    // Known from now on: a worker added while these starts run starts it too.
+    const running = handles.filter((handle) => handle.alive);
+    // Known from now on (in the same step as `running` is read): a worker added while these
+    // starts run starts it too, and exactly one of the two sends it the start.
     listeners.set(id, listener);
-    const results = await Promise.allSettled(
-      starting.map((handle) => startIn(handle, listener)),
-    );
+    const results = await Promise.allSettled(running.map((handle) => startIn(handle, listener)));
     const failed = results.find((result) => result.status === "rejected");
     if (failed) {
       listeners.delete(id);
