@@ -1253,9 +1253,10 @@ async function main(args: string[]): Promise<number> {
     );
   }
   notes.push(
-    "`ssdeno` (and other variants) run the server's default isolate count: one, and another " +
-      `up to one per core (${navigator.hardwareConcurrency} here) once the process has been ` +
-      "busy for 3 s (service/worker_scaling.ts; `--verbose` shows the server's log line).",
+    "`ssdeno` (and other variants) run the server's default isolates: one, and one more each " +
+      `time the process has been busy for 3 s, up to one per core (${navigator.hardwareConcurrency} ` +
+      "here; service/worker_scaling.ts; `--verbose` shows the server's log). Runs before " +
+      "2026-12-01 started one per core at once; `--workers N` pins the count.",
   );
   if (options.floor) {
     specs.push({ label: "deno-fwd", server: { kind: "forwarder" }, tunnel: { kind: "forwarder" } });

@@ -173,19 +173,31 @@ export function hostListeners(start: WorkerStart): void {
         return;
       }
       case "close": {
-        await listeners.get(message.id)?.service.close();
-        listeners.delete(message.id);
-        reply(message.req);
+        try {
+          await listeners.get(message.id)?.service.close();
+        } finally {
+          // Answered whatever happens: the main isolate's close waits for it.
+          listeners.delete(message.id);
+          reply(message.req);
+        }
         return;
       }
       case "retire": {
         // Kept until drained: a shutdown meanwhile still cuts its sessions after the grace period.
         const hosted = listeners.get(message.id);
-        const retired = await hosted?.service.retire();
-        reply(message.req);
-        await retired?.drained;
-        listeners.delete(message.id);
-        scope.postMessage({ kind: "drained", id: message.id });
+        try {
+          let retired: { drained: Promise<void> } | undefined;
+          try {
+            retired = await hosted?.service.retire();
+          } finally {
+            reply(message.req);
+          }
+          await retired?.drained;
+        } finally {
+          // Sent whatever happens: the main isolate's retire waits for it.
+          listeners.delete(message.id);
+          scope.postMessage({ kind: "drained", id: message.id });
+        }
         return;
       }
     }

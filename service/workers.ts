@@ -202,10 +202,12 @@ export async function startWorkers(
       alive: true,
     };
     const ready = Promise.withResolvers<WorkerHandle>();
-    const timer = setTimeout(
-      () => ready.reject(new Error(`worker ${index} did not start in ${READY_TIMEOUT_MS} ms`)),
-      READY_TIMEOUT_MS,
-    );
+    const timer = setTimeout(() => {
+      // Ended, not left to load on: it would hold a heap, and may answer `ready` to no one.
+      handle.alive = false;
+      worker.terminate();
+      ready.reject(new Error(`worker ${index} did not start in ${READY_TIMEOUT_MS} ms`));
+    }, READY_TIMEOUT_MS);
     // A worker added under load may still be starting at shutdown: `close` ends it too.
     starting.set(handle, () => {
       clearTimeout(timer);
@@ -324,20 +326,25 @@ export async function startWorkers(
     handles.push(handle);
     const ports = [...listeners.values()];
     const results = await Promise.allSettled(ports.map((listener) => startIn(handle, listener)));
+    const failed: number[] = [];
     results.forEach((result, i) => {
       if (result.status === "fulfilled") return;
       // The listener still runs in the other isolates; this one takes no share of it.
       const listener = ports[i]!;
       listener.live.delete(handle);
       handle.listeners.delete(listener.id);
+      failed.push(listener.posted.config.port);
       logger.error(
         `worker ${index} could not start port ${listener.posted.config.port}: ` +
           errorMessage(result.reason),
       );
     });
+    // A close or the worker's death meanwhile settled its starts without starting anything.
+    if (closed || !handle.alive) return false;
+    const running = 1 + handles.filter((handle) => handle.alive).length;
     logger.info(
-      `load: worker ${index} added, ${index + 1} of ${maxIsolates} isolates accept on every ` +
-        "TCP port",
+      `load: worker ${index} added, ${running} of ${maxIsolates} isolates accept on every TCP ` +
+        `port${failed.length ? ` (not on ${failed.join(", ")})` : ""}`,
     );
     return true;
   };
@@ -363,6 +370,11 @@ export async function startWorkers(
     }, sampleMs);
     Deno.unrefTimer(timer);
     stopScaling = () => clearInterval(timer);
+    // Shutdown starts before the pool closes (after the grace period): no worker is added then.
+    options.signal?.addEventListener("abort", () => {
+      closed = true;
+      stopScaling();
+    }, { once: true });
   }
 
   const start = async <S extends WorkerServer>(
@@ -463,7 +475,8 @@ export async function startWorkers(
         }
         return changes;
       },
-      connectionsPerIsolate: () => counters.perIsolate(),
+      // The isolates spawned so far (the memory has a row for every one there may be).
+      connectionsPerIsolate: () => counters.perIsolate().slice(0, 1 + handles.length),
     };
     return service;
   };

@@ -48,26 +48,20 @@ function perIsolate(service: object): number[] {
   return (service as { connectionsPerIsolate: () => number[] }).connectionsPerIsolate();
 }
 
-Deno.test("scaling: a worker added under load runs the listener as last updated and shares its replay memory", async () => {
-  const echo = startEchoServer();
+Deno.test("scaling: a worker added under load runs the listener as last updated, shares its replay memory, takes later updates and retires", async () => {
   const lines: string[] = [];
   const logger = createLogger("info", (line) => lines.push(line));
   let busy = false;
-  const pool = await startWorkers(undefined, {
-    module: new URL("../../server_worker.ts", import.meta.url),
-    logger,
-    logLevel: "warn",
-    cores: 2,
-    scaling: { sampleMs: 10, policy: { sample: () => busy } },
-  });
-  const port = freePort();
   const method = "aes-128-gcm";
-  const service = await pool.start(
-    serverConfig(method, { port, password: "first key", handshakeTimeout: 1 }),
-    (config, shared) => startListener(config, { logger, graceMs: 0, ...shared }),
-  );
-  const forwarder = recordingForwarder(port);
+  const port = freePort();
+  /** The listener's config with `password`; no grace period, so a failure does not wait 30 s. */
+  const config = (password: string) =>
+    serverConfig(method, { port, password, handshakeTimeout: 1, gracePeriod: 0 });
+  const echo = startEchoServer();
   const locals: { close(): Promise<void> }[] = [];
+  let pool: Awaited<ReturnType<typeof startWorkers>> | undefined;
+  let service: Awaited<ReturnType<NonNullable<typeof pool>["start"]>> | undefined;
+  let forwarder: ReturnType<typeof recordingForwarder> | undefined;
   /** One session through a local with `password` (to `serverPort`); true when it echoed. */
   const echoes = async (password: string, serverPort = port) => {
     const local = await startLocal(localConfig(method, serverPort, { password }), { graceMs: 0 });
@@ -84,35 +78,61 @@ Deno.test("scaling: a worker added under load runs the listener as last updated 
       conn.close();
     }
   };
-  const ended = () => Object.values(service.stats.statuses).reduce((sum, n) => sum + n, 0);
+  const ended = () => Object.values(service!.stats.statuses).reduce((sum, n) => sum + n, 0);
+  /** New sessions with `password` until one lands on the worker; each must echo. */
+  const onTheWorker = async (password: string) => {
+    const before = perIsolate(service!)[1] ?? 0;
+    for (let tries = 0; (perIsolate(service!)[1] ?? 0) === before; tries++) {
+      assert.ok(tries < 60, `60 sessions all landed on the main isolate`);
+      const endedBefore = ended();
+      assert.ok(await echoes(password), `a session with "${password}" failed`);
+      await waitFor(() => ended() === endedBefore + 1, 5000, "the session's end");
+    }
+    assert.equal(service!.stats.statuses.OK, ended(), JSON.stringify(service!.stats.statuses));
+  };
   try {
+    pool = await startWorkers(undefined, {
+      module: new URL("../../server_worker.ts", import.meta.url),
+      logger,
+      logLevel: "warn",
+      cores: 2,
+      scaling: { sampleMs: 10, policy: { sample: () => busy } },
+    });
+    service = await pool.start(
+      config("first key"),
+      (config, shared) => startListener(config, { logger, graceMs: 0, ...shared }),
+    );
+    forwarder = recordingForwarder(port);
     assert.equal(pool.isolates, 1, "no worker before any load");
     assert.equal(pool.maxIsolates, 2);
     assert.ok(lines.some((line) => line.includes("up to 2 as load asks")), lines.join("\n"));
+    assert.deepEqual(perIsolate(service), [0], "a metric row only for the isolate running");
 
     // A reload before the worker exists: the key changes.
-    service.update(serverConfig(method, { port, password: "second key", handshakeTimeout: 1 }));
+    service.update(config("second key"));
     // A session with the new key, recorded: the main isolate remembers its salt.
     assert.ok(await echoes("second key", forwarder.port));
-    await waitFor(() => service.stats.statuses.OK === 1, 5000, "the recorded session's end");
+    await waitFor(() => service!.stats.statuses.OK === 1, 5000, "the recorded session's end");
     const flight = forwarder.flights()[0]!;
     assert.ok(flight.length > 32, `${flight.length} bytes recorded`);
 
     busy = true;
+    // The worker is in the pool as soon as its start for the listener is sent: an update sent
+    // now reaches it while that start may still be under way, and must not be lost.
+    const until = performance.now() + 20_000;
+    while (pool.isolates < 2) {
+      assert.ok(performance.now() < until, "no worker added in 20 s");
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    service.update(config("third key"));
     await waitFor(() => lines.some((line) => line.includes("worker 1 added")), 20_000, "worker");
     assert.equal(pool.isolates, 2);
+    await onTheWorker("third key");
 
-    // New sessions until one lands on the worker: each must work with the key of the reload.
-    let counts = perIsolate(service);
-    for (let tries = 0; counts[1] === 0; tries++) {
-      assert.ok(tries < 60, `60 sessions all landed on the main isolate: ${counts}`);
-      assert.ok(await echoes("second key"), "a session with the reloaded key failed");
-      await waitFor(() => ended() === 2 + tries, 5000, "the session's end");
-      counts = perIsolate(service);
-    }
-    assert.equal(service.stats.statuses.OK, ended(), JSON.stringify(service.stats.statuses));
-
-    // The recorded first flight, replayed until one copy lands on the worker: refused there too.
+    // The recorded first flight (second key) is no longer valid: a key back to it, then the
+    // flight replayed until one copy lands on the worker, refused there too.
+    service.update(config("second key"));
+    await onTheWorker("second key");
     const landed: number[] = [];
     while (!landed.includes(1)) {
       assert.ok(landed.length < 60, "60 replays all landed on the main isolate");
@@ -130,11 +150,19 @@ Deno.test("scaling: a worker added under load runs the listener as last updated 
           JSON.stringify(service.stats.statuses),
       );
     }
+
+    // Retired in both isolates: once drained, nothing accepts on the port.
+    const { drained } = await service.retire();
+    await drained;
+    await assert.rejects(
+      Deno.connect({ hostname: "127.0.0.1", port }),
+      Deno.errors.ConnectionRefused,
+    );
   } finally {
     for (const local of locals) await local.close();
-    await forwarder.close();
-    await service.close();
-    await pool.close();
+    await forwarder?.close();
+    await service?.close();
+    await pool?.close();
     await echo.close();
   }
 });
