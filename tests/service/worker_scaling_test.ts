@@ -92,7 +92,8 @@ Deno.test("scaling: a worker added under load runs the listener as last updated,
   };
   try {
     pool = await startWorkers(undefined, {
-      module: new URL("../../server_worker.ts", import.meta.url),
+      // server_worker.ts, its listener starts slowed down (see there).
+      module: new URL("./_slow_start_worker.ts", import.meta.url),
       logger,
       logLevel: "warn",
       cores: 2,
@@ -118,7 +119,7 @@ Deno.test("scaling: a worker added under load runs the listener as last updated,
 
     busy = true;
     // The worker is in the pool as soon as its start for the listener is sent: an update sent
-    // now reaches it while that start may still be under way, and must not be lost.
+    // now reaches it while that start is still under way, and must not be lost.
     const until = performance.now() + 20_000;
     while (pool.isolates < 2) {
       assert.ok(performance.now() < until, "no worker added in 20 s");
