@@ -60,6 +60,7 @@ import { currentResolver } from "./relay/direct.ts";
 import { startWorkers } from "./service/workers.ts";
 import { ClientIpWindow, fleetGate, localGate } from "./service/client_ips.ts";
 import { renderMetrics, startMetricsServer } from "./service/metrics.ts";
+import { readProcessSample } from "./service/process_sample.ts";
 
 type RunCommand = Extract<CliCommand, { flags: unknown }>;
 
@@ -451,7 +452,7 @@ async function server(command: RunCommand): Promise<number> {
     if (metrics && !sharedMetrics) {
       startMetrics(
         metrics,
-        metricsText(() => supervisor.listeners, fleetView),
+        metricsText(() => supervisor.listeners, fleetView, () => workers.isolates),
         controller.signal,
         logger,
       );
@@ -468,7 +469,11 @@ async function server(command: RunCommand): Promise<number> {
         controller.signal,
         logger,
         {
-          ...(sharedMetrics ? { metrics: metricsText(() => supervisor.listeners, fleetView) } : {}),
+          ...(sharedMetrics
+            ? {
+              metrics: metricsText(() => supervisor.listeners, fleetView, () => workers.isolates),
+            }
+            : {}),
           ...(sharedApi && api
             ? {
               fallback: apiHandler({
@@ -591,10 +596,11 @@ function keepState(
   return save;
 }
 
-/** The metrics text of the listeners running at each call. */
+/** The metrics text of the listeners running at each call, and of the process. */
 function metricsText(
   listeners: () => ListenerEntry[],
-  fleet?: () => FleetView,
+  fleet: (() => FleetView) | undefined,
+  isolates: () => number,
 ): () => string {
   return () =>
     renderMetrics(
@@ -606,6 +612,7 @@ function metricsText(
       VERSION,
       currentResolver().stats,
       fleet?.(),
+      readProcessSample(isolates()),
     );
 }
 

@@ -14,6 +14,7 @@ import type { ResolverStats } from "../relay/resolver.ts";
 import { STATUSES } from "../protocol/errors.ts";
 import type { RunningService } from "../relay/service.ts";
 import type { FleetView } from "./fleet_node.ts";
+import type { ProcessSample } from "./process_sample.ts";
 
 /** One server listener as the metrics see it. */
 export interface MetricsSource {
@@ -54,6 +55,7 @@ export function renderMetrics(
   version: string,
   dns?: ResolverStats,
   fleet?: FleetView,
+  process?: ProcessSample,
 ): string {
   const out = new Exposition();
   out.family("shadowsocks_build_info", "gauge", "The running version.", [[{ version }, 1]]);
@@ -163,7 +165,32 @@ export function renderMetrics(
     ]);
   }
   if (fleet) fleetFamilies(out, fleet);
+  if (process) processFamilies(out, process);
   return out.toString();
+}
+
+/** The process (Prometheus's default `process_*` names), and the isolates accepting. */
+function processFamilies(out: Exposition, sample: ProcessSample): void {
+  out.family("process_cpu_seconds_total", "counter", "User and system CPU time, seconds.", [
+    [{}, sample.cpuSeconds],
+  ]);
+  out.family("process_resident_memory_bytes", "gauge", "Resident memory size, bytes.", [
+    [{}, sample.residentBytes],
+  ]);
+  out.family("process_start_time_seconds", "gauge", "Start time, Unix seconds.", [
+    [{}, Math.round(sample.startTimeSeconds * 1000) / 1000],
+  ]);
+  if (sample.maxFds !== undefined && Number.isFinite(sample.maxFds)) {
+    out.family("process_max_fds", "gauge", "The soft limit of open file descriptors.", [
+      [{}, sample.maxFds],
+    ]);
+  }
+  out.family(
+    "ssdeno_isolates",
+    "gauge",
+    "Isolates accepting on the TCP ports now (workers: one, more under load).",
+    [[{}, sample.isolates]],
+  );
 }
 
 /** Fleet mode (service/fleet_node.ts): the link to Redis, its checks and the nodes it lists. */

@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { renderMetrics, startMetricsServer } from "../../service/metrics.ts";
+import { readProcessSample } from "../../service/process_sample.ts";
 import { curlViaSocks, startHttpFixture } from "../_fixtures.ts";
 import { findPeer, freePort, waitForTcpPort } from "../interop/_peers.ts";
 import { isCi } from "../interop/_peers.ts";
@@ -22,7 +23,7 @@ async function withTraffic(fn: (text: () => string) => Promise<void>) {
     }
     await waitFor(() => chain.server.stats.statuses.OK === 3, 5000, "three sessions");
     const sources = [{ port: chain.server.addr.port, users: [], service: chain.server }];
-    await fn(() => renderMetrics(sources, "9.9.9"));
+    await fn(() => renderMetrics(sources, "9.9.9", undefined, undefined, readProcessSample(1)));
   } finally {
     await chain.close();
   }
@@ -42,6 +43,13 @@ Deno.test("the exposition has Outline's families with the relayed bytes and sess
     // Three client salts and three of the server's own.
     assert.match(metrics, /^ssdeno_replay_salts 6$/m);
     assert.doesNotMatch(metrics, /^shadowsocks_\w+_total[ {]/m, "Outline counters: no _total");
+    // The process: this test's own, which has run a chain and curl.
+    const sample = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(metrics)?.[1]);
+    assert.ok(sample("process_cpu_seconds_total") > 0, metrics);
+    assert.ok(sample("process_resident_memory_bytes") > 10 * 2 ** 20, metrics);
+    const started = sample("process_start_time_seconds");
+    assert.ok(started <= Date.now() / 1000 && started > Date.now() / 1000 - 3600, metrics);
+    assert.equal(sample("ssdeno_isolates"), 1);
     return Promise.resolve();
   });
 });

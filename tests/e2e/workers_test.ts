@@ -130,7 +130,10 @@ Deno.test("--workers 2: both isolates serve, count into one total, reload, and s
     await waitFor(() => log().includes("worker 1: server listening"), 10_000, "the worker");
     await waitForTcpPort(metricsPort, { exited: child.status });
     const alice = await asUser(keys.alice);
-    const before = perIsolate(await scrape(metricsPort));
+    const first = await scrape(metricsPort);
+    assert.equal(metricSample(first, "ssdeno_isolates"), 2, "--workers 2 runs two from the start");
+    assert.ok(metricSample(first, "process_resident_memory_bytes") > 0, first);
+    const before = perIsolate(first);
 
     // Forty sessions of 1000 bytes each way: the kernel spreads them over both isolates, and
     // every byte shows up in alice's series, whichever isolate relayed it.
