@@ -27,8 +27,13 @@
  * the removed sockets are released, at most `RELEASE_WAIT_MS`. Without that wait, a flood of
  * new source ports against a table of 64 held 276–662 sockets (and 821–958 with 5000 sources),
  * each evicted socket still open while the loop, never letting the event loop turn, opened more.
+ *
+ * A new association's sockets never take a port that an association of this relay closed in the
+ * last 30 s (relay/port_quarantine.ts): replies still on their way to a removed association are
+ * dropped by the kernel rather than handed to another client.
  * @module
  */
+import { bindOutside, PortQuarantine } from "./port_quarantine.ts";
 import type { Address } from "../protocol/address.ts";
 import { TimestampError } from "../protocol/aead2022_time.ts";
 import { errorMessage, ProtocolError, type SessionStatus } from "../protocol/errors.ts";
@@ -132,6 +137,8 @@ interface Relay<S extends DatagramSession> {
   readonly stats: UdpStats;
   readonly options: DatagramServiceOptions;
   readonly table: NatTable<Association<S>>;
+  /** Ports of sockets this relay closed lately, kept from new associations. */
+  readonly quarantine: PortQuarantine;
 }
 
 /** Relays datagrams arriving on `inbound` until shutdown; `inbound` is closed by `close()`. */
@@ -164,7 +171,14 @@ export function serveDatagrams<S extends DatagramSession>(
     onRemove,
     ...(options.now ? { now: options.now } : {}),
   });
-  const relay: Relay<S> = { inbound, codec, stats, options, table };
+  const relay: Relay<S> = {
+    inbound,
+    codec,
+    stats,
+    options,
+    table,
+    quarantine: new PortQuarantine(),
+  };
   const find = (key: string) => table.peek(key)?.session;
   let lastSkewLog = -Infinity;
 
@@ -281,8 +295,12 @@ class Association<S extends DatagramSession> {
   /** Closes the sockets; reply loops end and queued datagrams are dropped. */
   close(): void {
     this.#closed = true;
-    this.#sockets.v4?.close();
-    this.#sockets.v6?.close();
+    for (const socket of [this.#sockets.v4, this.#sockets.v6]) {
+      if (!socket || socket.closed) continue;
+      // Late replies to this port must not reach the next association that binds it.
+      this.#relay.quarantine.add(socket.addr.port);
+      socket.close();
+    }
   }
 
   /** Resolves once every socket it opened is closed and released (after `close()`). */
@@ -345,7 +363,8 @@ class Association<S extends DatagramSession> {
     let socket = this.#sockets[family];
     if (!socket) {
       try {
-        socket = UdpSocket.bind(family === "v6" ? "::" : "0.0.0.0", 0);
+        const host = family === "v6" ? "::" : "0.0.0.0";
+        socket = bindOutside(() => UdpSocket.bind(host, 0), this.#relay.quarantine);
       } catch (error) {
         throw new ProtocolError("ERR_CONNECT", `Cannot open a UDP socket: ${errorMessage(error)}`, {
           cause: error,
