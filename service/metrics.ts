@@ -40,6 +40,11 @@ class Exposition {
     }
   }
 
+  /** A family of one unlabelled sample. */
+  single(name: string, type: "counter" | "gauge", help: string, value: number) {
+    this.family(name, type, help, [[{}, value]]);
+  }
+
   toString(): string {
     return this.#lines.join("\n") + "\n";
   }
@@ -151,18 +156,15 @@ export function renderMetrics(
       [{ result: "negative_hit" }, dns.negativeHits],
       [{ result: "miss" }, dns.cacheMisses],
     ]);
-    out.family("ssdeno_dns_cache_entries", "gauge", "Answers the DNS cache holds.", [
-      [{}, dns.cacheSize],
-    ]);
+    out.single("ssdeno_dns_cache_entries", "gauge", "Answers the DNS cache holds.", dns.cacheSize);
     out.family(
       "ssdeno_dns_errors_total",
       "counter",
       "Lookups that failed, by reason.",
       Object.entries(dns.errors).map(([reason, n]): [Labels, number] => [{ reason }, n]),
     );
-    out.family("ssdeno_dns_tcp_fallbacks_total", "counter", "Truncated answers asked over TCP.", [
-      [{}, dns.tcpFallbacks],
-    ]);
+    const fallbacks = "Truncated answers asked over TCP.";
+    out.single("ssdeno_dns_tcp_fallbacks_total", "counter", fallbacks, dns.tcpFallbacks);
   }
   if (fleet) fleetFamilies(out, fleet);
   if (process) processFamilies(out, process);
@@ -171,26 +173,15 @@ export function renderMetrics(
 
 /** The process (Prometheus's default `process_*` names), and the isolates accepting. */
 function processFamilies(out: Exposition, sample: ProcessSample): void {
-  out.family("process_cpu_seconds_total", "counter", "User and system CPU time, seconds.", [
-    [{}, sample.cpuSeconds],
-  ]);
-  out.family("process_resident_memory_bytes", "gauge", "Resident memory size, bytes.", [
-    [{}, sample.residentBytes],
-  ]);
-  out.family("process_start_time_seconds", "gauge", "Start time, Unix seconds.", [
-    [{}, Math.round(sample.startTimeSeconds * 1000) / 1000],
-  ]);
+  out.single("process_cpu_seconds_total", "counter", "User and system CPU, s.", sample.cpuSeconds);
+  out.single("process_resident_memory_bytes", "gauge", "Resident memory.", sample.residentBytes);
+  const started = Math.round(sample.startTimeSeconds * 1000) / 1000;
+  out.single("process_start_time_seconds", "gauge", "Start time, Unix seconds.", started);
   if (sample.maxFds !== undefined && Number.isFinite(sample.maxFds)) {
-    out.family("process_max_fds", "gauge", "The soft limit of open file descriptors.", [
-      [{}, sample.maxFds],
-    ]);
+    out.single("process_max_fds", "gauge", "Soft limit of open descriptors.", sample.maxFds);
   }
-  out.family(
-    "ssdeno_isolates",
-    "gauge",
-    "Isolates accepting on the TCP ports now (workers: one, more under load).",
-    [[{}, sample.isolates]],
-  );
+  const isolates = "Isolates accepting on the TCP ports now (workers: one, more under load).";
+  out.single("ssdeno_isolates", "gauge", isolates, sample.isolates);
 }
 
 /** Fleet mode (service/fleet_node.ts): the link to Redis, its checks and the nodes it lists. */
