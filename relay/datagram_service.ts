@@ -28,12 +28,12 @@
  * new source ports against a table of 64 held 276–662 sockets (and 821–958 with 5000 sources),
  * each evicted socket still open while the loop, never letting the event loop turn, opened more.
  *
- * A new association's sockets never take a port that an association of this relay closed in the
- * last 30 s (relay/port_quarantine.ts): replies still on their way to a removed association are
- * dropped by the kernel rather than handed to another client.
+ * A new association's sockets never take a port that an association closed in the last 30 s, in
+ * this relay or another of the process (relay/port_quarantine.ts): replies still on their way to
+ * a removed association are dropped by the kernel rather than handed to another client.
  * @module
  */
-import { bindOutside, PortQuarantine } from "./port_quarantine.ts";
+import { bindOutside, type PortQuarantine, processQuarantine } from "./port_quarantine.ts";
 import type { Address } from "../protocol/address.ts";
 import { TimestampError } from "../protocol/aead2022_time.ts";
 import { errorMessage, ProtocolError, type SessionStatus } from "../protocol/errors.ts";
@@ -125,6 +125,8 @@ export interface DatagramServiceOptions {
   userAllowed?: (user: string) => boolean;
   /** True for targets an ACL blocks: their datagrams are dropped as `ERR_BLOCKED`. */
   blocked?: (target: Address) => Promise<boolean>;
+  /** Ports released lately, kept from new associations. Default: the process's. */
+  quarantine?: PortQuarantine;
   /** The NAT table's clock. Default `Date.now`. */
   now?: () => number;
   signal?: AbortSignal;
@@ -177,7 +179,7 @@ export function serveDatagrams<S extends DatagramSession>(
     stats,
     options,
     table,
-    quarantine: new PortQuarantine(),
+    quarantine: options.quarantine ?? processQuarantine,
   };
   const find = (key: string) => table.peek(key)?.session;
   let lastSkewLog = -Infinity;

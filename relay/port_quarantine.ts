@@ -1,5 +1,6 @@
 /**
- * Ports of association sockets closed a moment ago, kept out of new associations. A UDP socket
+ * Ports of association sockets closed a moment ago, kept out of new associations (one memory for
+ * every datagram relay of the process: UDP runs in the main isolate only). A UDP socket
  * bound to port 0 gets a free port chosen at random, which may be the one an evicted or expired
  * association released a moment before; replies still on their way to that association (a DNS
  * answer, a game server's tick) would then reach the new one's client: another client's
@@ -16,7 +17,7 @@
 
 /** How long a released port stays out of new associations. */
 export const QUARANTINE_MS = 30_000;
-/** Most ports remembered: about half of Linux's default ephemeral range. */
+/** Most ports remembered: 58 % of Linux's default ephemeral range (32768–60999). */
 export const MAX_QUARANTINED = 16_384;
 /** Binds tried for one socket before the last one is kept anyway. */
 export const BIND_ATTEMPTS = 4;
@@ -33,7 +34,8 @@ export class PortQuarantine {
   ) {
     this.#ms = options.ms ?? QUARANTINE_MS;
     this.#max = options.max ?? MAX_QUARANTINED;
-    this.#now = options.now ?? Date.now;
+    // Monotonic: a step of the wall clock must neither free every port nor keep them longer.
+    this.#now = options.now ?? (() => performance.now());
   }
 
   /** Ports held now. */
@@ -65,7 +67,8 @@ export class PortQuarantine {
 
 /**
  * A socket from `bind` whose port is not in `quarantine`, or the last of `attempts` binds. The
- * refused sockets are closed once the choice is made.
+ * refused sockets are closed once the choice is made. A bind that fails after a refusal (no
+ * descriptors left, say) leaves the last refused socket as the answer: as good as no quarantine.
  */
 export function bindOutside<S extends { readonly addr: Deno.NetAddr; close(): void }>(
   bind: () => S,
@@ -75,7 +78,13 @@ export function bindOutside<S extends { readonly addr: Deno.NetAddr; close(): vo
   const refused: S[] = [];
   try {
     for (let attempt = 1;; attempt++) {
-      const socket = bind();
+      let socket: S;
+      try {
+        socket = bind();
+      } catch (error) {
+        if (refused.length === 0) throw error;
+        return refused.pop()!;
+      }
       if (attempt >= attempts || !quarantine.has(socket.addr.port)) return socket;
       refused.push(socket);
     }
@@ -83,3 +92,6 @@ export function bindOutside<S extends { readonly addr: Deno.NetAddr; close(): vo
     for (const socket of refused) socket.close();
   }
 }
+
+/** The process's quarantine, which every datagram relay shares by default. */
+export const processQuarantine = new PortQuarantine();

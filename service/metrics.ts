@@ -4,7 +4,8 @@
  * thing, so Outline's dashboards and queries work, plus ssdeno's own (`ssdeno_*`).
  *
  * Rendered at scrape time from the services' counters (nothing is kept twice). As Outline does,
- * counter families carry no `_total` suffix and zero byte series are left out. Bytes are the
+ * Outline's counter families carry no `_total` suffix and zero byte series are left out (ours
+ * and the `process_*` ones follow Prometheus's convention). Bytes are the
  * plaintext relayed: `dir="p>t"` (to targets) and `dir="p<t"` (from targets); ssdeno does not
  * count ciphertext, so the `c>p`/`c<p` series are absent (Outline's data-limit query sums
  * `c<p|p>t`: here it sees uploads only; use `p>t|p<t`).
@@ -180,7 +181,7 @@ function processFamilies(out: Exposition, sample: ProcessSample): void {
   if (sample.maxFds !== undefined && Number.isFinite(sample.maxFds)) {
     out.single("process_max_fds", "gauge", "Soft limit of open descriptors.", sample.maxFds);
   }
-  const isolates = "Isolates accepting on the TCP ports now (workers: one, more under load).";
+  const isolates = "Isolates started, each accepting on every TCP port (the main one and workers).";
   out.single("ssdeno_isolates", "gauge", isolates, sample.isolates);
 }
 

@@ -22,8 +22,8 @@ export interface ProcessSample {
   readonly isolates: number;
 }
 
-/** Unix seconds when this module was loaded: the process start, within the module load time. */
-const STARTED = (Date.now() - performance.now()) / 1000;
+/** Unix seconds when the process (its main isolate) started. */
+const STARTED = performance.timeOrigin / 1000;
 
 /** The file limit, read once: it changes only at start (`nofile`), before metrics are served. */
 let maxFds: number | undefined | null = null;

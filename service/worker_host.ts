@@ -173,13 +173,15 @@ export function hostListeners(start: WorkerStart): void {
         return;
       }
       case "close": {
+        // Answered whatever happens (an error too): the main isolate's close waits for it.
+        let failure: unknown;
         try {
           await listeners.get(message.id)?.service.close();
-        } finally {
-          // Answered whatever happens: the main isolate's close waits for it.
-          listeners.delete(message.id);
-          reply(message.req);
+        } catch (error) {
+          failure = error ?? new Error("close failed");
         }
+        listeners.delete(message.id);
+        reply(message.req, failure);
         return;
       }
       case "retire": {
@@ -187,11 +189,13 @@ export function hostListeners(start: WorkerStart): void {
         const hosted = listeners.get(message.id);
         try {
           let retired: { drained: Promise<void> } | undefined;
+          let failure: unknown;
           try {
             retired = await hosted?.service.retire();
-          } finally {
-            reply(message.req);
+          } catch (error) {
+            failure = error ?? new Error("retire failed");
           }
+          reply(message.req, failure);
           await retired?.drained;
         } finally {
           // Sent whatever happens: the main isolate's retire waits for it.

@@ -407,11 +407,18 @@ export async function startWorkers(
       throw (failed as PromiseRejectedResult).reason;
     }
 
-    /** Sends `kind` to the workers running it; from then on no worker added late starts it. */
+    /**
+     * Sends `kind` to the workers running it; from then on no worker added late starts it. A
+     * worker's failure is logged: the listener is gone from the other isolates all the same.
+     */
     const everywhere = (kind: "close" | "retire", live = [...listener.live]) => {
       listeners.delete(id);
       return Promise.all(
-        live.map((handle) => request(handle, { kind, req: nextRequest++, id })),
+        live.map((handle) =>
+          request(handle, { kind, req: nextRequest++, id }).catch((error) =>
+            logger.error(`port ${port}: ${kind} failed in a worker: ${errorMessage(error)}`)
+          )
+        ),
       );
     };
     const workersClosed = Promise.withResolvers<void>();

@@ -1,9 +1,19 @@
 /**
  * relay/port_quarantine.ts: released ports stay out of new sockets for the quarantine time, the
- * memory is bounded, and a bind that lands on one is retried, the refused sockets closed.
+ * memory is bounded, a bind that lands on one is retried (the refused sockets closed), and the
+ * UDP relay holds the ports of the associations it removes.
  */
 import assert from "node:assert/strict";
+import { findMethod } from "../../crypto/methods.ts";
+import { serveDatagrams } from "../../relay/datagram_service.ts";
+import { silentLogger } from "../../relay/log.ts";
 import { bindOutside, PortQuarantine } from "../../relay/port_quarantine.ts";
+import { createServerUdpCodec } from "../../relay/shadowsocks_udp.ts";
+import { UdpSocket } from "../../relay/udp_socket.ts";
+import { loopback, ShadowsocksUdpClient, UdpEcho } from "../e2e/_udp_harness.ts";
+
+const METHOD = "aes-256-gcm";
+const PASSWORD = "quarantine-test";
 
 Deno.test("port quarantine: a port is held for the quarantine time, then released", () => {
   let now = 1000;
@@ -63,4 +73,71 @@ Deno.test("port quarantine: after the last attempt the socket is kept as it is",
   const socket = bindOutside(() => made[next++]!, quarantine, 4);
   assert.equal(socket.addr.port, 4);
   assert.deepEqual(made.map((s) => s.closed), [true, true, true, false]);
+});
+
+Deno.test("port quarantine: a bind that fails after a refusal keeps the refused socket", () => {
+  const quarantine = new PortQuarantine({ now: () => 0 });
+  quarantine.add(7000);
+  const first = fakeSocket(7000);
+  let calls = 0;
+  const socket = bindOutside(() => {
+    if (calls++ === 0) return first;
+    throw new Deno.errors.AddrInUse("no descriptors");
+  }, quarantine);
+  assert.equal(socket, first);
+  assert.equal(first.closed, false);
+  // With nothing refused yet, the failure is the caller's.
+  assert.throws(
+    () =>
+      bindOutside(() => {
+        throw new Deno.errors.AddrInUse("no descriptors");
+      }, quarantine),
+    Deno.errors.AddrInUse,
+  );
+});
+
+/** A quarantine that notes every port it is asked about. */
+class AskedQuarantine extends PortQuarantine {
+  readonly asked: number[] = [];
+  override has(port: number): boolean {
+    this.asked.push(port);
+    return super.has(port);
+  }
+}
+
+Deno.test("port quarantine: the UDP relay holds an evicted association's port and checks new ones", async () => {
+  const echo = new UdpEcho();
+  const quarantine = new AskedQuarantine();
+  const inbound = UdpSocket.bind("127.0.0.1", 0);
+  const service = serveDatagrams(inbound, createServerUdpCodec(findMethod(METHOD)!, PASSWORD), {
+    name: "quarantine",
+    logger: silentLogger,
+    maxAssociations: 1,
+    idleTimeoutMs: 60_000,
+    allowPrivateTargets: true,
+    ipv6First: false,
+    quarantine,
+  });
+  const first = new ShadowsocksUdpClient(METHOD, PASSWORD, service.addr.port);
+  const second = new ShadowsocksUdpClient(METHOD, PASSWORD, service.addr.port);
+  try {
+    await first.send(loopback(echo.port), Uint8Array.of(1));
+    await first.next();
+    const firstPort = echo.sources[0]!;
+    assert.ok(quarantine.asked.includes(firstPort), "the first association's port was checked");
+    assert.ok(!quarantine.has(firstPort));
+    // A second client in a table of one evicts the first: its port is held from then on.
+    await second.send(loopback(echo.port), Uint8Array.of(2));
+    await second.next();
+    assert.equal(service.stats.associationsEvicted, 1);
+    assert.ok(quarantine.has(firstPort), `port ${firstPort} of the evicted association is held`);
+    const secondPort = echo.sources[1]!;
+    assert.notEqual(secondPort, firstPort);
+    assert.ok(quarantine.asked.includes(secondPort), "the second association's port was checked");
+  } finally {
+    await first.close();
+    await second.close();
+    await service.close();
+    await echo.close();
+  }
 });

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { startLocal } from "../../local.ts";
 import { createLogger } from "../../relay/log.ts";
 import { writeAll } from "../../relay/io.ts";
+import { settledWithin } from "../../relay/timer_queue.ts";
 import { startListener } from "../../server.ts";
 import { ScaleUpPolicy } from "../../service/worker_scaling.ts";
 import { startWorkers } from "../../service/workers.ts";
@@ -154,7 +155,7 @@ Deno.test("scaling: a worker added under load runs the listener as last updated,
 
     // Retired in both isolates: once drained, nothing accepts on the port.
     const { drained } = await service.retire();
-    await drained;
+    assert.ok(await settledWithin(drained, 10_000), "the retired listener did not drain in 10 s");
     await assert.rejects(
       Deno.connect({ hostname: "127.0.0.1", port }),
       Deno.errors.ConnectionRefused,
