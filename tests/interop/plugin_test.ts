@@ -51,14 +51,9 @@ const PLUGINS = [
   },
 ] as const;
 
-async function download(socksPort: number, url: string) {
-  const result = await curlViaSocks(socksPort, url, { maxTimeSeconds: 15 });
-  assert.equal(result.code, 0, result.stderr);
-  assert.equal(await sha256Hex(result.stdout), await sha256Hex(deterministicBytes(200_000)));
-}
-
 /**
- * `download` through libev's ss-local once its plugin is up. ss-local listens at once and
+ * Downloads `url` (the 200 000-byte blob) through libev's ss-local once its plugin is up, and
+ * checks it. ss-local listens at once and
  * starts its plugin beside it; a session in between finds no plugin and is closed empty (curl 52
  * or 56). Retried on those only, for at most 10 s; a session that did not reach our server does
  * not count in its statuses.
