@@ -28,11 +28,16 @@ const STARTED = performance.timeOrigin / 1000;
 /** The file limit, read once: it changes only at start (`nofile`), before metrics are served. */
 let maxFds: number | undefined | null = null;
 
-export function readProcessSample(isolates: number): ProcessSample {
+/** User and system CPU of every thread so far, ms (`getrusage`: no permission needed). */
+export function processCpuMs(): number {
   const { user, system } = cpuUsage();
+  return (user + system) / 1000;
+}
+
+export function readProcessSample(isolates: number): ProcessSample {
   if (maxFds === null) maxFds = readFileLimit()?.soft;
   return {
-    cpuSeconds: (user + system) / 1e6,
+    cpuSeconds: processCpuMs() / 1000,
     residentBytes: Deno.memoryUsage().rss,
     maxFds,
     startTimeSeconds: STARTED,

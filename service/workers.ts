@@ -48,7 +48,7 @@ import type { SupervisedServer } from "./supervisor.ts";
 import type { FleetReplayCheck } from "../protocol/replay_filter.ts";
 import type { ClientIpGate } from "./client_ips.ts";
 import { DEFAULT_SCALING, ScaleUpPolicy, type ScalingOptions } from "./worker_scaling.ts";
-import { cpuUsage } from "node:process";
+import { processCpuMs } from "./process_sample.ts";
 
 /** How long a worker may take to load its module and answer. */
 const READY_TIMEOUT_MS = 60_000;
@@ -178,16 +178,21 @@ export async function startWorkers(
     handle.worker.postMessage(message);
     return reply.promise;
   };
-  const died = (handle: WorkerHandle, reason: string) => {
-    if (!handle.alive) return;
+  /** Ends `handle`'s isolate; its sockets close with it, so whatever waited on it is over. */
+  const end = (handle: WorkerHandle) => {
     handle.alive = false;
-    logger.error(`worker ${handle.index} died, not restarted: ${reason}`);
     handle.worker.terminate();
-    // Its sockets are closed with it: whatever waited on it is over.
     for (const reply of handle.pending.values()) reply.resolve();
     for (const drained of handle.draining.values()) drained.resolve();
     handle.pending.clear();
     handle.draining.clear();
+  };
+  /** The main isolate and the workers alive. */
+  const running = () => 1 + handles.filter((handle) => handle.alive).length;
+  const died = (handle: WorkerHandle, reason: string) => {
+    if (!handle.alive) return;
+    logger.error(`worker ${handle.index} died, not restarted: ${reason}`);
+    end(handle);
     onDeath.forEach((listener) => listener(handle));
   };
 
@@ -204,8 +209,7 @@ export async function startWorkers(
     const ready = Promise.withResolvers<WorkerHandle>();
     const timer = setTimeout(() => {
       // Ended, not left to load on: it would hold a heap, and may answer `ready` to no one.
-      handle.alive = false;
-      worker.terminate();
+      end(handle);
       ready.reject(new Error(`worker ${index} did not start in ${READY_TIMEOUT_MS} ms`));
     }, READY_TIMEOUT_MS);
     // A worker added under load may still be starting at shutdown: `close` ends it too.
@@ -277,7 +281,7 @@ export async function startWorkers(
     const failed = started.find((result) => result.status === "rejected");
     if (failed) throw (failed as PromiseRejectedResult).reason;
   } catch (error) {
-    handles.forEach((handle) => handle.worker.terminate());
+    handles.forEach(end);
     throw error;
   }
   if (scaling) {
@@ -319,8 +323,7 @@ export async function startWorkers(
       return false;
     }
     if (closed) {
-      handle.alive = false;
-      handle.worker.terminate();
+      end(handle);
       return false;
     }
     handles.push(handle);
@@ -341,9 +344,8 @@ export async function startWorkers(
     });
     // A close or the worker's death meanwhile settled its starts without starting anything.
     if (closed || !handle.alive) return false;
-    const running = 1 + handles.filter((handle) => handle.alive).length;
     logger.info(
-      `load: worker ${index} added, ${running} of ${maxIsolates} isolates accept on every TCP ` +
+      `load: worker ${index} added, ${running()} of ${maxIsolates} isolates accept on every TCP ` +
         `port${failed.length ? ` (not on ${failed.join(", ")})` : ""}`,
     );
     return true;
@@ -354,12 +356,11 @@ export async function startWorkers(
   if (scaling) {
     const policy = options.scaling?.policy ?? new ScaleUpPolicy(options.scaling);
     const sampleMs = options.scaling?.sampleMs ?? DEFAULT_SCALING.sampleMs;
-    let last = { cpu: cpuMs(), at: performance.now() };
+    let last = { cpu: processCpuMs(), at: performance.now() };
     let growing = false;
     const timer = setInterval(() => {
-      const now = { cpu: cpuMs(), at: performance.now() };
-      const running = 1 + handles.filter((handle) => handle.alive).length;
-      const add = policy.sample(now.cpu - last.cpu, now.at - last.at, running);
+      const now = { cpu: processCpuMs(), at: performance.now() };
+      const add = policy.sample(now.cpu - last.cpu, now.at - last.at, running());
       last = now;
       if (!add || growing || handles.length + 1 >= maxIsolates) return;
       growing = true;
@@ -390,11 +391,11 @@ export async function startWorkers(
     const port = here.addr.port;
     const posted = (next: ServerConfig) => postable({ ...next, port, reusePort: true });
     const listener: SharedListener = { id, posted: posted(config), counters, live: new Set() };
-    const running = handles.filter((handle) => handle.alive);
-    // Known from now on (in the same step as `running` is read): a worker added while these
+    const alive = handles.filter((handle) => handle.alive);
+    // Known from now on (in the same step as `alive` is read): a worker added while these
     // starts run starts it too, and exactly one of the two sends it the start.
     listeners.set(id, listener);
-    const results = await Promise.allSettled(running.map((handle) => startIn(handle, listener)));
+    const results = await Promise.allSettled(alive.map((handle) => startIn(handle, listener)));
     const failed = results.find((result) => result.status === "rejected");
     if (failed) {
       listeners.delete(id);
@@ -490,7 +491,7 @@ export async function startWorkers(
 
   return {
     get isolates() {
-      return 1 + handles.filter((handle) => handle.alive).length;
+      return running();
     },
     maxIsolates,
     start,
@@ -499,25 +500,13 @@ export async function startWorkers(
       clearInterval(mirrorTimer);
       stopScaling();
       for (const [handle, giveUp] of starting) {
-        handle.alive = false;
-        handle.worker.terminate();
+        end(handle);
         giveUp();
       }
-      for (const handle of handles) {
-        handle.alive = false;
-        handle.worker.terminate();
-        for (const reply of handle.pending.values()) reply.resolve();
-        for (const drained of handle.draining.values()) drained.resolve();
-      }
+      handles.forEach(end);
       return Promise.resolve();
     },
   };
-}
-
-/** CPU time of the whole process so far (every thread), in ms. */
-function cpuMs(): number {
-  const { user, system } = cpuUsage();
-  return (user + system) / 1000;
 }
 
 /** Resolves a worker's target name with this isolate's resolver and posts the answer. */
