@@ -39,6 +39,7 @@
 import type { AeadPrimitive } from "./aead_primitive.ts";
 import type { AeadAlgorithm } from "./methods.ts";
 import { createNodeAead } from "./node_aead.ts";
+import { useSha1Transform } from "./sha1.ts";
 import { createNodeStream, isNodeStreamCipher } from "./node_stream.ts";
 import { loadOpenSslAead, openSslUnavailableReason } from "./openssl_aead.ts";
 import {
@@ -97,14 +98,18 @@ export function resolveCryptoBackend(): CryptoBackendChoice {
   const source = override ? "setCryptoBackend()" : requested ? ENV_VARIABLE : "default";
   if (requested === "node") {
     resolved = { name: "node", detail: `node (node:crypto, ${source})` };
+    useSha1Transform(null);
   } else {
     const openssl = loadOpenSslAead();
     if (openssl) {
       resolved = { name: "openssl", detail: `openssl (${openssl.version}, ${source})` };
+      // HKDF-SHA1's block function (crypto/sha1.ts); checked there against its own.
+      useSha1Transform(openssl.sha1Transform);
     } else if (requested === "openssl") {
       throw new Error(`${ENV_VARIABLE}=openssl: ${openSslUnavailableReason()}`);
     } else {
       resolved = { name: "node", detail: `node (fallback: ${openSslUnavailableReason()})` };
+      useSha1Transform(null);
     }
   }
   return resolved;

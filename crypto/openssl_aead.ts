@@ -91,6 +91,8 @@ const SYMBOLS = {
     result: "i32",
   },
   EVP_DecryptFinal_ex: { parameters: ["pointer", "buffer", "buffer"], result: "i32" },
+  // For crypto/sha1.ts; a low-level call that OpenSSL 3 deprecates (a build may leave it out).
+  SHA1_Transform: { parameters: ["buffer", "buffer"], result: "void", optional: true },
 } as const;
 
 type Symbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
@@ -130,6 +132,8 @@ export interface OpenSslBackend {
   createAead(algorithm: AeadAlgorithm, key: Uint8Array): OpenSslAead;
   /** Native contexts currently allocated, for tests and stats. */
   readonly liveContexts: number;
+  /** `SHA1_Transform`, when the library has it (crypto/sha1.ts). */
+  readonly sha1Transform: ((context: Uint8Array, block: Uint8Array) => void) | null;
 }
 
 const FFI_NOT_GRANTED = " --allow-ffi is not granted";
@@ -425,5 +429,6 @@ function createBackend(symbols: Symbols, path: string): OpenSslBackend {
     get liveContexts() {
       return live;
     },
+    sha1Transform: symbols.SHA1_Transform,
   };
 }

@@ -8,7 +8,7 @@
  * ```
  * byte 0    header: Int32 words (two locks, generation indexes, counts, hash seeds,
  *           capacities), then Float64 start times of the 2022 generations
- * 128       AEAD-2017 filter: two Bloom generations of ceil(m / 32) Int32 words each
+ * 128       AEAD-2017 filter: two blocked Bloom generations of 32 Int32 words per block
  * …         2022 pool: two hash tables of `slots` slots, a slot = 9 Int32 words:
  *           [salt length (0: empty)] [salt, 32 bytes, zero-padded]
  * ```
@@ -17,13 +17,14 @@
  * `Atomics.wait` once a short spin fails). A check-and-add runs under it, so two copies of one
  * salt arriving at two workers in the same microsecond cannot both pass: a lock-free Bloom
  * filter cannot promise that (each copy may set some of the bits first). The critical section is
- * 20 probes or a few slot reads, well under a microsecond; a rotation clears one generation
- * under the lock, 3.6 MiB once per million AEAD salts, and at most one 2022 table per 61 s.
+ * 18 probes in one block or a few slot reads, well under a microsecond; a rotation clears one
+ * generation under the lock, 4.1 MiB once per million AEAD salts, and at most one 2022 table
+ * per 61 s.
  *
  * AEAD-2017 filter: exactly protocol/replay_filter.ts's rule. Two count-rotated generations of
- * `filterCapacity` salts (default 1 000 000) at 1e-6 false positives each: a salt is remembered
+ * `filterCapacity` salts (default 1 000 000) under 1e-6 false positives each: a salt is remembered
  * for at least the last `filterCapacity` insertions and at most twice that; with both full, about
- * 2 fresh salts in a million are refused (the client's retry has another salt). 7.2 MiB.
+ * 2 fresh salts in a million are refused (the client's retry has another salt). 8.1 MiB.
  *
  * 2022 pool: exact, no false positives. Two generations of hash tables, rotated by time: a
  * salt goes into the current one; when the current one is 61 s old (`SALT_RETENTION_MS`) it
@@ -41,7 +42,15 @@
  * holds the current one until the clock catches up, refusing new salts if it fills meanwhile).
  * @module
  */
-import { bloomSize, DEFAULT_REPLAY_CAPACITY, type ReplayStore, saltHash } from "./replay_filter.ts";
+import {
+  BLOCK_WORDS,
+  bloomAdd,
+  bloomBlocks,
+  bloomHas,
+  DEFAULT_REPLAY_CAPACITY,
+  type ReplayStore,
+  saltHash,
+} from "./replay_filter.ts";
 import {
   DEFAULT_SALT_POOL_CAPACITY,
   SALT_RETENTION_MS,
@@ -101,7 +110,7 @@ interface Layout {
 }
 
 function layoutOf(filterCapacity: number, poolCapacity: number): Layout {
-  const filterWords = Math.ceil(bloomSize(filterCapacity).bitCount / 32);
+  const filterWords = bloomBlocks(filterCapacity) * BLOCK_WORDS;
   const slots = Math.ceil(poolCapacity / MAX_LOAD);
   const filterAt = HEADER_BYTES;
   const poolAt = filterAt + 2 * filterWords * 4;
@@ -201,15 +210,12 @@ function unlock(header: Int32Array, index: number): void {
 class SharedFilter implements ReplayStore {
   readonly #header: Int32Array;
   readonly #generations: [Int32Array, Int32Array];
-  readonly #bitCount: number;
-  readonly #probes: number;
+  readonly #blocks: number;
   readonly #capacity: number;
 
   constructor(buffer: SharedArrayBuffer, layout: Layout, capacity: number) {
     this.#header = new Int32Array(buffer, 0, HEADER_BYTES / 4);
-    const { bitCount, probes } = bloomSize(capacity);
-    this.#bitCount = bitCount;
-    this.#probes = probes;
+    this.#blocks = bloomBlocks(capacity);
     this.#capacity = capacity;
     const at = (i: number) => layout.filterAt + i * layout.filterWords * 4;
     this.#generations = [
@@ -249,13 +255,12 @@ class SharedFilter implements ReplayStore {
     return saltHash(salt, this.#header[SEED1]!, this.#header[SEED2]!);
   }
 
+  /**
+   * Under the lock, as `#add` is: plain reads and writes, which the lock's atomic operations
+   * order between isolates (an `Atomics` call per probe cost a builtin call each).
+   */
   #has(generation: number, h1: number, h2: number): boolean {
-    const bits = this.#generations[generation]!;
-    for (let i = 0; i < this.#probes; i++) {
-      const bit = (h1 + Math.imul(i, h2) >>> 0) % this.#bitCount;
-      if ((Atomics.load(bits, bit >>> 5) & (1 << (bit & 31))) === 0) return false;
-    }
-    return true;
+    return bloomHas(this.#generations[generation]!, this.#blocks, h1, h2);
   }
 
   /** Under the lock: into the current generation, rotating first when it is full. */
@@ -269,11 +274,7 @@ class SharedFilter implements ReplayStore {
       Atomics.store(header, FILTER_COUNT + current, 0);
       Atomics.store(header, FILTER_CURRENT, current);
     }
-    const bits = this.#generations[current]!;
-    for (let i = 0; i < this.#probes; i++) {
-      const bit = (h1 + Math.imul(i, h2) >>> 0) % this.#bitCount;
-      Atomics.or(bits, bit >>> 5, 1 << (bit & 31));
-    }
+    bloomAdd(this.#generations[current]!, this.#blocks, h1, h2);
     Atomics.add(header, FILTER_COUNT + current, 1);
   }
 }
