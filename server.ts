@@ -446,30 +446,36 @@ async function serveSession(
     : undefined;
   const userStats = request.user === undefined ? undefined : context.userStats[request.user];
   let verdictGiven = false;
-  /**
-   * Undefined when the fleet lets the session go on (counted as the user's session then);
-   * else runs `beforeDrain` (closing what was opened meanwhile), drains as a replay and
-   * finishes.
-   */
-  const refusedByFleet = async (beforeDrain?: () => void): Promise<SessionStatus | undefined> => {
-    const check = fleetCheck === undefined ? "fresh" : await fleetCheck;
-    if (fleetCheck === undefined || !context.fleet!.refuses(check)) {
-      if (!verdictGiven && userStats !== undefined) {
-        userStats.sessions++;
-        userStats.lastSeen = Date.now();
-      }
-      verdictGiven = true;
-      return undefined;
+  /** The session goes on: it counts as the user's (once). */
+  const admitted = (): undefined => {
+    if (!verdictGiven && userStats !== undefined) {
+      userStats.sessions++;
+      userStats.lastSeen = Date.now();
     }
-    beforeDrain?.();
-    // As a local replay: nothing said, read until the client gives up or the deadline passes.
-    const [status, detail] = check === "replay"
-      ? ["ERR_REPLAY", "salt seen before by another fleet node: replayed connection"] as const
-      : ["ERR_INTERNAL", "fleet unavailable (strict): replay check impossible"] as const;
-    if (check !== "replay") logger.warn(`server ${peer} fleet unavailable: session refused`);
-    await drainUntilClosed(conn);
-    deadline.clear();
-    return finish(status, detail);
+    verdictGiven = true;
+    return undefined;
+  };
+  /**
+   * Undefined when the session goes on (no fleet: at once, without a promise, as most servers
+   * run); else a promise of the fleet's word: undefined again to go on, or, refused, it runs
+   * `beforeDrain` (closing what was opened meanwhile), drains as a replay and finishes.
+   */
+  const refusedByFleet = (
+    beforeDrain?: () => void,
+  ): Promise<SessionStatus | undefined> | undefined => {
+    if (fleetCheck === undefined) return admitted();
+    return fleetCheck.then(async (check) => {
+      if (!context.fleet!.refuses(check)) return admitted();
+      beforeDrain?.();
+      // As a local replay: nothing said, read until the client gives up or the deadline passes.
+      const [status, detail] = check === "replay"
+        ? ["ERR_REPLAY", "salt seen before by another fleet node: replayed connection"] as const
+        : ["ERR_INTERNAL", "fleet unavailable (strict): replay check impossible"] as const;
+      if (check !== "replay") logger.warn(`server ${peer} fleet unavailable: session refused`);
+      await drainUntilClosed(conn);
+      deadline.clear();
+      return finish(status, detail);
+    });
   };
   const { address } = request;
   if (request.skew !== undefined && Math.abs(request.skew) >= NOTABLE_SKEW_S) {
@@ -539,7 +545,7 @@ async function relayTo(
   signal: AbortSignal,
   countBytes: ByteCounter,
   finish: (status: SessionStatus, detail: string) => SessionStatus,
-  refusedByFleet: (beforeDrain?: () => void) => Promise<SessionStatus | undefined>,
+  refusedByFleet: (beforeDrain?: () => void) => Promise<SessionStatus | undefined> | undefined,
 ): Promise<SessionStatus> {
   const { config } = context;
   const { address, payload: initialPayload } = request;
@@ -571,7 +577,8 @@ async function relayTo(
     return finish(status, errorMessage(error));
   }
   // The target goes first: a held replay must not hold a connection to it too.
-  const replayed = await refusedByFleet(() => closeQuietly(target));
+  const verdict = refusedByFleet(() => closeQuietly(target));
+  const replayed = verdict === undefined ? undefined : await verdict;
   if (replayed) return replayed;
   deadline.clear();
   applyNoDelay(conn, config.noDelay);

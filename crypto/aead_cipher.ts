@@ -31,6 +31,7 @@ export class AeadCipher {
    */
   #count = 0;
 
+  /** `subkey` is copied (see `createAeadPrimitive`). */
   constructor(algorithm: AeadAlgorithm, subkey: Uint8Array) {
     this.#primitive = createAeadPrimitive(algorithm, subkey);
     this.#extended = algorithm === "xchacha20-poly1305";

@@ -126,7 +126,8 @@ export function aeadUnavailableReason(algorithm: AeadAlgorithm): string | undefi
 
 /**
  * Makes a keyed primitive with the chosen backend. Throws `CipherUnavailableError` when the
- * backend lacks `algorithm` (see `aeadUnavailableReason`).
+ * backend lacks `algorithm` (see `aeadUnavailableReason`). Every backend copies `key`: the
+ * caller may reuse its buffer (crypto/kdf.ts `sessionSubkeyView` does).
  */
 export function createAeadPrimitive(algorithm: AeadAlgorithm, key: Uint8Array): AeadPrimitive {
   if (algorithm === "xchacha20-poly1305") return createXChaCha20Poly1305(key);

@@ -78,9 +78,19 @@ export function hkdfSha1(
   if (!Number.isInteger(length) || length < 0 || length > 255 * SHA1_SIZE) {
     throw new RangeError(`Invalid HKDF length ${length}: expected 0 to ${255 * SHA1_SIZE}`);
   }
+  return hkdfSha1Into(ikm, salt, info, new Uint8Array(length));
+}
+
+/** `hkdfSha1` into `out` (its whole length, at most 255 × 20 bytes); returns `out`. */
+function hkdfSha1Into(
+  ikm: Uint8Array,
+  salt: Uint8Array,
+  info: Uint8Array,
+  out: Uint8Array,
+): Uint8Array {
+  const length = out.length;
   // An empty salt is HashLen zero bytes (RFC 5869 2.2); HMAC pads a short key with zeros anyway.
   hmacSha1Into(salt, [ikm], PRK);
-  const out = new Uint8Array(length);
   let previous = EMPTY;
   for (let i = 1, at = 0; at < length; i++) {
     COUNTER[0] = i;
@@ -97,4 +107,17 @@ export function hkdfSha1(
 /** The AEAD-2017 session subkey for one direction of one session. */
 export function deriveSessionSubkey(masterKey: Uint8Array, salt: Uint8Array): Uint8Array {
   return hkdfSha1(masterKey, salt, SS_SUBKEY_INFO, masterKey.length);
+}
+
+/** Where `sessionSubkeyView` writes (the longest AEAD-2017 key is 32 bytes). */
+const SUBKEY = new Uint8Array(32);
+
+/**
+ * `deriveSessionSubkey` in a buffer that the next call overwrites: for a caller that copies the
+ * key at once, as every AEAD primitive does when keyed (crypto/backend.ts). Each session derives
+ * two subkeys per side, and a new array costs Deno a native backing store.
+ */
+export function sessionSubkeyView(masterKey: Uint8Array, salt: Uint8Array): Uint8Array {
+  if (masterKey.length > SUBKEY.length) return deriveSessionSubkey(masterKey, salt);
+  return hkdfSha1Into(masterKey, salt, SS_SUBKEY_INFO, SUBKEY.subarray(0, masterKey.length));
 }

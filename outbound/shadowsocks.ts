@@ -14,6 +14,9 @@ import { type QueuedTimer, startTimer, stopTimer } from "../relay/timer_queue.ts
 import { FIRST_PAYLOAD_WAIT_MS } from "../relay/upstream.ts";
 import type { Outbound, OutboundConnection } from "./outbound.ts";
 
+/** A first flight with the request header alone (nothing from the application yet). */
+const NO_PAYLOAD = new Uint8Array(0);
+
 /** Where a Shadowsocks server is and the keys to talk to it. */
 export interface ShadowsocksServer {
   readonly host: string;
@@ -98,7 +101,7 @@ export class FirstFlightStream implements Duplex {
   #whenSent(): Promise<void> {
     if (!this.#started && this.#timer === undefined) {
       this.#timer = startTimer(() => {
-        this.#start(new Uint8Array(0)).catch(() => closeQuietly(this.#stream));
+        this.#start(NO_PAYLOAD).catch(() => closeQuietly(this.#stream));
       }, FIRST_PAYLOAD_WAIT_MS);
     }
     return (this.#waiting ??= Promise.withResolvers<void>()).promise;
@@ -122,7 +125,7 @@ export class FirstFlightStream implements Duplex {
   }
 
   async closeWrite(): Promise<void> {
-    await this.#start(new Uint8Array(0));
+    await this.#start(NO_PAYLOAD);
     await this.#stream.closeWrite();
   }
 

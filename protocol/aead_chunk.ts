@@ -31,15 +31,19 @@ export function sealedLength(payloadLength: number, tagSize: number, maxPayload:
   return payloadLength + chunks * (LENGTH_SIZE + 2 * tagSize);
 }
 
-/** Seals `payload` as one or more chunks into a single buffer; empty input gives no chunk. */
+/**
+ * Seals `payload` as one or more chunks into a single buffer; empty input gives no chunk.
+ * `headroom` bytes are left free in front (a salt goes there), so a first flight is one buffer.
+ */
 export function sealChunks(
   cipher: AeadCipher,
   payload: Uint8Array,
   maxPayload: number = MAX_AEAD_PAYLOAD,
+  headroom = 0,
 ): Uint8Array {
-  const out = new Uint8Array(sealedLength(payload.length, cipher.tagSize, maxPayload));
+  const out = new Uint8Array(headroom + sealedLength(payload.length, cipher.tagSize, maxPayload));
   const lengthBytes = LENGTH_BYTES;
-  let at = 0;
+  let at = headroom;
   for (let offset = 0; offset < payload.length; offset += maxPayload) {
     const piece = payload.subarray(offset, Math.min(offset + maxPayload, payload.length));
     lengthBytes[0] = piece.length >> 8;
@@ -61,6 +65,8 @@ export interface ChunkStep {
 /**
  * Opens chunks from the front of a buffer. The length block is opened as soon as it is
  * complete (and remembered), so a bad first chunk fails after 18 bytes, not after a full chunk.
+ * A chunk's payload is opened in place: the input's bytes become plaintext, and the payload is
+ * a view of them (as long as the caller keeps them).
  */
 export class ChunkDecoder {
   readonly #cipher: AeadCipher;
@@ -103,7 +109,10 @@ export class ChunkDecoder {
     }
     const end = consumed + this.#pendingLength + tag;
     if (input.length < end) return { consumed, payload: null };
-    const payload = this.#cipher.open(input.subarray(consumed, end));
+    // Opened in place: the payload is a view of `input`, whose ciphertext is consumed anyway,
+    // rather than a new array per chunk (each costs Deno a backing store of its own).
+    const sealed = input.subarray(consumed, end);
+    const payload = sealed.subarray(0, this.#cipher.openInto(sealed, sealed));
     this.#pendingLength = -1;
     return { consumed: end, payload };
   }

@@ -20,7 +20,7 @@
  */
 import { fillPrefixedSalt } from "./outline_prefix.ts";
 import { AeadCipher } from "../crypto/aead_cipher.ts";
-import { deriveSessionSubkey } from "../crypto/kdf.ts";
+import { sessionSubkeyView } from "../crypto/kdf.ts";
 import type { MethodInfo } from "../crypto/methods.ts";
 import { type Address, decodeAddress, encodeAddress } from "./address.ts";
 import { ChunkDecoder, type ChunkStep, MAX_AEAD_PAYLOAD, sealChunks } from "./aead_chunk.ts";
@@ -30,6 +30,23 @@ import type { FramingStep, StreamFraming } from "./stream_framing.ts";
 import { concatBytes } from "../crypto/bytes.ts";
 
 const EMPTY = new Uint8Array(0);
+/** Where a writer draws its salt before copying it in front of its first chunks. */
+const SALT = new Uint8Array(32);
+/** Where a client's address header and first payload are joined to be sealed as one. */
+let joined = new Uint8Array(1024);
+
+/**
+ * `head` then `tail` in a buffer that the next call overwrites (sealing copies them at once):
+ * a new array per session costs Deno a native backing store.
+ */
+function joinInScratch(head: Uint8Array, tail: Uint8Array): Uint8Array {
+  const length = head.length + tail.length;
+  // Grown to what a session's first write needs; a relay's writes are at most 16 KiB.
+  if (length > joined.length) joined = new Uint8Array(length);
+  joined.set(head);
+  joined.set(tail, head.length);
+  return joined.subarray(0, length);
+}
 /** Longest address header: ATYP + length + 255-byte name + port. */
 const MAX_ADDRESS_LENGTH = 1 + 1 + 255 + 2;
 
@@ -136,7 +153,7 @@ class AeadFraming implements StreamFraming {
     const header = this.#header;
     if (header === undefined) return this.#writer.seal(plain);
     this.#header = undefined;
-    return this.#writer.seal(concatBytes(header, plain));
+    return this.#writer.seal(joinInScratch(header, plain));
   }
 }
 
@@ -178,7 +195,7 @@ class SaltedChunkReader implements Reader {
       const size = this.#method.saltSize;
       if (input.length < size) return { consumed: 0, payload: null };
       this.#salt = input.slice(0, size);
-      const subkey = deriveSessionSubkey(this.#masterKey, this.#salt);
+      const subkey = sessionSubkeyView(this.#masterKey, this.#salt);
       this.#chunks = new ChunkDecoder(new AeadCipher(this.#method.algorithm!, subkey));
       consumed = size;
     }
@@ -280,14 +297,18 @@ class ChunkWriter {
   seal(plain: Uint8Array): Uint8Array {
     if (this.#method.family === "none") return plain.slice();
     if (this.#cipher !== undefined) return sealChunks(this.#cipher, plain, MAX_AEAD_PAYLOAD);
-    if (plain.length === 0) return new Uint8Array(0);
-    const salt = fillPrefixedSalt(new Uint8Array(this.#method.saltSize), this.#saltPrefix);
+    if (plain.length === 0) return EMPTY;
+    const size = this.#method.saltSize;
+    const salt = fillPrefixedSalt(SALT.subarray(0, size), this.#saltPrefix);
     this.#replay?.addOwn(salt);
     this.#cipher = new AeadCipher(
       this.#method.algorithm!,
-      deriveSessionSubkey(this.#masterKey, salt),
+      sessionSubkeyView(this.#masterKey, salt),
     );
-    return concatBytes(salt, sealChunks(this.#cipher, plain, MAX_AEAD_PAYLOAD));
+    // The salt goes in front of the chunks, in their buffer: one array per first flight.
+    const out = sealChunks(this.#cipher, plain, MAX_AEAD_PAYLOAD, size);
+    out.set(salt);
+    return out;
   }
 }
 
@@ -399,7 +420,7 @@ class TrialChunkReader implements Reader {
     for (const index of trialOrder(this.#users.length, hinted)) {
       const user = this.#users[index]!;
       const decoder = new ChunkDecoder(
-        new AeadCipher(this.#method.algorithm!, deriveSessionSubkey(user.masterKey, salt)),
+        new AeadCipher(this.#method.algorithm!, sessionSubkeyView(user.masterKey, salt)),
       );
       let step: ChunkStep;
       try {

@@ -37,7 +37,7 @@
  */
 import { fillPrefixedSalt } from "./outline_prefix.ts";
 import { AeadCipher } from "../crypto/aead_cipher.ts";
-import { deriveSessionSubkey } from "../crypto/kdf.ts";
+import { sessionSubkeyView } from "../crypto/kdf.ts";
 import type { MethodInfo } from "../crypto/methods.ts";
 import { createStreamCipher } from "../crypto/stream_cipher.ts";
 import { type Address, decodeAddress, encodeAddress, encodedAddressLength } from "./address.ts";
@@ -93,7 +93,7 @@ export function sealUdpPacket(
   }
   const salt = fillPrefixedSalt(packet.subarray(0, method.saltSize), saltPrefix);
   // A fresh cipher's nonce counter is zero, which is the nonce every UDP packet uses.
-  const cipher = new AeadCipher(method.algorithm!, deriveSessionSubkey(masterKey, salt));
+  const cipher = new AeadCipher(method.algorithm!, sessionSubkeyView(masterKey, salt));
   cipher.sealInto(plaintext, packet.subarray(method.saltSize));
   return packet;
 }
@@ -128,7 +128,7 @@ export function openUdpPacket(
   }
   if (method.family !== "aead") return packet.slice();
   const salt = packet.subarray(0, method.saltSize);
-  const cipher = new AeadCipher(method.algorithm!, deriveSessionSubkey(masterKey, salt));
+  const cipher = new AeadCipher(method.algorithm!, sessionSubkeyView(masterKey, salt));
   return cipher.open(packet.subarray(method.saltSize));
 }
 
