@@ -400,25 +400,28 @@ async function serveSession(
   countBytes: ByteCounter,
 ): Promise<SessionStatus> {
   const { config, logger } = context;
-  const peer = formatHostPort(conn.remoteAddr);
+  /** The client as logs write it; formatted only for a line that is written. */
+  const peer = () => formatHostPort(conn.remoteAddr);
   const started = Date.now();
   if (context.acl?.checksClients && context.acl.isClientBlocked(conn.remoteAddr.hostname)) {
     // As libev and rust do: a client the ACL refuses is closed at once, before any byte.
-    logger.debug(`server ${peer} ERR_BLOCKED client refused by the ACL`);
+    logger.debug(`server ${peer()} ERR_BLOCKED client refused by the ACL`);
     return "ERR_BLOCKED";
   }
   const deadline = new Deadline(config.handshakeTimeout * 1000, () => closeQuietly(conn));
   const stream = new ShadowsocksStream(conn, context.framings.session(conn.remoteAddr.hostname));
 
   /** Filled in once the request header is read. */
-  const who: { user?: string; target?: string } = {};
+  const who: { user?: string; target?: Address } = {};
   const finish = (status: SessionStatus, detail: string) => {
+    if (!context.observer.wants(status)) return status;
     context.observer.sessionEnded({
-      peer,
+      peer: peer(),
       status,
       detail,
       durationMs: Date.now() - started,
-      ...who,
+      ...(who.user === undefined ? {} : { user: who.user }),
+      ...(who.target === undefined ? {} : { target: formatAddress(who.target) }),
     });
     return status;
   };
@@ -471,7 +474,7 @@ async function serveSession(
       const [status, detail] = check === "replay"
         ? ["ERR_REPLAY", "salt seen before by another fleet node: replayed connection"] as const
         : ["ERR_INTERNAL", "fleet unavailable (strict): replay check impossible"] as const;
-      if (check !== "replay") logger.warn(`server ${peer} fleet unavailable: session refused`);
+      if (check !== "replay") logger.warn(`server ${peer()} fleet unavailable: session refused`);
       await drainUntilClosed(conn);
       deadline.clear();
       return finish(status, detail);
@@ -479,7 +482,7 @@ async function serveSession(
   };
   const { address } = request;
   if (request.skew !== undefined && Math.abs(request.skew) >= NOTABLE_SKEW_S) {
-    logger.debug(`server ${peer} client clock skew of ${request.skew} s (accepted up to ±30 s)`);
+    logger.debug(`server ${peer()} client clock skew of ${request.skew} s (accepted up to ±30 s)`);
   }
   const refused = request.user === undefined ? undefined : refusal(context, request.user);
   if (refused !== undefined) {
@@ -503,7 +506,7 @@ async function serveSession(
       return finish("ERR_AUTH", `user at max_client_ips (${maxIps}): ${ip} is one too many`);
     }
   }
-  who.target = formatAddress(address);
+  who.target = address;
   if (user !== undefined) {
     let live = context.liveByUser.get(user);
     if (!live) context.liveByUser.set(user, live = new Set());

@@ -23,6 +23,11 @@ export interface Outcome {
 }
 
 export interface Observer {
+  /**
+   * Whether an outcome with `status` would be used at all: most sessions end normally and are
+   * logged at debug, so a caller asks first rather than format addresses it would throw away.
+   */
+  wants(status: SessionStatus): boolean;
   sessionEnded(outcome: Outcome): void;
 }
 
@@ -68,6 +73,9 @@ export function loggingObserver(
   let probeLines = 0;
   let suppressed = 0;
   return {
+    wants(status) {
+      return logger.enabled(infoStatuses.has(status) ? "info" : "debug");
+    },
     sessionEnded(outcome) {
       const { status } = outcome;
       const level = infoStatuses.has(status) ? "info" : "debug";

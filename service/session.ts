@@ -18,7 +18,7 @@ import { Deadline } from "../relay/deadline.ts";
 import { applyNoDelay, closeQuietly } from "../relay/io.ts";
 import { relay } from "../relay/pipe.ts";
 import type { ByteCounter } from "../relay/service.ts";
-import type { Observer, Outcome } from "./observer.ts";
+import type { Observer } from "./observer.ts";
 
 export interface SessionSetup {
   readonly inbound: Inbound;
@@ -39,16 +39,19 @@ export async function runSession(
   countBytes: ByteCounter,
 ): Promise<SessionStatus> {
   const started = performance.now();
-  const peer = formatAddress({
-    type: conn.remoteAddr.hostname.includes(":") ? "ipv6" : "ipv4",
-    host: conn.remoteAddr.hostname,
-    port: conn.remoteAddr.port,
-  });
-  let outcome: Omit<Outcome, "status" | "detail" | "durationMs" | "peer"> = {};
+  /** What is known of the session so far, formatted only when its outcome is wanted. */
+  const known: { target?: Address; user?: string; via?: string } = {};
+  /** A `handled` inbound's own words on target and user. */
+  let reported: { target?: string; user?: string } = {};
   const finish = (status: SessionStatus, detail: string): SessionStatus => {
+    if (!setup.observer.wants(status)) return status;
+    const { hostname, port } = conn.remoteAddr;
     setup.observer.sessionEnded({
-      ...outcome,
-      peer,
+      ...reported,
+      ...(known.target === undefined ? {} : { target: formatAddress(known.target) }),
+      ...(known.user === undefined ? {} : { user: known.user }),
+      ...(known.via === undefined ? {} : { via: known.via }),
+      peer: formatAddress({ type: hostname.includes(":") ? "ipv6" : "ipv4", host: hostname, port }),
       status,
       detail,
       durationMs: Math.round(performance.now() - started),
@@ -69,19 +72,17 @@ export async function runSession(
   }
   if (accepted.kind === "handled") {
     deadline.clear();
-    const { status, detail, target, user } = await accepted.run(signal, countBytes);
-    outcome = {
-      ...(target === undefined ? {} : { target }),
-      ...(user === undefined ? {} : { user }),
+    const ran = await accepted.run(signal, countBytes);
+    reported = {
+      ...(ran.target === undefined ? {} : { target: ran.target }),
+      ...(ran.user === undefined ? {} : { user: ran.user }),
     };
-    return finish(status, detail);
+    return finish(ran.status, ran.detail);
   }
 
   const request = accepted;
-  outcome = {
-    target: formatAddress(request.target),
-    ...(request.user === undefined ? {} : { user: request.user }),
-  };
+  known.target = request.target;
+  if (request.user !== undefined) known.user = request.user;
   const refuse = async (status: SessionStatus, error: unknown) => {
     deadline.clear();
     await request.reply({ status, error });
@@ -97,7 +98,7 @@ export async function runSession(
   } catch (error) {
     return await refuse(error instanceof ProtocolError ? error.code : "ERR_CONNECT", error);
   }
-  outcome = { ...outcome, via: connection.via };
+  if (connection.via !== undefined) known.via = connection.via;
 
   let app;
   try {
