@@ -68,7 +68,7 @@ export function aeadServerFraming(
   const filter = options.replayFilter;
   const inner = method.family === "none"
     ? new PlainReader()
-    : new SaltedChunkReader(method, masterKey, filter);
+    : new SaltedChunkReader(method, masterKey, filter, true);
   return new AeadFraming(new RequestReader(inner), new ChunkWriter(method, masterKey, filter));
 }
 
@@ -165,19 +165,30 @@ class SaltedChunkReader implements Reader {
   readonly #method: MethodInfo;
   readonly #masterKey: Uint8Array;
   readonly #replay: ReplayStore | undefined;
+  readonly #keepSalt: boolean;
   #chunks: ChunkDecoder | undefined;
   #salt: Uint8Array | undefined;
   #authenticated = false;
 
-  /** `replay`: the listener's salts (server side); absent on the client side and in tests. */
-  constructor(method: MethodInfo, masterKey: Uint8Array, replay?: ReplayStore) {
+  /**
+   * `replay`: the listener's salts (server side); absent on the client side and in tests.
+   * `keepSalt`: the salt is kept for `salt` (a server's request carries it, for a fleet's
+   * check); a client's reader has no use for it once keyed.
+   */
+  constructor(
+    method: MethodInfo,
+    masterKey: Uint8Array,
+    replay?: ReplayStore,
+    keepSalt = false,
+  ) {
     this.#method = method;
     this.#masterKey = masterKey;
     this.#replay = replay;
+    this.#keepSalt = keepSalt;
   }
 
   get salt(): Uint8Array | undefined {
-    return this.#authenticated ? this.#salt : undefined;
+    return this.#authenticated && this.#keepSalt ? this.#salt : undefined;
   }
 
   get wanted(): number {
@@ -194,8 +205,10 @@ class SaltedChunkReader implements Reader {
     if (this.#chunks === undefined) {
       const size = this.#method.saltSize;
       if (input.length < size) return { consumed: 0, payload: null };
-      this.#salt = input.slice(0, size);
-      const subkey = sessionSubkeyView(this.#masterKey, this.#salt);
+      // Copied only when it must outlive this call (the buffer's consumed bytes are reused).
+      const salt = input.subarray(0, size);
+      if (this.#keepSalt || this.#replay !== undefined) this.#salt = salt.slice();
+      const subkey = sessionSubkeyView(this.#masterKey, salt);
       this.#chunks = new ChunkDecoder(new AeadCipher(this.#method.algorithm!, subkey));
       consumed = size;
     }
