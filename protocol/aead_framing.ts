@@ -265,7 +265,9 @@ class RequestReader implements Reader {
       if (head.length >= MAX_ADDRESS_LENGTH) {
         throw new ProtocolError("ERR_READ_ADDRESS", "Address header too long");
       }
-      this.#head = head;
+      // Kept across reads: a payload is a view of the reader's buffer (chunks open in place),
+      // which the next read reuses.
+      this.#head = head === step.payload ? head.slice() : head;
       return { consumed: step.consumed, payload: null };
     }
     this.#head = undefined;

@@ -10,18 +10,22 @@
  *
  * Each generation is a blocked Bloom filter sized for a false-positive rate under 1e-6 at
  * `capacity` salts: all 18 probes of a salt fall in one block of 1024 bits (two adjacent cache
- * lines) chosen by the salt, at 34 bits per salt. That is 4.1 MiB for a million salts, 8.1 MiB
+ * lines) chosen by the salt, at 35 bits per salt. That is 4.2 MiB for a million salts, 8.3 MiB
  * for both generations (against ~160 MiB for a million salts in a `Set` of strings). A classic
  * Bloom filter needs 28.8 bits per salt for the same rate, but its 20 probes land on 20 cache
  * lines: inserting a salt then cost a server about 2 % of its CPU per connection, on cache
  * misses alone, and a connection inserts two (perf, bench/throughput.ts setup). The blocks'
- * uneven fill is what the extra bits pay for: the rate is Σₓ Poisson(x; 1024/34) ·
- * (1 − (1 − 1/1024)^(18x))^18 = 8.9e-7. A false positive refuses one fresh connection as a
+ * uneven fill is what the extra bits pay for: with X salts in a block (Poisson, mean 1024/35)
+ * and D distinct positions among a salt's 18 draws, the rate is E[(1 − (1 − 1/1024)^(18X))^D]
+ * = 7.6e-7 (34 bits would give 1.03e-6). A false positive refuses one fresh connection as a
  * replay: with both generations full, about 2 in a million; the client's next connection has
  * another salt and goes through.
+ *
+ * The generation that takes the salts is written once when it starts, so the process holds its
+ * memory from then on: left to the salts, its pages would be taken one per salt over the first
+ * few thousand connections, and that growth would read as per-connection memory.
  * The block and the probes come from two 32-bit hashes of the salt keyed with a per-process
- * random seed (double hashing within the block), so salts chosen to collide cannot be computed
- * offline.
+ * random seed, so salts chosen to collide cannot be computed offline.
  * @module
  */
 
@@ -52,7 +56,7 @@ export interface FleetReplayCheck {
 
 /** Default number of salts per generation (libev's and rust's order of magnitude). */
 export const DEFAULT_REPLAY_CAPACITY = 1_000_000;
-/** The false-positive rate a full generation stays under (8.9e-7: see the module's note). */
+/** The false-positive rate a full generation stays under (7.6e-7: see the module's note). */
 export const REPLAY_FALSE_POSITIVE_RATE = 1e-6;
 
 /** Bits of a block: every probe of one salt falls in the same block. */
@@ -60,7 +64,7 @@ const BLOCK_BITS = 1024;
 /** 32-bit words of a block. */
 export const BLOCK_WORDS = BLOCK_BITS / 32;
 /** Bits per remembered salt. */
-const BITS_PER_SALT = 34;
+const BITS_PER_SALT = 35;
 /** Probes (bits set) per salt. */
 export const BLOOM_PROBES = 18;
 
@@ -154,6 +158,9 @@ export class ReplayFilter implements ReplayStore {
     const blocks = bloomBlocks(capacity);
     this.#current = new BloomGeneration(blocks);
     this.#previous = new BloomGeneration(blocks);
+    // The generation salts go into is held from the start (see the module's note): the
+    // kernel maps a page when it is first written. The other is written when it takes over.
+    this.#current.clear();
     const seeds = crypto.getRandomValues(new Uint32Array(2));
     this.#seed1 = seeds[0]!;
     this.#seed2 = seeds[1]!;

@@ -18,13 +18,13 @@
  * salt arriving at two workers in the same microsecond cannot both pass: a lock-free Bloom
  * filter cannot promise that (each copy may set some of the bits first). The critical section is
  * 18 probes in one block or a few slot reads, well under a microsecond; a rotation clears one
- * generation under the lock, 4.1 MiB once per million AEAD salts, and at most one 2022 table
+ * generation under the lock, 4.2 MiB once per million AEAD salts, and at most one 2022 table
  * per 61 s.
  *
  * AEAD-2017 filter: exactly protocol/replay_filter.ts's rule. Two count-rotated generations of
  * `filterCapacity` salts (default 1 000 000) under 1e-6 false positives each: a salt is remembered
  * for at least the last `filterCapacity` insertions and at most twice that; with both full, about
- * 2 fresh salts in a million are refused (the client's retry has another salt). 8.1 MiB.
+ * 2 fresh salts in a million are refused (the client's retry has another salt). 8.3 MiB.
  *
  * 2022 pool: exact, no false positives. Two generations of hash tables, rotated by time: a
  * salt goes into the current one; when the current one is 61 s old (`SALT_RETENTION_MS`) it
@@ -180,6 +180,10 @@ function create(options: SharedReplayStoreOptions, now: () => number): SharedArr
   header[FILTER_CAPACITY] = filterCapacity;
   header[POOL_CAPACITY] = poolCapacity;
   new Float64Array(buffer, 0, HEADER_BYTES / 8)[POOL_START] = now();
+  // The filter generation salts go into first is held from the start, as in
+  // protocol/replay_filter.ts (its pages would otherwise be taken one salt at a time).
+  const layout = layoutOf(filterCapacity, poolCapacity);
+  new Int32Array(buffer, layout.filterAt, layout.filterWords).fill(0);
   Atomics.store(header, MAGIC, MAGIC_VALUE);
   return buffer;
 }

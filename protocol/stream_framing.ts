@@ -55,7 +55,9 @@ export interface StreamFraming {
    * Opens from the front of `input`, consuming at most one unit and returning at most one
    * payload; a null payload means "call again once `wanted` bytes are buffered". Throws
    * `ProtocolError` for anything that fails to authenticate or parse; after that the framing
-   * must not be used again.
+   * must not be used again. `input` may be decrypted in place: the payload can be a view of
+   * it, valid as long as the caller leaves those bytes alone, and a failed unit leaves them
+   * unusable.
    */
   open(input: Uint8Array): FramingStep;
   /**

@@ -3,9 +3,13 @@
  * fed to a server stream split at every offset decode the same; end-of-stream rules; the
  * answer goes back through the client's framing.
  */
+import { AeadCipher } from "../../crypto/aead_cipher.ts";
+import { concatBytes } from "../../crypto/bytes.ts";
+import { deriveSessionSubkey, evpBytesToKey } from "../../crypto/kdf.ts";
 import { generatePsk } from "../../crypto/kdf2022.ts";
 import { findMethod } from "../../crypto/methods.ts";
-import type { Address } from "../../protocol/address.ts";
+import { type Address, encodeAddress } from "../../protocol/address.ts";
+import { sealChunks } from "../../protocol/aead_chunk.ts";
 import { ProtocolError } from "../../protocol/errors.ts";
 import { clientFramings, serverFramings } from "../../protocol/session_framings.ts";
 import type { Duplex } from "../../relay/io.ts";
@@ -173,4 +177,29 @@ Deno.test("end of stream: nothing at all is clean, a cut unit is ERR_CIPHER", as
       assertOk(failure instanceof ProtocolError && failure.code === "ERR_CIPHER", `${failure}`);
     });
   }
+});
+
+Deno.test("an address header split over chunks that arrive in separate reads decodes whole", async () => {
+  // Chunks open in place, in the stream's buffer: the header's first part must outlive the
+  // reads that reuse that buffer.
+  const method = findMethod("aes-128-gcm")!;
+  const masterKey = evpBytesToKey("pw", method.keySize);
+  const salt = crypto.getRandomValues(new Uint8Array(method.saltSize));
+  const cipher = new AeadCipher(method.algorithm!, deriveSessionSubkey(masterKey, salt));
+  const target: Address = { type: "domain", host: `${"a".repeat(190)}.example`, port: 443 };
+  const header = encodeAddress(target);
+  const payload = new Uint8Array(100).map((_, i) => i);
+  // Most of the header in the first chunk, so that it fills most of the stream's first buffer.
+  const first = sealChunks(cipher, header.subarray(0, 190));
+  const second = sealChunks(cipher, concatBytes(header.subarray(190), payload));
+  const lengthBlock = 2 + cipher.tagSize;
+  const conn = new MemoryConn([
+    concatBytes(salt, first),
+    second.subarray(0, lengthBlock),
+    second.subarray(lengthBlock),
+  ]);
+  const stream = new ShadowsocksStream(conn, serverFramings(method, "pw").session());
+  const request = await stream.readRequest();
+  assertEquals(request.address, target);
+  assertEquals([...request.payload, ...await readToEnd(stream)], [...payload]);
 });
