@@ -17,6 +17,11 @@
  * edition its own session ID, packet counter and replay windows, so two apps never share one.
  *
  * Per association: two sockets and three 64 KiB buffers (two receive, one for sealing).
+ *
+ * Every socket is bound outside the process's port quarantine and its port quarantined when the
+ * association closes (relay/port_quarantine.ts), as on the server: a port the kernel hands out
+ * again at once would otherwise give a new association the replies still on their way to the one
+ * that just ended (another app's, or another machine's when the local serves a LAN).
  * @module
  */
 import { type Address, addressFromHost, encodeAddress } from "../protocol/address.ts";
@@ -33,6 +38,7 @@ import { closeQuietly, type Duplex, writeAll } from "./io.ts";
 import type { Logger } from "./log.ts";
 import { LoopGuard } from "./loop_errors.ts";
 import { NatTable, type RemovalReason } from "./nat_table.ts";
+import { bindOutside, type PortQuarantine, processQuarantine } from "./port_quarantine.ts";
 import type { UdpClientCipher, UdpClientSession } from "./shadowsocks_udp.ts";
 import { formatEndpoint, UDP_BUFFER_SIZE, UdpSocket, unmapIpv4 } from "./udp_socket.ts";
 import type { UdpStats } from "./udp_stats.ts";
@@ -52,6 +58,8 @@ export interface UdpAssociateContext {
    * straight to the target, `block` dropped and counted as `ERR_BLOCKED`. Absent: all proxied.
    */
   route?: (target: Address) => Promise<"proxy" | "bypass" | "block">;
+  /** Ports closed a moment ago, kept out of new sockets. Default: the process's. */
+  quarantine?: PortQuarantine;
   /** With several servers: the one a new association uses (default: the fields above). */
   pick?: () => { cipher: UdpClientCipher; server: string; serverPort: number };
 }
@@ -59,23 +67,32 @@ export interface UdpAssociateContext {
 /** One live association as the table sees it: closing it ends the whole session. */
 export class SocksUdpAssociation {
   readonly #resources: { close(): void }[];
+  readonly #quarantine: PortQuarantine;
   #closed = false;
   /** Set by the table when it removes the association. */
   removedFor: RemovalReason | undefined;
 
-  constructor(resources: { close(): void }[]) {
+  constructor(resources: { close(): void }[], quarantine: PortQuarantine = processQuarantine) {
     this.#resources = resources;
+    this.#quarantine = quarantine;
   }
 
   /** Adds a resource opened later (a direct socket); closed at once if the association is. */
   add(resource: { close(): void }): void {
     this.#resources.push(resource);
-    if (this.#closed) closeQuietly(resource);
+    if (this.#closed) this.#release(resource);
   }
 
   close(): void {
+    if (this.#closed) return;
     this.#closed = true;
-    for (const resource of this.#resources) closeQuietly(resource);
+    for (const resource of this.#resources) this.#release(resource);
+  }
+
+  /** Closes `resource`; a UDP socket's port goes into quarantine first. */
+  #release(resource: { close(): void }): void {
+    if (resource instanceof UdpSocket) this.#quarantine.add(resource.addr.port);
+    closeQuietly(resource);
   }
 }
 
@@ -128,10 +145,13 @@ export async function serveUdpAssociate(
     logger.debug(`local udp: cannot resolve the server: ${errorMessage(error)}`);
     return "ERR_CONNECT";
   }
+  const quarantine = context.quarantine ?? processQuarantine;
   const opened: UdpSocket[] = [];
   try {
-    opened.push(UdpSocket.bind(unmapIpv4(control.localAddr.hostname), 0));
-    opened.push(UdpSocket.bind(serverIp.includes(":") ? "::" : "0.0.0.0", 0));
+    const appSide = unmapIpv4(control.localAddr.hostname);
+    opened.push(bindOutside(() => UdpSocket.bind(appSide, 0), quarantine));
+    const serverSide = serverIp.includes(":") ? "::" : "0.0.0.0";
+    opened.push(bindOutside(() => UdpSocket.bind(serverSide, 0), quarantine));
   } catch (error) {
     for (const socket of opened) socket.close();
     await sendReply(control, Reply.generalFailure);
@@ -139,7 +159,7 @@ export async function serveUdpAssociate(
     return "ERR_CONNECT";
   }
   const [relaySocket, outbound] = opened as [UdpSocket, UdpSocket];
-  const association = new SocksUdpAssociation([relaySocket, outbound, control]);
+  const association = new SocksUdpAssociation([relaySocket, outbound, control], quarantine);
   const key = `${formatEndpoint(control.remoteAddr)}#${nextAssociationId++}`;
   context.associations.set(key, association);
   stats.associations++;
@@ -169,7 +189,7 @@ export async function serveUdpAssociate(
     overhead: upstream.cipher.overhead,
     context,
     touch: () => context.associations.touch(key, association),
-    direct: new DirectPath(association),
+    direct: new DirectPath(association, quarantine),
   };
   const loops = [uplink(link), downlink(link)];
   try {
@@ -377,12 +397,14 @@ const MAX_DIRECT_NAMES = 16;
  */
 class DirectPath {
   readonly #association: SocksUdpAssociation;
+  readonly #quarantine: PortQuarantine;
   readonly #sockets: { v4?: UdpSocket; v6?: UdpSocket } = {};
   readonly #names = new Map<string, string>();
   readonly #loops: Promise<void>[] = [];
 
-  constructor(association: SocksUdpAssociation) {
+  constructor(association: SocksUdpAssociation, quarantine: PortQuarantine) {
     this.#association = association;
+    this.#quarantine = quarantine;
   }
 
   async send(link: AssociationLink, target: Address, payload: Uint8Array): Promise<void> {
@@ -418,7 +440,8 @@ class DirectPath {
     const family = ip.includes(":") ? "v6" : "v4";
     let socket = this.#sockets[family];
     if (!socket) {
-      socket = UdpSocket.bind(family === "v6" ? "::" : "0.0.0.0", 0);
+      const any = family === "v6" ? "::" : "0.0.0.0";
+      socket = bindOutside(() => UdpSocket.bind(any, 0), this.#quarantine);
       this.#sockets[family] = socket;
       this.#association.add(socket);
       this.#loops.push(directReplies(link, socket));

@@ -11,6 +11,7 @@ import type { TunnelConfig } from "../../config/types.ts";
 import type { Address } from "../../protocol/address.ts";
 import { Reply } from "../../protocol/socks5.ts";
 import { readExact, writeAll } from "../../relay/io.ts";
+import { processQuarantine } from "../../relay/port_quarantine.ts";
 import { UdpSocket } from "../../relay/udp_socket.ts";
 import { startServer } from "../../server.ts";
 import { startTunnel } from "../../tunnel.ts";
@@ -119,6 +120,8 @@ Deno.test("the local ends an association when its control connection closes", as
     client.control.close();
     await waitUntil(() => chain.local.udpStats?.associations === 0);
     assert.equal(chain.local.stats.statuses.OK, 1);
+    // Its port is held out of new sockets for a while (relay/port_quarantine.ts).
+    assert.ok(processQuarantine.has(client.relay.port), `port ${client.relay.port} quarantined`);
     // The relay socket is gone: a datagram to it gets nothing back.
     await client.send(loopback(echo.port), Uint8Array.of(2));
     assert.ok(await client.peer.silentFor(200));

@@ -9,6 +9,7 @@ import { serveDatagrams } from "../../relay/datagram_service.ts";
 import { silentLogger } from "../../relay/log.ts";
 import { bindOutside, PortQuarantine } from "../../relay/port_quarantine.ts";
 import { createServerUdpCodec } from "../../relay/shadowsocks_udp.ts";
+import { SocksUdpAssociation } from "../../relay/socks_udp_associate.ts";
 import { UdpSocket } from "../../relay/udp_socket.ts";
 import { loopback, ShadowsocksUdpClient, UdpEcho } from "../e2e/_udp_harness.ts";
 
@@ -140,4 +141,28 @@ Deno.test("port quarantine: the UDP relay holds an evicted association's port an
     await service.close();
     await echo.close();
   }
+});
+
+Deno.test("port quarantine: a SOCKS5 UDP association holds the ports of its sockets when it closes", () => {
+  const quarantine = new PortQuarantine();
+  const sockets = [UdpSocket.bind("127.0.0.1", 0), UdpSocket.bind("127.0.0.1", 0)];
+  let controlClosed = 0;
+  const association = new SocksUdpAssociation(
+    [...sockets, { close: () => controlClosed++ }],
+    quarantine,
+  );
+  const direct = UdpSocket.bind("127.0.0.1", 0);
+  association.add(direct);
+  const ports = [...sockets, direct].map((socket) => socket.addr.port);
+  assert.ok(ports.every((port) => !quarantine.has(port)));
+  association.close();
+  for (const port of ports) assert.ok(quarantine.has(port), `port ${port} held`);
+  assert.equal(controlClosed, 1);
+  // A second close (the table, then the session) changes nothing.
+  association.close();
+  assert.equal(controlClosed, 1);
+  // A socket added after the close is closed and held at once.
+  const late = UdpSocket.bind("127.0.0.1", 0);
+  association.add(late);
+  assert.ok(quarantine.has(late.addr.port));
 });
