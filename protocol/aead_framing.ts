@@ -265,8 +265,8 @@ class RequestReader implements Reader {
       if (head.length >= MAX_ADDRESS_LENGTH) {
         throw new ProtocolError("ERR_READ_ADDRESS", "Address header too long");
       }
-      // Kept across reads: a payload may be a view of the reader's buffer, which the next read
-      // reuses (StreamFraming.open).
+      // Kept across reads. Defensive: chunks open into new arrays today, but the framing
+      // contract lets a payload be a view of the reader's buffer, which the next read reuses.
       this.#head = head === step.payload ? head.slice() : head;
       return { consumed: step.consumed, payload: null };
     }

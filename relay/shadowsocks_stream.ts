@@ -59,8 +59,8 @@ export class ShadowsocksStream implements Duplex {
   /**
    * Server side: reads until the client's request header is complete. Throws `ProtocolError`
    * for anything that fails to authenticate or parse, and `ERR_READ_ADDRESS` when the stream
-   * ends cleanly before the target address. The payload is a view of the stream's buffer,
-   * valid until the next read (as `readView`'s).
+   * ends cleanly before the target address. The payload may be a view of the stream's
+   * buffer: treat it as valid until the next read (as `readView`'s).
    */
   async readRequest(): Promise<InboundRequest> {
     const payload = await this.readView();

@@ -83,6 +83,11 @@ export class SocksUdpAssociation {
     if (this.#closed) this.#release(resource);
   }
 
+  /** Whether it has been closed (by the app, the table or shutdown). */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
@@ -212,7 +217,8 @@ interface ClientFilter {
 }
 
 /** What both directions of one association share. */
-interface AssociationLink {
+/** What an association's loops share; exported for tests. */
+export interface AssociationLink {
   /** The socket the app sends to (the address in the UDP ASSOCIATE reply). */
   readonly relaySocket: UdpSocket;
   /** The socket that talks to the Shadowsocks server. */
@@ -393,9 +399,9 @@ const MAX_DIRECT_NAMES = 16;
 /**
  * The direct half of an association: datagrams the router bypasses leave from this machine's
  * own sockets (one per IP family, opened on first use) and their replies come back to the app
- * with the replying address in the SOCKS5 header, as a proxied reply would.
+ * with the replying address in the SOCKS5 header, as a proxied reply would. Exported for tests.
  */
-class DirectPath {
+export class DirectPath {
   readonly #association: SocksUdpAssociation;
   readonly #quarantine: PortQuarantine;
   readonly #sockets: { v4?: UdpSocket; v6?: UdpSocket } = {};
@@ -411,6 +417,9 @@ class DirectPath {
     const { stats, logger } = link.context;
     try {
       const ip = await this.#resolve(target);
+      // Ended while this datagram waited for its route or name: drop it rather than open a
+      // socket (and quarantine its port) for an association that is gone.
+      if (this.#association.closed) return;
       const socket = this.#socketFor(link, ip);
       await socket.send(payload, { hostname: ip, port: target.port });
       stats.statuses.OK++;

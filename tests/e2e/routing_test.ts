@@ -10,6 +10,7 @@ import { startLocal } from "../../local.ts";
 import { parseAcl } from "../../protocol/acl.ts";
 import { Reply } from "../../protocol/socks5.ts";
 import { createLogger } from "../../relay/log.ts";
+import { processQuarantine } from "../../relay/port_quarantine.ts";
 import type { RunningService } from "../../relay/service.ts";
 import { startServer } from "../../server.ts";
 import { curlViaSocks, deterministicBytes, startHttpFixture } from "../_fixtures.ts";
@@ -178,6 +179,14 @@ Deno.test("UDP follows the ACL per datagram: bypass direct, proxy via the server
   const bypassedEcho = new UdpEcho({ hostname: "127.0.0.2" });
   const acl = parseAcl("[proxy_all]\n[bypass_list]\n127.0.0.2\n[outbound_block_list]\n127.0.0.3\n");
   const udp = { mode: "tcp_and_udp", udpMaxAssociations: 16 } as const;
+  // Every UDP socket of the chain is bound outside the process's port quarantine: note the
+  // ports it is asked about (relay/port_quarantine.ts, bindOutside).
+  const asked = new Set<number>();
+  const has = processQuarantine.has;
+  processQuarantine.has = (port: number) => {
+    asked.add(port);
+    return has.call(processQuarantine, port);
+  };
   const chain = await startChain(METHOD, { local: { ...udp, acl }, server: udp });
   const client = await SocksUdpClient.open(chain.local.addr.port);
   try {
@@ -194,7 +203,14 @@ Deno.test("UDP follows the ACL per datagram: bypass direct, proxy via the server
     await waitFor(() => chain.local.udpStats!.statuses.ERR_BLOCKED === 1, 5000, "blocked");
     assert.equal(chain.server.udpStats!.statuses.OK, 1, "only the proxied datagram reached it");
     assert.equal(bypassedEcho.echoed, 1);
+    // The local's app-side socket, its direct socket (the bypassed echo's source) and the
+    // server's outbound socket (the proxied echo's source) were checked, and one more: the
+    // local's socket towards the server.
+    const known = [client.relay.port, bypassedEcho.sources[0]!, proxiedEcho.sources[0]!];
+    for (const port of known) assert.ok(asked.has(port), `port ${port} checked`);
+    assert.ok(asked.size >= 4, `the local's server-side socket checked too (${[...asked]})`);
   } finally {
+    processQuarantine.has = has;
     await client.close();
     await chain.close();
     await proxiedEcho.close();

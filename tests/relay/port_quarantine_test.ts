@@ -9,8 +9,13 @@ import { serveDatagrams } from "../../relay/datagram_service.ts";
 import { silentLogger } from "../../relay/log.ts";
 import { bindOutside, PortQuarantine } from "../../relay/port_quarantine.ts";
 import { createServerUdpCodec } from "../../relay/shadowsocks_udp.ts";
-import { SocksUdpAssociation } from "../../relay/socks_udp_associate.ts";
+import {
+  type AssociationLink,
+  DirectPath,
+  SocksUdpAssociation,
+} from "../../relay/socks_udp_associate.ts";
 import { UdpSocket } from "../../relay/udp_socket.ts";
+import { createUdpStats } from "../../relay/udp_stats.ts";
 import { loopback, ShadowsocksUdpClient, UdpEcho } from "../e2e/_udp_harness.ts";
 
 const METHOD = "aes-256-gcm";
@@ -161,8 +166,25 @@ Deno.test("port quarantine: a SOCKS5 UDP association holds the ports of its sock
   // A second close (the table, then the session) changes nothing.
   association.close();
   assert.equal(controlClosed, 1);
+  assert.ok(sockets.every((socket) => socket.closed) && direct.closed, "every socket closed");
   // A socket added after the close is closed and held at once.
   const late = UdpSocket.bind("127.0.0.1", 0);
   association.add(late);
+  assert.ok(late.closed);
   assert.ok(quarantine.has(late.addr.port));
+});
+
+Deno.test("port quarantine: a direct datagram that outlives its SOCKS5 association opens no socket", async () => {
+  const quarantine = new AskedQuarantine();
+  const association = new SocksUdpAssociation([], quarantine);
+  const direct = new DirectPath(association, quarantine);
+  const stats = createUdpStats();
+  const link = { context: { stats, logger: silentLogger } } as unknown as AssociationLink;
+  // The association ends while the datagram waits for its route (the app left, the table evicted).
+  association.close();
+  await direct.send(link, { type: "ipv4", host: "127.0.0.1", port: 9 }, Uint8Array.of(1));
+  assert.deepEqual(quarantine.asked, [], "no socket was bound");
+  assert.equal(stats.statuses.OK, 0);
+  assert.equal(stats.statuses.ERR_RELAY_TARGET, 0, "not counted as a failed send");
+  await direct.done();
 });

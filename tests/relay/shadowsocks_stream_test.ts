@@ -180,8 +180,10 @@ Deno.test("end of stream: nothing at all is clean, a cut unit is ERR_CIPHER", as
 });
 
 Deno.test("an address header split over chunks that arrive in separate reads decodes whole", async () => {
-  // Chunks open in place, in the stream's buffer: the header's first part must outlive the
-  // reads that reuse that buffer.
+  // A framing may return payloads that are views of the stream's buffer (StreamFraming.open);
+  // AEAD-2017 chunks open into new arrays today, but the header's first part must outlive the
+  // reads that reuse that buffer if they ever open in place again (this fails then without
+  // RequestReader's copy).
   const method = findMethod("aes-128-gcm")!;
   const masterKey = evpBytesToKey("pw", method.keySize);
   const salt = crypto.getRandomValues(new Uint8Array(method.saltSize));
