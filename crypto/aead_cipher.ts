@@ -41,6 +41,11 @@ export class AeadCipher {
     return this.#primitive.tagSize;
   }
 
+  /** Does now what the first seal would do anyway (`AeadPrimitive.prepareSeal`). */
+  prepareSeal(): void {
+    this.#primitive.prepareSeal?.();
+  }
+
   /** Encrypts one unit; returns ciphertext followed by the tag. */
   seal(plaintext: Uint8Array): Uint8Array {
     const sealed = this.#primitive.seal(this.#nonce(), plaintext);

@@ -23,4 +23,9 @@ export interface AeadPrimitive {
    * returns its length, or -1 when the tag does not verify. Optional, like `sealInto`.
    */
   openInto?(nonce: Uint8Array, sealed: Uint8Array, out: Uint8Array): number;
+  /**
+   * Does now what the first seal would do anyway (the OpenSSL backend keys a cached context), so
+   * that work can run before it is needed (protocol/spare_writer_key.ts). Optional.
+   */
+  prepareSeal?(): void;
 }

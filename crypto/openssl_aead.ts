@@ -396,6 +396,10 @@ function createBackend(symbols: Symbols, path: string): OpenSslBackend {
       return symbols.EVP_DecryptFinal_ex(ctx, out, outLength) === 1 ? length : -1;
     }
 
+    prepareSeal(): void {
+      if (!this.#disposed) this.#context(true);
+    }
+
     dispose(): void {
       if (this.#disposed) return;
       this.#disposed = true;

@@ -18,7 +18,6 @@
  * so a reply reflected back at the server is refused (`ERR_REPLAY`).
  * @module
  */
-import { fillPrefixedSalt } from "./outline_prefix.ts";
 import { AeadCipher } from "../crypto/aead_cipher.ts";
 import { sessionSubkeyView } from "../crypto/kdf.ts";
 import type { MethodInfo } from "../crypto/methods.ts";
@@ -26,12 +25,11 @@ import { type Address, decodeAddress, encodeAddress } from "./address.ts";
 import { ChunkDecoder, type ChunkStep, MAX_AEAD_PAYLOAD, sealChunks } from "./aead_chunk.ts";
 import { ProtocolError } from "./errors.ts";
 import type { ReplayStore } from "./replay_filter.ts";
+import { prepareWriterKey, takeWriterKey } from "./spare_writer_key.ts";
 import type { FramingStep, StreamFraming } from "./stream_framing.ts";
 import { concatBytes } from "../crypto/bytes.ts";
 
 const EMPTY = new Uint8Array(0);
-/** Where a writer draws its salt before copying it in front of its first chunks. */
-const SALT = new Uint8Array(32);
 /** Where a client's address header and first payload are joined to be sealed as one. */
 let joined = new Uint8Array(1024);
 
@@ -154,6 +152,10 @@ class AeadFraming implements StreamFraming {
     if (header === undefined) return this.#writer.seal(plain);
     this.#header = undefined;
     return this.#writer.seal(joinInScratch(header, plain));
+  }
+
+  prepareNext(): void {
+    this.#writer.prepareNext();
   }
 }
 
@@ -287,7 +289,8 @@ class RequestReader implements Reader {
 
 /**
  * Our direction: salt in front of the first chunks, in the same buffer. A client's salt may
- * start with a fixed prefix (Outline's connection prefix, protocol/outline_prefix.ts).
+ * start with a fixed prefix (Outline's connection prefix, protocol/outline_prefix.ts). The salt
+ * and its cipher are usually made ahead, by the session before (protocol/spare_writer_key.ts).
  */
 class ChunkWriter {
   readonly #method: MethodInfo;
@@ -313,17 +316,20 @@ class ChunkWriter {
     if (this.#method.family === "none") return plain.slice();
     if (this.#cipher !== undefined) return sealChunks(this.#cipher, plain, MAX_AEAD_PAYLOAD);
     if (plain.length === 0) return EMPTY;
-    const size = this.#method.saltSize;
-    const salt = fillPrefixedSalt(SALT.subarray(0, size), this.#saltPrefix);
+    const { salt, cipher } = takeWriterKey(this.#method, this.#masterKey, this.#saltPrefix);
     this.#replay?.addOwn(salt);
-    this.#cipher = new AeadCipher(
-      this.#method.algorithm!,
-      sessionSubkeyView(this.#masterKey, salt),
-    );
+    this.#cipher = cipher;
     // The salt goes in front of the chunks, in their buffer: one array per first flight.
-    const out = sealChunks(this.#cipher, plain, MAX_AEAD_PAYLOAD, size);
+    const out = sealChunks(cipher, plain, MAX_AEAD_PAYLOAD, salt.length);
     out.set(salt);
     return out;
+  }
+
+  /** Makes the salt and key of the next writer of this key (protocol/spare_writer_key.ts). */
+  prepareNext(): void {
+    if (this.#method.family !== "none") {
+      prepareWriterKey(this.#method, this.#masterKey, this.#saltPrefix);
+    }
   }
 }
 
@@ -477,5 +483,9 @@ class DeferredWriter extends ChunkWriter {
     if (user === undefined) throw new Error("Cannot answer before the request header");
     this.#inner ??= new ChunkWriter(this.#method, user.masterKey, this.#replay);
     return this.#inner.seal(plain);
+  }
+
+  override prepareNext(): void {
+    this.#inner?.prepareNext();
   }
 }

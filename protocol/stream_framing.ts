@@ -66,4 +66,10 @@ export interface StreamFraming {
    * An empty `plain` after that, or before a server has anything to answer, gives no bytes.
    */
   seal(plain: Uint8Array): Uint8Array;
+  /**
+   * Called once our first flight has been written: makes ahead what the next session of the
+   * same key will need (protocol/spare_writer_key.ts), off this connection's critical path.
+   * Optional; never throws.
+   */
+  prepareNext?(): void;
 }

@@ -50,6 +50,8 @@ export class ShadowsocksStream implements Duplex {
   #receivedAny = false;
   /** Bytes that must be buffered before the framing can open more (set when it could not). */
   #need = 0;
+  /** Our first flight is out, and the framing was told (`prepareNext`). */
+  #firstFlightOut = false;
 
   constructor(conn: Duplex, framing: StreamFraming) {
     this.#conn = conn;
@@ -79,10 +81,20 @@ export class ShadowsocksStream implements Duplex {
    */
   start(payload: Uint8Array): Promise<void> {
     try {
-      return writeAll(this.#conn, this.#framing.seal(payload));
+      return writeAll(this.#conn, this.#framing.seal(payload)).then(() => this.#afterFirstFlight());
     } catch (error) {
       return Promise.reject(error);
     }
+  }
+
+  /**
+   * Our first flight is written: the framing may make the next session's key now, while the
+   * peer works on this one (protocol/spare_writer_key.ts).
+   */
+  #afterFirstFlight(): void {
+    if (this.#firstFlightOut) return;
+    this.#firstFlightOut = true;
+    this.#framing.prepareNext?.();
   }
 
   /**
@@ -167,7 +179,12 @@ export class ShadowsocksStream implements Duplex {
   write(p: Uint8Array): Promise<number> {
     if (p.length === 0) return Promise.resolve(0);
     try {
-      return writeAll(this.#conn, this.#framing.seal(p)).then(() => p.length);
+      const written = writeAll(this.#conn, this.#framing.seal(p));
+      if (this.#firstFlightOut) return written.then(() => p.length);
+      return written.then(() => {
+        this.#afterFirstFlight();
+        return p.length;
+      });
     } catch (error) {
       return Promise.reject(error);
     }

@@ -11,6 +11,7 @@ import { findMethod } from "../../crypto/methods.ts";
 import { type Address, encodeAddress } from "../../protocol/address.ts";
 import { sealChunks } from "../../protocol/aead_chunk.ts";
 import { ProtocolError } from "../../protocol/errors.ts";
+import type { StreamFraming } from "../../protocol/stream_framing.ts";
 import { clientFramings, serverFramings } from "../../protocol/session_framings.ts";
 import type { Duplex } from "../../relay/io.ts";
 import { ShadowsocksStream } from "../../relay/shadowsocks_stream.ts";
@@ -204,4 +205,51 @@ Deno.test("an address header split over chunks that arrive in separate reads dec
   const request = await stream.readRequest();
   assertEquals(request.address, target);
   assertEquals([...request.payload, ...await readToEnd(stream)], [...payload]);
+});
+
+/** A framing that seals as it is and counts `prepareNext` calls. */
+class CountingFraming implements StreamFraming {
+  readonly wanted = 1;
+  readonly atChunkBoundary = true;
+  prepared = 0;
+  open(input: Uint8Array) {
+    return { consumed: input.length, payload: input };
+  }
+  seal(plain: Uint8Array): Uint8Array {
+    return plain.slice();
+  }
+  prepareNext(): void {
+    this.prepared++;
+  }
+}
+
+/** A connection whose writes complete only when released. */
+class HeldWrites extends MemoryConn {
+  readonly #held: (() => void)[] = [];
+  override write(p: Uint8Array): Promise<number> {
+    return new Promise((resolve) => this.#held.push(() => resolve(super.write(p))));
+  }
+  release(): void {
+    for (const done of this.#held.splice(0)) done();
+  }
+}
+
+Deno.test("a stream asks its framing to prepare the next session once its first flight is written", async () => {
+  for (const first of ["write", "start"] as const) {
+    const conn = new HeldWrites();
+    const framing = new CountingFraming();
+    const stream = new ShadowsocksStream(conn, framing);
+    const flight = first === "write"
+      ? stream.write(Uint8Array.of(1))
+      : stream.start(Uint8Array.of(1));
+    await Promise.resolve();
+    assertEquals(framing.prepared, 0, `${first}: not before the flight is written`);
+    conn.release();
+    await flight;
+    assertEquals(framing.prepared, 1, `${first}: once it is`);
+    const later = stream.write(Uint8Array.of(2));
+    conn.release();
+    await later;
+    assertEquals(framing.prepared, 1, `${first}: and only once`);
+  }
 });

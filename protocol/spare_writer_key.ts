@@ -1,0 +1,81 @@
+/**
+ * An AEAD-2017 writer's first key, made ahead of need. Starting our direction of a session costs
+ * a fresh salt, HKDF-SHA1 and keying a native AEAD context: 20–25 µs on a connection's critical
+ * path in a running server or tunnel, where every step runs with cold caches (bench/results.md,
+ * "Per-connection cost"). None of it depends on the session, only on the key, so a session whose
+ * first flight is out makes it for the next session of its key (relay/shadowsocks_stream.ts
+ * calls `StreamFraming.prepareNext`): the work then overlaps the peer's turn instead of
+ * delaying the next connection.
+ *
+ * One spare per master key (a listener's, a user's, an outbound server's), used once: taking it
+ * removes it, so no two sessions ever share a salt. The salt comes from the same CSPRNG as
+ * before and is recorded as our own (replay store) when it is used, not when it is made.
+ * @module
+ */
+import { AeadCipher } from "../crypto/aead_cipher.ts";
+import { sessionSubkeyView } from "../crypto/kdf.ts";
+import type { MethodInfo } from "../crypto/methods.ts";
+import { fillPrefixedSalt } from "./outline_prefix.ts";
+
+/** A salt and the cipher keyed from it, for one writer. */
+export interface WriterKey {
+  readonly salt: Uint8Array;
+  readonly cipher: AeadCipher;
+}
+
+interface Spare extends WriterKey {
+  readonly method: MethodInfo;
+  readonly prefix: Uint8Array | undefined;
+}
+
+/** Keyed by the master key's array: a reload's new key starts afresh, the old one is dropped. */
+const spares = new WeakMap<Uint8Array, Spare>();
+/** A new salt (with the client's prefix, if any) and a cipher keyed from it. */
+export function makeWriterKey(
+  method: MethodInfo,
+  masterKey: Uint8Array,
+  prefix: Uint8Array | undefined,
+): WriterKey {
+  const salt = fillPrefixedSalt(new Uint8Array(method.saltSize), prefix);
+  return { salt, cipher: new AeadCipher(method.algorithm!, sessionSubkeyView(masterKey, salt)) };
+}
+
+/** The writer key for a new session: the spare made for `masterKey` if it matches, else a new one. */
+export function takeWriterKey(
+  method: MethodInfo,
+  masterKey: Uint8Array,
+  prefix: Uint8Array | undefined,
+): WriterKey {
+  const spare = spares.get(masterKey);
+  if (spare !== undefined && spare.method === method && spare.prefix === prefix) {
+    spares.delete(masterKey);
+    return spare;
+  }
+  return makeWriterKey(method, masterKey, prefix);
+}
+
+/**
+ * Makes the next session's key for `masterKey` now, unless one for the same method and prefix
+ * is waiting. Never throws: a spare is only a head start.
+ */
+export function prepareWriterKey(
+  method: MethodInfo,
+  masterKey: Uint8Array,
+  prefix: Uint8Array | undefined,
+): void {
+  const waiting = spares.get(masterKey);
+  if (waiting !== undefined && waiting.method === method && waiting.prefix === prefix) return;
+  try {
+    const key = makeWriterKey(method, masterKey, prefix);
+    // Keyed now rather than at the first seal: in place, the part that costs most.
+    key.cipher.prepareSeal();
+    spares.set(masterKey, { ...key, method, prefix });
+  } catch {
+    // The session made its own key with the same arguments; nothing to gain from failing here.
+  }
+}
+
+/** Whether a spare is ready for `masterKey` (for tests). */
+export function hasSpareWriterKey(masterKey: Uint8Array): boolean {
+  return spares.has(masterKey);
+}

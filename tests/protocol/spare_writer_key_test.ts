@@ -1,0 +1,102 @@
+/**
+ * protocol/spare_writer_key.ts: a writer's salt and key made ahead of need are taken once, only
+ * by a writer of the same key, method and prefix, and sessions built on them still interoperate
+ * and record their salts as our own.
+ */
+import assert from "node:assert/strict";
+import { deriveMasterKey } from "../../crypto/kdf.ts";
+import { findMethod } from "../../crypto/methods.ts";
+import type { Address } from "../../protocol/address.ts";
+import { aeadClientFraming, aeadServerFraming } from "../../protocol/aead_framing.ts";
+import { ProtocolError } from "../../protocol/errors.ts";
+import { ReplayFilter } from "../../protocol/replay_filter.ts";
+import {
+  hasSpareWriterKey,
+  prepareWriterKey,
+  takeWriterKey,
+} from "../../protocol/spare_writer_key.ts";
+import type { StreamFraming } from "../../protocol/stream_framing.ts";
+
+const METHOD = findMethod("aes-128-gcm")!;
+const TARGET: Address = { type: "domain", host: "example.com", port: 443 };
+
+const hexOf = (bytes: Uint8Array) => Array.from(bytes, (b) => b.toString(16)).join(".");
+
+/** Everything `framing` opens from `input`, as one array. */
+function openAll(framing: StreamFraming, input: Uint8Array) {
+  const payloads: number[] = [];
+  let request;
+  let rest = input;
+  while (rest.length > 0) {
+    const step = framing.open(rest);
+    if (step.consumed === 0) break;
+    request ??= step.request;
+    if (step.payload) payloads.push(...step.payload);
+    rest = rest.subarray(step.consumed);
+  }
+  return { request, payload: Uint8Array.from(payloads) };
+}
+
+function errorCode(run: () => unknown): string | undefined {
+  try {
+    run();
+  } catch (error) {
+    if (error instanceof ProtocolError) return error.code;
+    throw error;
+  }
+  return undefined;
+}
+
+Deno.test("spare writer key: made when asked, taken by the next writer of the key, once", () => {
+  const key = deriveMasterKey(METHOD, "spare-once");
+  const first = takeWriterKey(METHOD, key, undefined);
+  assert.ok(!hasSpareWriterKey(key), "nothing made until asked");
+  const salts = new Set([hexOf(first.salt)]);
+  for (let i = 0; i < 200; i++) {
+    prepareWriterKey(METHOD, key, undefined);
+    prepareWriterKey(METHOD, key, undefined);
+    assert.ok(hasSpareWriterKey(key));
+    const next = takeWriterKey(METHOD, key, undefined);
+    assert.ok(!hasSpareWriterKey(key), "taking the spare removes it (and asking twice made one)");
+    salts.add(hexOf(next.salt));
+  }
+  assert.equal(salts.size, 201, "no salt served twice");
+});
+
+Deno.test("spare writer key: not used for another prefix or method, nor for another key", () => {
+  const key = deriveMasterKey(METHOD, "spare-match");
+  prepareWriterKey(METHOD, key, undefined);
+  const prefix = Uint8Array.of(0x16, 0x03, 0x01);
+  const prefixed = takeWriterKey(METHOD, key, prefix);
+  assert.ok(hasSpareWriterKey(key), "the spare without a prefix was left alone");
+  assert.deepEqual(prefixed.salt.subarray(0, 3), prefix, "a fresh salt with the prefix");
+  // Asked for with the prefix, the spare follows it.
+  prepareWriterKey(METHOD, key, prefix);
+  assert.deepEqual(takeWriterKey(METHOD, key, prefix).salt.subarray(0, 3), prefix);
+  assert.ok(!hasSpareWriterKey(key), "taken");
+  prepareWriterKey(METHOD, key, prefix);
+  takeWriterKey({ ...METHOD }, key, prefix);
+  assert.ok(hasSpareWriterKey(key), "another method's writer leaves it alone");
+  assert.ok(!hasSpareWriterKey(deriveMasterKey(METHOD, "spare-match")), "keyed by the array");
+});
+
+Deno.test("spare writer key: sessions on spares interoperate and their salts are remembered", () => {
+  const key = deriveMasterKey(METHOD, "spare-sessions");
+  const replayFilter = new ReplayFilter(1000);
+  for (let i = 0; i < 5; i++) {
+    const client = aeadClientFraming(METHOD, key, TARGET);
+    const flight = client.seal(Uint8Array.of(1, 2, i));
+    client.prepareNext?.();
+    const server = aeadServerFraming(METHOD, key, { replayFilter });
+    const opened = openAll(server, flight);
+    assert.deepEqual(opened.request?.address, TARGET);
+    assert.deepEqual(opened.payload, Uint8Array.of(1, 2, i));
+    const answer = server.seal(Uint8Array.of(9, i));
+    server.prepareNext?.();
+    assert.ok(hasSpareWriterKey(key), "the next session's key is ready");
+    assert.deepEqual(openAll(client, answer).payload, Uint8Array.of(9, i));
+    // The server's answer reflected back at it: its salt is its own.
+    const reflected = () => openAll(aeadServerFraming(METHOD, key, { replayFilter }), answer);
+    assert.equal(errorCode(reflected), "ERR_REPLAY");
+  }
+});
