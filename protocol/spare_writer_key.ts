@@ -32,7 +32,7 @@ interface Spare extends WriterKey {
 /** Keyed by the master key's array: a reload's new key starts afresh, the old one is dropped. */
 const spares = new WeakMap<Uint8Array, Spare>();
 /** A new salt (with the client's prefix, if any) and a cipher keyed from it. */
-export function makeWriterKey(
+function makeWriterKey(
   method: MethodInfo,
   masterKey: Uint8Array,
   prefix: Uint8Array | undefined,
@@ -47,12 +47,10 @@ export function takeWriterKey(
   masterKey: Uint8Array,
   prefix: Uint8Array | undefined,
 ): WriterKey {
-  const spare = spares.get(masterKey);
-  if (spare !== undefined && spare.method === method && spare.prefix === prefix) {
-    spares.delete(masterKey);
-    return spare;
-  }
-  return makeWriterKey(method, masterKey, prefix);
+  const spare = spareFor(method, masterKey, prefix);
+  if (spare === undefined) return makeWriterKey(method, masterKey, prefix);
+  spares.delete(masterKey);
+  return spare;
 }
 
 /**
@@ -64,8 +62,7 @@ export function prepareWriterKey(
   masterKey: Uint8Array,
   prefix: Uint8Array | undefined,
 ): void {
-  const waiting = spares.get(masterKey);
-  if (waiting !== undefined && waiting.method === method && waiting.prefix === prefix) return;
+  if (spareFor(method, masterKey, prefix) !== undefined) return;
   try {
     const key = makeWriterKey(method, masterKey, prefix);
     // Keyed now rather than at the first seal: in place, the part that costs most.
@@ -74,6 +71,16 @@ export function prepareWriterKey(
   } catch {
     // The session made its own key with the same arguments; nothing to gain from failing here.
   }
+}
+
+/** The spare of `masterKey` when it was made for this method and prefix. */
+function spareFor(
+  method: MethodInfo,
+  masterKey: Uint8Array,
+  prefix: Uint8Array | undefined,
+): Spare | undefined {
+  const spare = spares.get(masterKey);
+  return spare?.method === method && spare.prefix === prefix ? spare : undefined;
 }
 
 /** Whether a spare is ready for `masterKey` (for tests). */

@@ -8,7 +8,6 @@ import { deriveMasterKey } from "../../crypto/kdf.ts";
 import { findMethod } from "../../crypto/methods.ts";
 import type { Address } from "../../protocol/address.ts";
 import { aeadClientFraming, aeadServerFraming } from "../../protocol/aead_framing.ts";
-import { ProtocolError } from "../../protocol/errors.ts";
 import { ReplayFilter } from "../../protocol/replay_filter.ts";
 import {
   hasSpareWriterKey,
@@ -16,35 +15,17 @@ import {
   takeWriterKey,
 } from "../../protocol/spare_writer_key.ts";
 import type { StreamFraming } from "../../protocol/stream_framing.ts";
+import { codeOf, openAll, payloadOf } from "./_framing.ts";
 
 const METHOD = findMethod("aes-128-gcm")!;
 const TARGET: Address = { type: "domain", host: "example.com", port: 443 };
 
 const hexOf = (bytes: Uint8Array) => Array.from(bytes, (b) => b.toString(16)).join(".");
 
-/** Everything `framing` opens from `input`, as one array. */
-function openAll(framing: StreamFraming, input: Uint8Array) {
-  const payloads: number[] = [];
-  let request;
-  let rest = input;
-  while (rest.length > 0) {
-    const step = framing.open(rest);
-    if (step.consumed === 0) break;
-    request ??= step.request;
-    if (step.payload) payloads.push(...step.payload);
-    rest = rest.subarray(step.consumed);
-  }
-  return { request, payload: Uint8Array.from(payloads) };
-}
-
-function errorCode(run: () => unknown): string | undefined {
-  try {
-    run();
-  } catch (error) {
-    if (error instanceof ProtocolError) return error.code;
-    throw error;
-  }
-  return undefined;
+/** The request and the payload `framing` opens from all of `input`. */
+function openWhole(framing: StreamFraming, input: Uint8Array) {
+  const { steps } = openAll(framing, input);
+  return { request: steps.find((step) => step.request)?.request, payload: payloadOf(steps) };
 }
 
 Deno.test("spare writer key: made when asked, taken by the next writer of the key, once", () => {
@@ -88,15 +69,15 @@ Deno.test("spare writer key: sessions on spares interoperate and their salts are
     const flight = client.seal(Uint8Array.of(1, 2, i));
     client.prepareNext?.();
     const server = aeadServerFraming(METHOD, key, { replayFilter });
-    const opened = openAll(server, flight);
+    const opened = openWhole(server, flight);
     assert.deepEqual(opened.request?.address, TARGET);
     assert.deepEqual(opened.payload, Uint8Array.of(1, 2, i));
     const answer = server.seal(Uint8Array.of(9, i));
     server.prepareNext?.();
     assert.ok(hasSpareWriterKey(key), "the next session's key is ready");
-    assert.deepEqual(openAll(client, answer).payload, Uint8Array.of(9, i));
+    assert.deepEqual(openWhole(client, answer).payload, Uint8Array.of(9, i));
     // The server's answer reflected back at it: its salt is its own.
-    const reflected = () => openAll(aeadServerFraming(METHOD, key, { replayFilter }), answer);
-    assert.equal(errorCode(reflected), "ERR_REPLAY");
+    const reflected = () => openWhole(aeadServerFraming(METHOD, key, { replayFilter }), answer);
+    assert.equal(codeOf(reflected), "ERR_REPLAY");
   }
 });

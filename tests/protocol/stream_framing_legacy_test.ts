@@ -5,7 +5,6 @@ import { type Address, encodeAddress } from "../../protocol/address.ts";
 import { ProtocolError } from "../../protocol/errors.ts";
 import { ReplayFilter } from "../../protocol/replay_filter.ts";
 import { clientFramings, serverFramings } from "../../protocol/session_framings.ts";
-import type { FramingStep, StreamFraming } from "../../protocol/stream_framing.ts";
 import { streamClientFraming, streamServerFraming } from "../../protocol/stream_framing_legacy.ts";
 import {
   decodeUdpPlaintext,
@@ -19,6 +18,7 @@ import {
 import { methodUnavailableReason } from "../../crypto/method_support.ts";
 import { createStreamCipher } from "../../crypto/stream_cipher.ts";
 import { hex, loadVectors, utf8 } from "../_vectors.ts";
+import { codeOf, openAll, payloadOf } from "./_framing.ts";
 
 /** The stream methods the crypto backend in use can run (all of them with OpenSSL). */
 const METHODS: MethodInfo[] = METHOD_NAMES.map((name) => findMethod(name)!).filter((method) => {
@@ -29,37 +29,6 @@ const METHODS: MethodInfo[] = METHOD_NAMES.map((name) => findMethod(name)!).filt
 });
 const TARGET: Address = { type: "domain", host: "example.com", port: 8443 };
 const PASSWORD = "stream-framing-test";
-
-/** Opens `input` given in pieces cut at `cuts`, as the relay would: returns every step. */
-function openAll(framing: StreamFraming, input: Uint8Array, cuts: readonly number[] = []) {
-  const steps: FramingStep[] = [];
-  let buffered = new Uint8Array(0);
-  let from = 0;
-  for (const cut of [...cuts, input.length]) {
-    const joined = new Uint8Array(buffered.length + cut - from);
-    joined.set(buffered);
-    joined.set(input.subarray(from, cut), buffered.length);
-    from = cut;
-    buffered = joined;
-    for (;;) {
-      const step = framing.open(buffered);
-      buffered = buffered.slice(step.consumed);
-      if (step.payload !== null || step.request !== undefined) steps.push(step);
-      if (step.consumed === 0) break;
-    }
-  }
-  return { steps, leftover: buffered.length };
-}
-
-function payloadOf(steps: readonly FramingStep[]): Uint8Array {
-  return Uint8Array.from(steps.flatMap((step) => [...(step.payload ?? [])]));
-}
-
-function codeOf(fn: () => unknown): string {
-  const error = assertThrows(fn);
-  assertOk(error instanceof ProtocolError, String(error));
-  return error.code;
-}
 
 Deno.test("stream framings carry a request both ways with every method, cut at every offset", async (t) => {
   for (const method of METHODS) {
