@@ -18,7 +18,7 @@
  */
 import { Redis } from "npm:ioredis@6.0.0";
 import { findPeer, freePort, waitForTcpPort } from "../tests/interop/_peers.ts";
-import { spawnCollected } from "../tests/_child.ts";
+import { serveV8Flags, spawnCollected } from "../tests/_child.ts";
 import { findRedisServer, startRedis } from "../tests/service/_redis.ts";
 import { closeQuietly, startEcho } from "./echo_target.ts";
 
@@ -117,7 +117,7 @@ try {
           "--quiet",
           "--config",
           CONFIG,
-          "--v8-flags=--max-semi-space-size=1,--optimize-for-size",
+          ...serveV8Flags(),
         ],
         ...[MAIN, "server", "-c", config, "--allow-private-targets", "-q"],
       ]);

@@ -87,6 +87,7 @@
  * @module
  */
 
+import { serveV8Flags } from "../tests/_child.ts";
 import { ensureTargetHost, targetHostCommand } from "../tests/_target_host.ts";
 import { findPeer } from "../tests/interop/_peers.ts";
 import { closeQuietly, type Echo, startEcho } from "./echo_target.ts";
@@ -347,16 +348,13 @@ function parseVariant(text: string): Variant {
  * the benchmark must start ssdeno with them too.
  */
 function runtimeFlagsOf(dir: string): string[] {
-  let config: { tasks?: Record<string, string> };
   try {
-    config = JSON.parse(Deno.readTextFileSync(`${dir}/deno.json`));
+    return serveV8Flags(`${dir}/deno.json`);
   } catch (error) {
     throw new UsageError(
       `Cannot read ${dir}/deno.json: ${error instanceof Error ? error.message : error}`,
     );
   }
-  const serve = config.tasks?.serve ?? "";
-  return serve.split(/\s+/).filter((word) => word.startsWith("--v8-flags="));
 }
 
 class UsageError extends Error {}

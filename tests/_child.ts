@@ -68,3 +68,16 @@ export function spawnCollected(
     })();
   return { pid: child.pid, exited, log: () => log, signal, end };
 }
+
+/**
+ * The `--v8-flags=…` argument of `deno task serve` in `denoJson` (this checkout's by default), so
+ * a child started by a test or benchmark runs with the runtime settings users get. Throws when the
+ * file cannot be read or parsed.
+ */
+export function serveV8Flags(
+  denoJson: string | URL = new URL("../deno.json", import.meta.url),
+): string[] {
+  const config: { tasks?: Record<string, string> } = JSON.parse(Deno.readTextFileSync(denoJson));
+  const serve = config.tasks?.serve ?? "";
+  return serve.split(/\s+/).filter((word) => word.startsWith("--v8-flags="));
+}

@@ -3,6 +3,7 @@
  * server (run here with the paths pointed at this checkout and a temporary config).
  */
 import assert from "node:assert/strict";
+import { serveV8Flags } from "./_child.ts";
 import { findPeer } from "./interop/_peers.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
@@ -39,6 +40,11 @@ Deno.test("the unit's ExecStart starts a server with the permissions it grants",
         .replaceAll("/var/lib/ssdeno", dir)
     );
     assert.equal(args[0], "/usr/bin/deno");
+    assert.deepEqual(
+      args.filter((word) => word.startsWith("--v8-flags=")),
+      serveV8Flags(),
+      "the unit runs V8 as `deno task serve` does",
+    );
     const child = new Deno.Command(Deno.execPath(), {
       args: args.slice(1),
       cwd: dir,

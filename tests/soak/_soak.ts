@@ -7,6 +7,7 @@
  * test prints its figures as one `soak <name>: key=value ...` line so they land in CI logs.
  * @module
  */
+import { serveV8Flags } from "../_child.ts";
 
 /** True under `SSDENO_SOAK=long`. */
 export const LONG = Deno.env.get("SSDENO_SOAK") === "long";
@@ -156,13 +157,13 @@ export interface ServingProcess extends AsyncDisposable {
 }
 
 /**
- * Runs `ssdeno ARGS` as `deno task serve` does (`--max-semi-space-size=1,--optimize-for-size`,
- * which set how much garbage RSS carries), so the memory figures are the deployed ones.
+ * Runs `ssdeno ARGS` with the V8 flags of `deno task serve` (they set how much garbage RSS carries
+ * and how soon hot code is optimized), so the memory figures are the deployed ones.
  */
 export function spawnServing(args: string[]): ServingProcess {
   const child = new Deno.Command(Deno.execPath(), {
     args: [
-      ...["run", "--v8-flags=--max-semi-space-size=1,--optimize-for-size", "-A", "--quiet"],
+      ...["run", ...serveV8Flags(), "-A", "--quiet"],
       ...["--config", CONFIG, MAIN, ...args],
     ],
     stdin: "null",
