@@ -1,7 +1,8 @@
 /**
  * Microbenchmarks (`deno task bench`): seal and open per AEAD method and per crypto backend at
  * 2 B, 1 KiB and 16 KiB, the chunk framing on top, the replay filter, the multi-user key
- * search of an AEAD-2017 port (1 to 1000 users), and one 16 KiB write per legacy stream cipher.
+ * search of an AEAD-2017 port (1 to 1000 users), a 2022 session subkey (BLAKE3 derive_key), and
+ * one 16 KiB write per legacy stream cipher.
  *
  * Backends: node:crypto (sync), OpenSSL through FFI (sync; `seal` allocates its output,
  * `sealInto` writes into a reused buffer), and WebCrypto (async; AES-GCM only, as Deno's
@@ -20,6 +21,8 @@ import { ChunkDecoder, sealChunks } from "../protocol/aead_chunk.ts";
 import { ReplayFilter } from "../protocol/replay_filter.ts";
 import { aeadClientFraming, aeadMultiUserServerFraming } from "../protocol/aead_framing.ts";
 import { evpBytesToKey } from "../crypto/kdf.ts";
+import { blake3DeriveKeyOf } from "../crypto/blake3.ts";
+import { blake3 } from "npm:@noble/hashes@2.4.0/blake3.js";
 
 const SIZES: readonly [string, number][] = [["2 B", 2], ["1 KiB", 1024], ["16 KiB", 16384]];
 const openssl = loadOpenSslAead();
@@ -143,6 +146,33 @@ Deno.bench({
     if (!seen.checkAndAdd(replayed)) throw new Error("Replay not detected in benchmark");
   },
 });
+
+// BLAKE3 derive_key of a 2022 session subkey (PSK ‖ salt, one block): our one-block path
+// (crypto/blake3.ts) against the library it bypasses.
+{
+  const context = "shadowsocks 2022 session subkey";
+  const contextBytes = new TextEncoder().encode(context);
+  for (const size of [16, 32]) {
+    const psk = crypto.getRandomValues(new Uint8Array(size));
+    const salt = crypto.getRandomValues(new Uint8Array(size));
+    const material = new Uint8Array([...psk, ...salt]);
+    Deno.bench({
+      name: `BLAKE3 derive_key ${size * 2} B, one block (ours)`,
+      group: `BLAKE3 derive_key ${size * 2} B`,
+      baseline: true,
+      fn: () => {
+        blake3DeriveKeyOf(context, psk, salt, size);
+      },
+    });
+    Deno.bench({
+      name: `BLAKE3 derive_key ${size * 2} B, @noble/hashes`,
+      group: `BLAKE3 derive_key ${size * 2} B`,
+      fn: () => {
+        blake3(material, { context: contextBytes, dkLen: size });
+      },
+    });
+  }
+}
 
 // Multi-user AEAD-2017 (issue 11): a first flight tried against every user's key. The matching
 // key is the last tried, the worst case a new client meets; a returning client's key is first.

@@ -11,9 +11,8 @@
  * ```
  * @module
  */
-import { blake3DeriveKey, blake3Hash } from "./blake3.ts";
+import { blake3DeriveKeyOf, blake3Hash } from "./blake3.ts";
 import type { MethodInfo } from "./methods.ts";
-import { concatBytes } from "./bytes.ts";
 
 export const SESSION_SUBKEY_CONTEXT = "shadowsocks 2022 session subkey";
 export const IDENTITY_SUBKEY_CONTEXT = "shadowsocks 2022 identity subkey";
@@ -92,7 +91,7 @@ export function deriveSessionSubkey2022(
   saltOrSessionId: Uint8Array,
   keySize: number = psk.length,
 ): Uint8Array {
-  return blake3DeriveKey(SESSION_SUBKEY_CONTEXT, concatBytes(psk, saltOrSessionId), keySize);
+  return blake3DeriveKeyOf(SESSION_SUBKEY_CONTEXT, psk, saltOrSessionId, keySize);
 }
 
 /** The SIP023 TCP identity subkey from `iPSK || salt`: 16 bytes for AES-128, 32 for AES-256. */
@@ -101,7 +100,7 @@ export function deriveIdentitySubkey(
   salt: Uint8Array,
   keySize: number,
 ): Uint8Array {
-  return blake3DeriveKey(IDENTITY_SUBKEY_CONTEXT, concatBytes(identityPsk, salt), keySize);
+  return blake3DeriveKeyOf(IDENTITY_SUBKEY_CONTEXT, identityPsk, salt, keySize);
 }
 
 /** `blake3::hash(psk)[0..16]`: names a PSK inside identity headers and user tables. */
