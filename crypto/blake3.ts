@@ -1,7 +1,9 @@
 /**
  * BLAKE3 `hash` and `derive_key` for the 2022 edition (SIP022/SIP023). Neither Deno's WebCrypto
- * nor its `node:crypto` has BLAKE3, so this is the one module that imports `@noble/hashes`
- * (pinned here with a full `npm:` specifier, so the library imports from any project, and locked in deno.lock); nothing else in ssdeno imports an npm package for BLAKE3.
+ * nor its `node:crypto` has BLAKE3, so this is the one module of the product that imports
+ * `@noble/hashes` (pinned here with a full `npm:` specifier, so the library imports from any
+ * project, and locked in deno.lock); only the tests and the benchmark import it besides, to
+ * compare it with the path below.
  *
  * Both functions return a prefix of the BLAKE3 extendable output, so a 16-byte derived key is
  * the first half of the 32-byte one (what ss-crypto does for AES-128 subkeys).
