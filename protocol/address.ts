@@ -95,6 +95,22 @@ export function encodedAddressLength(address: Address): number {
   }
 }
 
+/** The address `encodedAddressOf` encoded last, and its bytes. */
+let lastAddress: Address | undefined;
+let lastEncoded: Uint8Array = new Uint8Array(0);
+
+/**
+ * `encodeAddress`, with the last address object kept: a tunnel encodes its one target for every
+ * session. The bytes are shared, so callers copy from them and never change them.
+ */
+export function encodedAddressOf(address: Address): Uint8Array {
+  if (address !== lastAddress) {
+    lastEncoded = encodeAddress(address);
+    lastAddress = address;
+  }
+  return lastEncoded;
+}
+
 /** Encodes an address; throws `RangeError` for a name over 255 bytes or a bad literal. */
 export function encodeAddress(address: Address): Uint8Array {
   let out: Uint8Array;

@@ -50,11 +50,12 @@
 import { AeadCipher } from "../crypto/aead_cipher.ts";
 import { deriveSessionSubkey2022 } from "../crypto/kdf2022.ts";
 import type { MethodInfo } from "../crypto/methods.ts";
-import { type Address, decodeAddress, encodeAddress, encodedAddressLength } from "./address.ts";
-import { ChunkDecoder, type ChunkStep, sealChunks } from "./aead_chunk.ts";
+import { type Address, decodeAddress, encodedAddressLength, encodedAddressOf } from "./address.ts";
+import { ChunkDecoder, type ChunkStep, sealChunksInto, sealedLength } from "./aead_chunk.ts";
 import {
   type ClientKeys2022,
   EIH_SIZE,
+  identityHeadersLength,
   openTcpIdentityHeader,
   requireUser,
   sealTcpIdentityHeaders,
@@ -64,7 +65,7 @@ import {
 import { checkTimestamp, unixSeconds } from "./aead2022_time.ts";
 import { ProtocolError } from "./errors.ts";
 import type { SaltStore } from "./salt_pool.ts";
-import { concatBytes, equalBytes } from "../crypto/bytes.ts";
+import { equalBytes } from "../crypto/bytes.ts";
 
 /** Header type of client-to-server streams and packets. */
 export const HEADER_TYPE_CLIENT = 0;
@@ -93,12 +94,16 @@ export interface RequestFixedHeader {
 
 /** Encodes the 11-byte request fixed header. */
 export function encodeRequestFixedHeader(header: RequestFixedHeader): Uint8Array {
+  return writeRequestFixedHeader(header, new Uint8Array(REQUEST_FIXED_HEADER_LENGTH));
+}
+
+/** Writes the request fixed header to the start of `out` (11 bytes); returns `out`. */
+function writeRequestFixedHeader(header: RequestFixedHeader, out: Uint8Array): Uint8Array {
   checkU16("variable header length", header.length);
-  const out = new Uint8Array(REQUEST_FIXED_HEADER_LENGTH);
-  const view = new DataView(out.buffer);
   out[0] = HEADER_TYPE_CLIENT;
-  view.setBigUint64(1, toU64(header.timestamp));
-  view.setUint16(9, header.length);
+  writeU64(out, 1, header.timestamp);
+  out[9] = header.length >> 8;
+  out[10] = header.length & 0xff;
   return out;
 }
 
@@ -134,6 +139,13 @@ export function requestVariableHeaderLength(header: RequestVariableHeader): numb
  * bytes in all.
  */
 export function encodeRequestVariableHeader(header: RequestVariableHeader): Uint8Array {
+  const out = new Uint8Array(checkedVariableHeaderLength(header));
+  writeRequestVariableHeader(header, out);
+  return out;
+}
+
+/** `requestVariableHeaderLength`, after the checks `encodeRequestVariableHeader` documents. */
+function checkedVariableHeaderLength(header: RequestVariableHeader): number {
   checkPaddingLength(header.paddingLength);
   if (header.payload.length === 0 && header.paddingLength === 0) {
     throw new RangeError("Invalid request header: it needs an initial payload, padding, or both");
@@ -144,8 +156,12 @@ export function encodeRequestVariableHeader(header: RequestVariableHeader): Uint
       `Invalid request header: expected at most ${MAX_CHUNK_PAYLOAD_2022} bytes, got ${length}`,
     );
   }
-  const out = new Uint8Array(length);
-  const address = encodeAddress(header.address);
+  return length;
+}
+
+/** Writes a checked variable header (random padding included) to the start of `out`. */
+function writeRequestVariableHeader(header: RequestVariableHeader, out: Uint8Array): void {
+  const address = encodedAddressOf(header.address);
   out.set(address, 0);
   let at = address.length;
   out[at] = header.paddingLength >> 8;
@@ -154,7 +170,6 @@ export function encodeRequestVariableHeader(header: RequestVariableHeader): Uint
   crypto.getRandomValues(out.subarray(at, at + header.paddingLength));
   at += header.paddingLength;
   out.set(header.payload, at);
-  return out;
 }
 
 /**
@@ -224,15 +239,20 @@ export function responseHeaderLength(saltSize: number): number {
 
 /** Encodes a response header. */
 export function encodeResponseHeader(header: ResponseHeader): Uint8Array {
+  const out = new Uint8Array(responseHeaderLength(header.requestSalt.length));
+  writeResponseHeader(header, out);
+  return out;
+}
+
+/** Writes a response header to the start of `out`. */
+function writeResponseHeader(header: ResponseHeader, out: Uint8Array): void {
   checkU16("first payload length", header.length);
   const saltSize = header.requestSalt.length;
-  const out = new Uint8Array(responseHeaderLength(saltSize));
-  const view = new DataView(out.buffer);
   out[0] = HEADER_TYPE_SERVER;
-  view.setBigUint64(1, toU64(header.timestamp));
+  writeU64(out, 1, header.timestamp);
   out.set(header.requestSalt, 9);
-  view.setUint16(9 + saltSize, header.length);
-  return out;
+  out[9 + saltSize] = header.length >> 8;
+  out[10 + saltSize] = header.length & 0xff;
 }
 
 /**
@@ -318,31 +338,57 @@ export function sealRequest(
   const payload = options.payload ?? new Uint8Array(0);
   const paddingLength = options.paddingLength ??
     (payload.length > 0 ? 0 : 1 + randomBelow(MAX_PADDING_LENGTH));
-  const salt = options.salt ?? crypto.getRandomValues(new Uint8Array(method.saltSize));
-  if (salt.length !== method.saltSize) {
-    throw new RangeError(`Invalid salt: expected ${method.saltSize} bytes, got ${salt.length}`);
+  if (options.salt && options.salt.length !== method.saltSize) {
+    throw new RangeError(
+      `Invalid salt: expected ${method.saltSize} bytes, got ${options.salt.length}`,
+    );
   }
   const room = MAX_CHUNK_PAYLOAD_2022 - encodedAddressLength(address) - PADDING_LENGTH_SIZE -
     paddingLength;
   const inHeader = payload.subarray(0, Math.max(0, room));
-  const variable = encodeRequestVariableHeader({ address, paddingLength, payload: inHeader });
+  const rest = payload.subarray(inHeader.length);
+  const variableHeader = { address, paddingLength, payload: inHeader };
+  const variableLength = checkedVariableHeaderLength(variableHeader);
   const timestamp = unixSeconds((options.now ?? Date.now)());
-  const fixed = encodeRequestFixedHeader({ timestamp, length: variable.length });
+  const fixed = writeRequestFixedHeader({ timestamp, length: variableLength }, FIXED_HEADER);
 
+  // Salt, EIHs, fixed header, variable header and the rest as chunks, sealed into one buffer:
+  // each part of its own would cost Deno a native backing store.
+  const saltSize = method.saltSize;
+  const eihLength = identityHeadersLength(keys);
+  const out = new Uint8Array(
+    saltSize + eihLength + REQUEST_FIXED_HEADER_LENGTH + TAG_SIZE + variableLength + TAG_SIZE +
+      sealedLength(rest.length, TAG_SIZE, MAX_CHUNK_PAYLOAD_2022),
+  );
+  const salt = out.subarray(0, saltSize);
+  if (options.salt) salt.set(options.salt);
+  else crypto.getRandomValues(salt);
+  if (eihLength > 0) out.set(sealTcpIdentityHeaders(keys, salt), saltSize);
   const cipher = createTcpCipher2022(method, keys.userPsk, salt);
-  const parts = [
-    salt,
-    sealTcpIdentityHeaders(keys, salt),
-    cipher.seal(fixed),
-    cipher.seal(variable),
-    sealChunks(cipher, payload.subarray(inHeader.length), MAX_CHUNK_PAYLOAD_2022),
-  ];
+  let at = saltSize + eihLength;
+  at += cipher.sealInto(fixed, out.subarray(at));
+  const variable = variableScratch(variableLength);
+  writeRequestVariableHeader(variableHeader, variable);
+  at += cipher.sealInto(variable, out.subarray(at));
+  sealChunksInto(cipher, rest, MAX_CHUNK_PAYLOAD_2022, out, at);
+  // One copy for both: neither the caller nor the response decoder changes it.
+  const saltCopy = out.slice(0, saltSize);
   return {
-    bytes: concatBytes(...parts),
-    salt: salt.slice(),
+    bytes: out,
+    salt: saltCopy,
     cipher,
-    response: { method, psk: keys.userPsk, requestSalt: salt.slice() },
+    response: { method, psk: keys.userPsk, requestSalt: saltCopy },
   };
+}
+
+/** Where a request's fixed header is written before it is sealed. */
+const FIXED_HEADER = new Uint8Array(REQUEST_FIXED_HEADER_LENGTH);
+/** Where a request's variable header is written before it is sealed (grown to what one needs). */
+let variableHeaderScratch = new Uint8Array(1024);
+
+function variableScratch(length: number): Uint8Array {
+  if (length > variableHeaderScratch.length) variableHeaderScratch = new Uint8Array(length);
+  return variableHeaderScratch.subarray(0, length);
 }
 
 /** Who a response belongs to: the method, the PSK of the session and the request salt. */
@@ -648,24 +694,40 @@ export function sealResponse(
   if (payload.length === 0) {
     throw new RangeError("Invalid response: the first chunk needs at least one byte of payload");
   }
-  const salt = options.salt ?? crypto.getRandomValues(new Uint8Array(method.saltSize));
-  if (salt.length !== method.saltSize) {
-    throw new RangeError(`Invalid salt: expected ${method.saltSize} bytes, got ${salt.length}`);
+  const saltSize = method.saltSize;
+  if (options.salt && options.salt.length !== saltSize) {
+    throw new RangeError(`Invalid salt: expected ${saltSize} bytes, got ${options.salt.length}`);
   }
   const first = payload.subarray(0, MAX_CHUNK_PAYLOAD_2022);
-  const header = encodeResponseHeader({
+  const rest = payload.subarray(first.length);
+  const headerLength = responseHeaderLength(saltSize);
+  const header = headerScratch(headerLength);
+  writeResponseHeader({
     timestamp: unixSeconds((options.now ?? Date.now)()),
     requestSalt: context.requestSalt,
     length: first.length,
-  });
-  const cipher = createTcpCipher2022(method, context.psk, salt);
-  const bytes = concatBytes(
-    salt,
-    cipher.seal(header),
-    cipher.seal(first),
-    sealChunks(cipher, payload.subarray(first.length), MAX_CHUNK_PAYLOAD_2022),
+  }, header);
+  // Salt, header, first chunk and the rest, sealed into one buffer (as the request).
+  const out = new Uint8Array(
+    saltSize + headerLength + TAG_SIZE + first.length + TAG_SIZE +
+      sealedLength(rest.length, TAG_SIZE, MAX_CHUNK_PAYLOAD_2022),
   );
-  return { bytes, salt: salt.slice(), cipher };
+  const salt = out.subarray(0, saltSize);
+  if (options.salt) salt.set(options.salt);
+  else crypto.getRandomValues(salt);
+  const cipher = createTcpCipher2022(method, context.psk, salt);
+  let at = saltSize;
+  at += cipher.sealInto(header, out.subarray(at));
+  at += cipher.sealInto(first, out.subarray(at));
+  sealChunksInto(cipher, rest, MAX_CHUNK_PAYLOAD_2022, out, at);
+  return { bytes: out, salt: out.slice(0, saltSize), cipher };
+}
+
+/** Where a response header is written before it is sealed (27 or 43 bytes). */
+const RESPONSE_HEADER = new Uint8Array(responseHeaderLength(32));
+
+function headerScratch(length: number): Uint8Array {
+  return RESPONSE_HEADER.subarray(0, length);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -692,11 +754,17 @@ function checkU16(what: string, value: number): void {
   }
 }
 
-function toU64(timestamp: number): bigint {
+/** Writes a timestamp as a big-endian u64 at `at`. */
+function writeU64(out: Uint8Array, at: number, timestamp: number): void {
   if (!Number.isSafeInteger(timestamp) || timestamp < 0) {
     throw new RangeError(`Invalid timestamp ${timestamp}: expected a non-negative integer`);
   }
-  return BigInt(timestamp);
+  const high = Math.floor(timestamp / 0x1_0000_0000);
+  const low = timestamp >>> 0;
+  for (let i = 0; i < 4; i++) {
+    out[at + i] = (high >>> (24 - 8 * i)) & 0xff;
+    out[at + 4 + i] = (low >>> (24 - 8 * i)) & 0xff;
+  }
 }
 
 /** A uniform-enough integer in 0..limit-1 for padding lengths (not for keys). */

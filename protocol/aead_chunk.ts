@@ -42,8 +42,22 @@ export function sealChunks(
   headroom = 0,
 ): Uint8Array {
   const out = new Uint8Array(headroom + sealedLength(payload.length, cipher.tagSize, maxPayload));
+  sealChunksInto(cipher, payload, maxPayload, out, headroom);
+  return out;
+}
+
+/**
+ * Seals `payload` as chunks into `out` from `at` (which must have `sealedLength` bytes of room
+ * there); returns the offset after the last chunk.
+ */
+export function sealChunksInto(
+  cipher: AeadCipher,
+  payload: Uint8Array,
+  maxPayload: number,
+  out: Uint8Array,
+  at: number,
+): number {
   const lengthBytes = LENGTH_BYTES;
-  let at = headroom;
   for (let offset = 0; offset < payload.length; offset += maxPayload) {
     const piece = payload.subarray(offset, Math.min(offset + maxPayload, payload.length));
     lengthBytes[0] = piece.length >> 8;
@@ -51,7 +65,7 @@ export function sealChunks(
     at += cipher.sealInto(lengthBytes, out.subarray(at));
     at += cipher.sealInto(piece, out.subarray(at));
   }
-  return out;
+  return at;
 }
 
 /** What one decoding step produced. */

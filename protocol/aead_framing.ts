@@ -21,7 +21,7 @@
 import { AeadCipher } from "../crypto/aead_cipher.ts";
 import { sessionSubkeyView } from "../crypto/kdf.ts";
 import type { MethodInfo } from "../crypto/methods.ts";
-import { type Address, decodeAddress, encodeAddress } from "./address.ts";
+import { type Address, decodeAddress, encodedAddressOf } from "./address.ts";
 import { ChunkDecoder, type ChunkStep, MAX_AEAD_PAYLOAD, sealChunks } from "./aead_chunk.ts";
 import { ProtocolError } from "./errors.ts";
 import type { ReplayStore } from "./replay_filter.ts";
@@ -84,22 +84,7 @@ export function aeadClientFraming(
     ? new PlainReader()
     : new SaltedChunkReader(method, masterKey);
   const writer = new ChunkWriter(method, masterKey, undefined, saltPrefix);
-  return new AeadFraming(reader, writer, addressHeader(target));
-}
-
-/**
- * The address header of the last target asked for, kept: a tunnel asks for its one target
- * object every session (and the header is only ever copied from, never changed).
- */
-let lastTarget: Address | undefined;
-let lastHeader: Uint8Array = new Uint8Array(0);
-
-function addressHeader(target: Address): Uint8Array {
-  if (target !== lastTarget) {
-    lastHeader = encodeAddress(target);
-    lastTarget = target;
-  }
-  return lastHeader;
+  return new AeadFraming(reader, writer, encodedAddressOf(target));
 }
 
 /**
