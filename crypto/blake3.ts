@@ -121,6 +121,10 @@ function outputBytes(key: Uint32Array, materialLength: number, length: number): 
   compress(key, materialLength, SINGLE_BLOCK | DERIVE_KEY_MATERIAL);
   const bytes = new Uint8Array(length);
   for (let i = 0; i < length; i++) bytes[i] = (out[i >> 2]! >>> ((i & 3) * 8)) & 0xff;
+  // The material is a PSK and the output a key: neither stays in the scratch.
+  blockBytes.fill(0);
+  words.fill(0);
+  out.fill(0);
   return bytes;
 }
 

@@ -316,7 +316,10 @@ export interface SealRequestOptions {
 export interface SealedRequest {
   /** salt + EIHs + fixed header + variable header (+ chunks for payload that did not fit). */
   readonly bytes: Uint8Array;
-  /** The request salt: the response must echo it. */
+  /**
+   * The request salt: the response must echo it. The same array as `response.requestSalt`
+   * (one copy, apart from `bytes`): read it, never change it.
+   */
   readonly salt: Uint8Array;
   /** The client's sealing cipher: later data goes through `sealChunks(cipher, data, 0xFFFF)`. */
   readonly cipher: AeadCipher;
@@ -343,7 +346,8 @@ export function sealRequest(
       `Invalid salt: expected ${method.saltSize} bytes, got ${options.salt.length}`,
     );
   }
-  const room = MAX_CHUNK_PAYLOAD_2022 - encodedAddressLength(address) - PADDING_LENGTH_SIZE -
+  // Encoded (and checked) first, as before: a bad address fails before anything is derived.
+  const room = MAX_CHUNK_PAYLOAD_2022 - encodedAddressOf(address).length - PADDING_LENGTH_SIZE -
     paddingLength;
   const inHeader = payload.subarray(0, Math.max(0, room));
   const rest = payload.subarray(inHeader.length);
@@ -370,6 +374,7 @@ export function sealRequest(
   const variable = variableScratch(variableLength);
   writeRequestVariableHeader(variableHeader, variable);
   at += cipher.sealInto(variable, out.subarray(at));
+  variable.fill(0); // the first payload is not kept in the scratch
   sealChunksInto(cipher, rest, MAX_CHUNK_PAYLOAD_2022, out, at);
   // One copy for both: neither the caller nor the response decoder changes it.
   const saltCopy = out.slice(0, saltSize);
@@ -697,6 +702,11 @@ export function sealResponse(
   const saltSize = method.saltSize;
   if (options.salt && options.salt.length !== saltSize) {
     throw new RangeError(`Invalid salt: expected ${saltSize} bytes, got ${options.salt.length}`);
+  }
+  if (context.requestSalt.length !== saltSize) {
+    throw new RangeError(
+      `Invalid request salt: expected ${saltSize} bytes, got ${context.requestSalt.length}`,
+    );
   }
   const first = payload.subarray(0, MAX_CHUNK_PAYLOAD_2022);
   const rest = payload.subarray(first.length);

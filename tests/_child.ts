@@ -72,12 +72,13 @@ export function spawnCollected(
 /**
  * The `--v8-flags=…` argument of `deno task serve` in `denoJson` (this checkout's by default), so
  * a child started by a test or benchmark runs with the runtime settings users get. Throws when the
- * file cannot be read or parsed.
+ * file cannot be read or parsed, or has no `serve` task.
  */
 export function serveV8Flags(
   denoJson: string | URL = new URL("../deno.json", import.meta.url),
 ): string[] {
   const config: { tasks?: Record<string, string> } = JSON.parse(Deno.readTextFileSync(denoJson));
-  const serve = config.tasks?.serve ?? "";
+  const serve = config.tasks?.serve;
+  if (serve === undefined) throw new Error(`No serve task in ${denoJson}`);
   return serve.split(/\s+/).filter((word) => word.startsWith("--v8-flags="));
 }

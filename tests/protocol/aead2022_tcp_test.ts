@@ -697,7 +697,7 @@ Deno.test("sealRequest() and sealResponse() write exactly salt ‖ EIHs ‖ seal
   // The first flights are assembled in one buffer; here they are built again part by part from
   // the exported encoders with a fresh cipher, byte for byte: every method, one user and several,
   // short payloads, an empty one (padding) and one that overflows into chunks.
-  const payloads = [utf8("x"), new Uint8Array(0), new Uint8Array(MAX_CHUNK_PAYLOAD_2022 + 100)];
+  const payloads = [utf8("x"), new Uint8Array(0), randomBytes(MAX_CHUNK_PAYLOAD_2022 + 100)];
   for (const setup of setups()) {
     await t.step(setup.name, () => {
       const info = setup.client.method;
@@ -739,6 +739,7 @@ Deno.test("sealRequest() and sealResponse() write exactly salt ‖ EIHs ‖ seal
           }
           assert.deepEqual(sealed.salt, salt);
           assert.deepEqual(sealed.response.requestSalt, salt);
+          assert.notEqual(sealed.salt.buffer, sealed.bytes.buffer, "the salt is a copy");
         }
         if (payload.length === 0) continue;
         const responseSalt = randomBytes(info.saltSize);
@@ -763,6 +764,9 @@ Deno.test("sealRequest() and sealResponse() write exactly salt ‖ EIHs ‖ seal
         ]);
         assert.deepEqual(response.bytes, expected);
         assert.deepEqual(response.salt, responseSalt);
+        assert.notEqual(response.salt.buffer, response.bytes.buffer, "the salt is a copy");
+        const shortSalt = { ...context, requestSalt: context.requestSalt.subarray(1) };
+        assert.throws(() => sealResponse(shortSalt, payload, { now }), RangeError);
       }
     });
   }
