@@ -19,11 +19,10 @@ import { findMethod } from "../crypto/methods.ts";
 import { generatePsk } from "../crypto/kdf2022.ts";
 import { serveV8Flags } from "../tests/_child.ts";
 import { freePort, waitForTcpPort } from "../tests/interop/_peers.ts";
-import { closeQuietly, startEcho } from "./echo_target.ts";
+import { startEcho } from "./echo_target.ts";
+import { measureSetup, readCpuSeconds } from "./throughput.ts";
 
 const HOST = "127.0.0.1";
-/** USER_HZ: the unit of /proc/PID/stat's CPU times on Linux. */
-const TICKS_PER_SECOND = 100;
 
 interface Build {
   readonly label: string;
@@ -62,17 +61,16 @@ const builds: Build[] = [];
 try {
   builds.push(await startBuild("A", values.a, values["flags-a"]));
   builds.push(await startBuild("B", values.b, values["flags-b"]));
-  for (const build of builds) await connectSequentially(build.port, warmup);
+  for (const build of builds) await measureSetup(build.port, warmup);
   const wall: number[][] = [[], []];
   const cpu: number[][] = [[], []];
   for (let pair = 0; pair < pairs; pair++) {
     for (const index of pair % 2 === 0 ? [0, 1] : [1, 0]) {
       const build = builds[index]!;
-      const cpuBefore = cpuSeconds(build);
-      const started = performance.now();
-      await connectSequentially(build.port, count);
-      wall[index]!.push((performance.now() - started) * 1000 / count);
-      cpu[index]!.push((cpuSeconds(build) - cpuBefore) * 1e6 / count);
+      const cpuBefore = await cpuSeconds(build);
+      const ms = await measureSetup(build.port, count);
+      wall[index]!.push(ms * 1000 / count);
+      cpu[index]!.push((await cpuSeconds(build) - cpuBefore) * 1e6 / count);
     }
   }
   const show = (values: number[]) => values.map((v) => v.toFixed(0)).join(" ");
@@ -137,30 +135,9 @@ async function stopBuild(build: Build): Promise<void> {
 }
 
 /** Server and tunnel CPU time so far (user + system), seconds. */
-function cpuSeconds(build: Build): number {
-  let ticks = 0;
-  for (const child of build.children) {
-    const stat = Deno.readTextFileSync(`/proc/${child.pid}/stat`);
-    // Fields after the command name (which may hold spaces): utime and stime are 14th and 15th.
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    ticks += Number(fields[11]) + Number(fields[12]);
-  }
-  return ticks / TICKS_PER_SECOND;
-}
-
-async function connectSequentially(port: number, connections: number): Promise<void> {
-  const one = new Uint8Array([7]);
-  const reply = new Uint8Array(16);
-  for (let i = 0; i < connections; i++) {
-    const conn = await Deno.connect({ hostname: HOST, port });
-    try {
-      conn.setNoDelay(true);
-      await conn.write(one);
-      if ((await conn.read(reply)) !== 1) throw new Error("The chain did not echo the byte");
-    } finally {
-      closeQuietly(conn);
-    }
-  }
+async function cpuSeconds(build: Build): Promise<number> {
+  const each = await Promise.all(build.children.map((child) => readCpuSeconds(child.pid)));
+  return each.reduce((sum, seconds) => sum + seconds, 0);
 }
 
 function median(values: number[]): number {

@@ -480,7 +480,7 @@ function freePort(): number {
 }
 
 /** User + system CPU time of a process so far, in seconds (from /proc/PID/stat). */
-async function readCpuSeconds(pid: number): Promise<number> {
+export async function readCpuSeconds(pid: number): Promise<number> {
   const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
   // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
@@ -987,7 +987,7 @@ async function openMany(port: number, count: number): Promise<Deno.TcpConn[]> {
 }
 
 /** Milliseconds for `count` sequential connect + one byte + echo + close through the chain. */
-async function measureSetup(port: number, count: number): Promise<number> {
+export async function measureSetup(port: number, count: number): Promise<number> {
   const started = performance.now();
   for (let i = 0; i < count; i++) closeQuietly(await openEchoed(port));
   return performance.now() - started;

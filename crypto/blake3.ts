@@ -21,6 +21,7 @@ import { blake3 } from "npm:@noble/hashes@2.4.0/blake3.js";
 /** BLAKE3's default output length in bytes. */
 export const BLAKE3_OUT_LEN = 32;
 
+const EMPTY = new Uint8Array(0);
 /** One block: what a single compression takes. */
 const BLOCK_LEN = 64;
 /** BLAKE3's initial chaining value (SHA-256's IV). */
@@ -59,7 +60,7 @@ const SCHEDULE: Uint8Array[] = (() => {
 const blockBytes = new Uint8Array(BLOCK_LEN);
 const words = new Uint32Array(16);
 const v = new Uint32Array(16);
-/** The derived key's words, written out by `blake3DeriveKeyInto`. */
+/** The first 8 output words of the last compression. */
 const out = new Uint32Array(8);
 
 /** The key of each derive_key context seen (a handful of constants). */
@@ -81,14 +82,7 @@ export function blake3DeriveKey(
   material: Uint8Array,
   length: number = BLAKE3_OUT_LEN,
 ): Uint8Array {
-  checkLength(length);
-  const key = contextKey(context);
-  if (key === null || material.length > BLOCK_LEN || length > BLAKE3_OUT_LEN) {
-    return blake3(material, { context: contextBytes(context), dkLen: length });
-  }
-  blockBytes.fill(0);
-  blockBytes.set(material);
-  return outputBytes(key, material.length, length);
+  return blake3DeriveKeyOf(context, material, EMPTY, length);
 }
 
 /**
@@ -105,10 +99,12 @@ export function blake3DeriveKeyOf(
   const total = head.length + tail.length;
   const key = contextKey(context);
   if (key === null || total > BLOCK_LEN || length > BLAKE3_OUT_LEN) {
-    const material = new Uint8Array(total);
-    material.set(head);
-    material.set(tail, head.length);
-    return blake3DeriveKey(context, material, length);
+    const material = tail.length === 0 ? head : new Uint8Array(total);
+    if (material !== head) {
+      material.set(head);
+      material.set(tail, head.length);
+    }
+    return blake3(material, { context: contextBytes(context), dkLen: length });
   }
   blockBytes.fill(0);
   blockBytes.set(head);

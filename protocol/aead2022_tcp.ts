@@ -364,9 +364,7 @@ export function sealRequest(
     saltSize + eihLength + REQUEST_FIXED_HEADER_LENGTH + TAG_SIZE + variableLength + TAG_SIZE +
       sealedLength(rest.length, TAG_SIZE, MAX_CHUNK_PAYLOAD_2022),
   );
-  const salt = out.subarray(0, saltSize);
-  if (options.salt) salt.set(options.salt);
-  else crypto.getRandomValues(salt);
+  const salt = writeSalt(out, saltSize, options.salt);
   if (eihLength > 0) out.set(sealTcpIdentityHeaders(keys, salt), saltSize);
   const cipher = createTcpCipher2022(method, keys.userPsk, salt);
   let at = saltSize + eihLength;
@@ -711,7 +709,7 @@ export function sealResponse(
   const first = payload.subarray(0, MAX_CHUNK_PAYLOAD_2022);
   const rest = payload.subarray(first.length);
   const headerLength = responseHeaderLength(saltSize);
-  const header = headerScratch(headerLength);
+  const header = RESPONSE_HEADER.subarray(0, headerLength);
   writeResponseHeader({
     timestamp: unixSeconds((options.now ?? Date.now)()),
     requestSalt: context.requestSalt,
@@ -722,9 +720,7 @@ export function sealResponse(
     saltSize + headerLength + TAG_SIZE + first.length + TAG_SIZE +
       sealedLength(rest.length, TAG_SIZE, MAX_CHUNK_PAYLOAD_2022),
   );
-  const salt = out.subarray(0, saltSize);
-  if (options.salt) salt.set(options.salt);
-  else crypto.getRandomValues(salt);
+  const salt = writeSalt(out, saltSize, options.salt);
   const cipher = createTcpCipher2022(method, context.psk, salt);
   let at = saltSize;
   at += cipher.sealInto(header, out.subarray(at));
@@ -736,8 +732,12 @@ export function sealResponse(
 /** Where a response header is written before it is sealed (27 or 43 bytes). */
 const RESPONSE_HEADER = new Uint8Array(responseHeaderLength(32));
 
-function headerScratch(length: number): Uint8Array {
-  return RESPONSE_HEADER.subarray(0, length);
+/** A first flight's salt at the start of `out`: `given` (tests) or random; returns its view. */
+function writeSalt(out: Uint8Array, saltSize: number, given: Uint8Array | undefined): Uint8Array {
+  const salt = out.subarray(0, saltSize);
+  if (given) salt.set(given);
+  else crypto.getRandomValues(salt);
+  return salt;
 }
 
 // ---------------------------------------------------------------------------------------------
