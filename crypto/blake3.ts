@@ -96,32 +96,47 @@ export function blake3DeriveKeyOf(
   length: number = BLAKE3_OUT_LEN,
 ): Uint8Array {
   checkLength(length);
+  return blake3DeriveKeyInto(context, head, tail, new Uint8Array(length));
+}
+
+/**
+ * `blake3DeriveKeyOf(context, head, tail, target.length)` written into `target`; returns
+ * `target`. For a caller with a buffer of its own: a new array per subkey costs Deno a native
+ * backing store.
+ */
+export function blake3DeriveKeyInto(
+  context: string,
+  head: Uint8Array,
+  tail: Uint8Array,
+  target: Uint8Array,
+): Uint8Array {
+  checkLength(target.length);
   const total = head.length + tail.length;
   const key = contextKey(context);
-  if (key === null || total > BLOCK_LEN || length > BLAKE3_OUT_LEN) {
+  if (key === null || total > BLOCK_LEN || target.length > BLAKE3_OUT_LEN) {
     const material = tail.length === 0 ? head : new Uint8Array(total);
     if (material !== head) {
       material.set(head);
       material.set(tail, head.length);
     }
-    return blake3(material, { context: contextBytes(context), dkLen: length });
+    target.set(blake3(material, { context: contextBytes(context), dkLen: target.length }));
+    return target;
   }
   blockBytes.fill(0);
   blockBytes.set(head);
   blockBytes.set(tail, head.length);
-  return outputBytes(key, total, length);
+  return outputInto(key, total, target);
 }
 
-/** Compresses the material in `blockBytes` with a context key; the first `length` bytes out. */
-function outputBytes(key: Uint32Array, materialLength: number, length: number): Uint8Array {
+/** Compresses the material in `blockBytes` with a context key into all of `target`. */
+function outputInto(key: Uint32Array, materialLength: number, target: Uint8Array): Uint8Array {
   compress(key, materialLength, SINGLE_BLOCK | DERIVE_KEY_MATERIAL);
-  const bytes = new Uint8Array(length);
-  for (let i = 0; i < length; i++) bytes[i] = (out[i >> 2]! >>> ((i & 3) * 8)) & 0xff;
+  for (let i = 0; i < target.length; i++) target[i] = (out[i >> 2]! >>> ((i & 3) * 8)) & 0xff;
   // The material is a PSK and the output a key: neither stays in the scratch.
   blockBytes.fill(0);
   words.fill(0);
   out.fill(0);
-  return bytes;
+  return target;
 }
 
 /** The context's key (derive_key's first step), or null for a context longer than a block. */

@@ -11,7 +11,7 @@
  * ```
  * @module
  */
-import { blake3DeriveKeyOf, blake3Hash } from "./blake3.ts";
+import { blake3DeriveKeyInto, blake3DeriveKeyOf, blake3Hash } from "./blake3.ts";
 import type { MethodInfo } from "./methods.ts";
 
 export const SESSION_SUBKEY_CONTEXT = "shadowsocks 2022 session subkey";
@@ -92,6 +92,28 @@ export function deriveSessionSubkey2022(
   keySize: number = psk.length,
 ): Uint8Array {
   return blake3DeriveKeyOf(SESSION_SUBKEY_CONTEXT, psk, saltOrSessionId, keySize);
+}
+
+/** Where `sessionSubkey2022View` writes (2022 keys are 16 or 32 bytes). */
+const SUBKEY = new Uint8Array(32);
+
+/**
+ * `deriveSessionSubkey2022` in a buffer that the next call overwrites: for a caller that copies
+ * the key at once, as every AEAD primitive does when keyed (crypto/backend.ts). Each TCP session
+ * derives two subkeys per side, and a new array costs Deno a native backing store.
+ */
+export function sessionSubkey2022View(
+  psk: Uint8Array,
+  saltOrSessionId: Uint8Array,
+  keySize: number = psk.length,
+): Uint8Array {
+  if (keySize > SUBKEY.length) return deriveSessionSubkey2022(psk, saltOrSessionId, keySize);
+  return blake3DeriveKeyInto(
+    SESSION_SUBKEY_CONTEXT,
+    psk,
+    saltOrSessionId,
+    SUBKEY.subarray(0, keySize),
+  );
 }
 
 /** The SIP023 TCP identity subkey from `iPSK || salt`: 16 bytes for AES-128, 32 for AES-256. */

@@ -14,7 +14,6 @@
  */
 import type { AeadCipher } from "../crypto/aead_cipher.ts";
 import type { Address } from "./address.ts";
-import { fillPrefixedSalt } from "./outline_prefix.ts";
 import { sealChunks } from "./aead_chunk.ts";
 import type { ClientKeys2022, ServerKeys2022 } from "./aead2022_identity.ts";
 import { TimestampError } from "./aead2022_time.ts";
@@ -27,6 +26,7 @@ import {
   sealRequest,
   sealResponse,
 } from "./aead2022_tcp.ts";
+import { prepareWriterKey, takeWriterKey } from "./spare_writer_key.ts";
 import type { FramingStep, StreamFraming } from "./stream_framing.ts";
 
 /**
@@ -67,7 +67,8 @@ class ServerFraming2022 implements StreamFraming {
       request: {
         address: request.address,
         skew: request.skew,
-        salt: request.requestSalt.slice(),
+        // The decoder's own copy, shared: the fleet's check and the response header only read it.
+        salt: request.requestSalt,
         ...(request.user === undefined ? {} : { user: request.user.name }),
       },
     };
@@ -81,9 +82,16 @@ class ServerFraming2022 implements StreamFraming {
     if (plain.length === 0) return new Uint8Array(0);
     const request = this.#decoder.request;
     if (request === undefined) throw new Error("Cannot answer before the request header");
-    const response = sealResponse(request, plain);
+    const writerKey = takeWriterKey(request.method, request.psk, undefined);
+    const response = sealResponse(request, plain, { writerKey });
     this.#cipher = response.cipher;
     return response.bytes;
+  }
+
+  /** Makes the next response's salt and key for this PSK (protocol/spare_writer_key.ts). */
+  prepareNext(): void {
+    const request = this.#decoder.request;
+    if (request !== undefined) prepareWriterKey(request.method, request.psk, undefined);
   }
 }
 
@@ -150,14 +158,16 @@ class ClientFraming2022 implements StreamFraming {
     if (this.#cipher !== undefined) {
       return sealChunks(this.#cipher, plain, MAX_CHUNK_PAYLOAD_2022);
     }
-    const salt = this.#saltPrefix &&
-      fillPrefixedSalt(new Uint8Array(this.#keys.method.saltSize), this.#saltPrefix);
-    const request = sealRequest(this.#keys, this.#target, {
-      payload: plain,
-      ...(salt ? { salt } : {}),
-    });
+    const { method, userPsk } = this.#keys;
+    const writerKey = takeWriterKey(method, userPsk, this.#saltPrefix);
+    const request = sealRequest(this.#keys, this.#target, { payload: plain, writerKey });
     this.#cipher = request.cipher;
     this.#decoder = new ResponseDecoder(request.response);
     return request.bytes;
+  }
+
+  /** Makes the next request's salt and key for this PSK (protocol/spare_writer_key.ts). */
+  prepareNext(): void {
+    prepareWriterKey(this.#keys.method, this.#keys.userPsk, this.#saltPrefix);
   }
 }

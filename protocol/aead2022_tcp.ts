@@ -48,7 +48,7 @@
  * @module
  */
 import { AeadCipher } from "../crypto/aead_cipher.ts";
-import { deriveSessionSubkey2022 } from "../crypto/kdf2022.ts";
+import { sessionSubkey2022View } from "../crypto/kdf2022.ts";
 import type { MethodInfo } from "../crypto/methods.ts";
 import { type Address, decodeAddress, encodedAddressLength, encodedAddressOf } from "./address.ts";
 import { ChunkDecoder, type ChunkStep, sealChunksInto, sealedLength } from "./aead_chunk.ts";
@@ -66,6 +66,7 @@ import { checkTimestamp, unixSeconds } from "./aead2022_time.ts";
 import { ProtocolError } from "./errors.ts";
 import type { SaltStore } from "./salt_pool.ts";
 import { equalBytes } from "../crypto/bytes.ts";
+import type { WriterKey } from "./spare_writer_key.ts";
 
 /** Header type of client-to-server streams and packets. */
 export const HEADER_TYPE_CLIENT = 0;
@@ -114,8 +115,7 @@ function writeRequestFixedHeader(header: RequestFixedHeader, out: Uint8Array): U
 export function decodeRequestFixedHeader(bytes: Uint8Array): RequestFixedHeader | undefined {
   if (bytes.length < REQUEST_FIXED_HEADER_LENGTH) return undefined;
   checkType(bytes[0]!, HEADER_TYPE_CLIENT);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  return { timestamp: Number(view.getBigUint64(1)), length: view.getUint16(9) };
+  return { timestamp: readU64(bytes, 1), length: (bytes[9]! << 8) | bytes[10]! };
 }
 
 /** The request variable header. */
@@ -257,7 +257,8 @@ function writeResponseHeader(header: ResponseHeader, out: Uint8Array): void {
 
 /**
  * Decodes a response header from the front of `bytes`: `undefined` when shorter than
- * `responseHeaderLength(saltSize)`; `ProtocolError("ERR_CIPHER")` when the type is not 1.
+ * `responseHeaderLength(saltSize)`; `ProtocolError("ERR_CIPHER")` when the type is not 1. Its
+ * `requestSalt` is a view of `bytes`.
  */
 export function decodeResponseHeader(
   bytes: Uint8Array,
@@ -265,11 +266,10 @@ export function decodeResponseHeader(
 ): ResponseHeader | undefined {
   if (bytes.length < responseHeaderLength(saltSize)) return undefined;
   checkType(bytes[0]!, HEADER_TYPE_SERVER);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   return {
-    timestamp: Number(view.getBigUint64(1)),
-    requestSalt: bytes.slice(9, 9 + saltSize),
-    length: view.getUint16(9 + saltSize),
+    timestamp: readU64(bytes, 1),
+    requestSalt: bytes.subarray(9, 9 + saltSize),
+    length: (bytes[9 + saltSize]! << 8) | bytes[10 + saltSize]!,
   };
 }
 
@@ -285,7 +285,7 @@ export function createTcpCipher2022(
   if (method.family !== "aead2022" || method.algorithm === undefined) {
     throw new RangeError(`Method ${method.name} is not a 2022 method`);
   }
-  return new AeadCipher(method.algorithm, deriveSessionSubkey2022(psk, salt, method.keySize));
+  return new AeadCipher(method.algorithm, sessionSubkey2022View(psk, salt, method.keySize));
 }
 
 /**
@@ -308,6 +308,11 @@ export interface SealRequestOptions {
   paddingLength?: number;
   /** The request salt. Default: random. For tests. */
   salt?: Uint8Array;
+  /**
+   * The salt and the cipher keyed from it with the user's PSK, made ahead
+   * (protocol/spare_writer_key.ts). Default: made here (from `salt`, when given).
+   */
+  writerKey?: WriterKey;
   /** Wall clock in milliseconds. Default: `Date.now`. */
   now?: () => number;
 }
@@ -341,9 +346,11 @@ export function sealRequest(
   const payload = options.payload ?? new Uint8Array(0);
   const paddingLength = options.paddingLength ??
     (payload.length > 0 ? 0 : 1 + randomBelow(MAX_PADDING_LENGTH));
-  if (options.salt && options.salt.length !== method.saltSize) {
+  const made = options.writerKey;
+  const givenSalt = made?.salt ?? options.salt;
+  if (givenSalt && givenSalt.length !== method.saltSize) {
     throw new RangeError(
-      `Invalid salt: expected ${method.saltSize} bytes, got ${options.salt.length}`,
+      `Invalid salt: expected ${method.saltSize} bytes, got ${givenSalt.length}`,
     );
   }
   // Encoded (and checked) first, as before: a bad address fails before anything is derived.
@@ -364,9 +371,9 @@ export function sealRequest(
     saltSize + eihLength + REQUEST_FIXED_HEADER_LENGTH + TAG_SIZE + variableLength + TAG_SIZE +
       sealedLength(rest.length, TAG_SIZE, MAX_CHUNK_PAYLOAD_2022),
   );
-  const salt = writeSalt(out, saltSize, options.salt);
+  const salt = writeSalt(out, saltSize, givenSalt);
   if (eihLength > 0) out.set(sealTcpIdentityHeaders(keys, salt), saltSize);
-  const cipher = createTcpCipher2022(method, keys.userPsk, salt);
+  const cipher = made?.cipher ?? createTcpCipher2022(method, keys.userPsk, salt);
   let at = saltSize + eihLength;
   at += cipher.sealInto(fixed, out.subarray(at));
   const variable = variableScratch(variableLength);
@@ -374,8 +381,9 @@ export function sealRequest(
   at += cipher.sealInto(variable, out.subarray(at));
   variable.fill(0); // the first payload is not kept in the scratch
   sealChunksInto(cipher, rest, MAX_CHUNK_PAYLOAD_2022, out, at);
-  // One copy for both: neither the caller nor the response decoder changes it.
-  const saltCopy = out.slice(0, saltSize);
+  // One copy for both: neither the caller nor the response decoder changes it (a made key's
+  // salt is one already).
+  const saltCopy = made?.salt ?? out.slice(0, saltSize);
   return {
     bytes: out,
     salt: saltCopy,
@@ -433,8 +441,9 @@ export function openResponseHeader(
   if (bytes.length < responseFixedReadLength(method)) return undefined;
   const salt = bytes.slice(0, method.saltSize);
   const cipher = createTcpCipher2022(method, context.psk, salt);
-  const plain = cipher.open(bytes.subarray(method.saltSize, responseFixedReadLength(method)));
-  const header = decodeResponseHeader(plain, method.saltSize)!;
+  const sealed = bytes.subarray(method.saltSize, responseFixedReadLength(method));
+  const headerLength = cipher.openInto(sealed, OPENED_HEADER);
+  const header = decodeResponseHeader(OPENED_HEADER.subarray(0, headerLength), method.saltSize)!;
   const skew = checkTimestamp(header.timestamp, (options.now ?? Date.now)());
   if (!equalBytes(header.requestSalt, context.requestSalt)) {
     throw new ProtocolError("ERR_REPLAY", "Response answers another request: salt mismatch");
@@ -550,7 +559,8 @@ export function openRequestFixedHeader(
   }
   const psk = user?.psk ?? keys.psk;
   const cipher = createTcpCipher2022(method, psk, salt);
-  const header = decodeRequestFixedHeader(cipher.open(bytes.subarray(at, fixedRead)))!;
+  const headerLength = cipher.openInto(bytes.subarray(at, fixedRead), OPENED_HEADER);
+  const header = decodeRequestFixedHeader(OPENED_HEADER.subarray(0, headerLength))!;
   const skew = checkTimestamp(header.timestamp, (options.now ?? Date.now)());
   const verdict = options.saltPool.checkAndAdd(salt);
   if (verdict === "duplicate") {
@@ -671,6 +681,11 @@ export class RequestDecoder {
 export interface SealResponseOptions {
   /** The response salt. Default: random. For tests. */
   salt?: Uint8Array;
+  /**
+   * The salt and the cipher keyed from it with the session's PSK, made ahead
+   * (protocol/spare_writer_key.ts). Default: made here (from `salt`, when given).
+   */
+  writerKey?: WriterKey;
   /** Wall clock in milliseconds. Default: `Date.now`. */
   now?: () => number;
 }
@@ -698,8 +713,10 @@ export function sealResponse(
     throw new RangeError("Invalid response: the first chunk needs at least one byte of payload");
   }
   const saltSize = method.saltSize;
-  if (options.salt && options.salt.length !== saltSize) {
-    throw new RangeError(`Invalid salt: expected ${saltSize} bytes, got ${options.salt.length}`);
+  const made = options.writerKey;
+  const givenSalt = made?.salt ?? options.salt;
+  if (givenSalt && givenSalt.length !== saltSize) {
+    throw new RangeError(`Invalid salt: expected ${saltSize} bytes, got ${givenSalt.length}`);
   }
   if (context.requestSalt.length !== saltSize) {
     throw new RangeError(
@@ -720,14 +737,20 @@ export function sealResponse(
     saltSize + headerLength + TAG_SIZE + first.length + TAG_SIZE +
       sealedLength(rest.length, TAG_SIZE, MAX_CHUNK_PAYLOAD_2022),
   );
-  const salt = writeSalt(out, saltSize, options.salt);
-  const cipher = createTcpCipher2022(method, context.psk, salt);
+  const salt = writeSalt(out, saltSize, givenSalt);
+  const cipher = made?.cipher ?? createTcpCipher2022(method, context.psk, salt);
   let at = saltSize;
   at += cipher.sealInto(header, out.subarray(at));
   at += cipher.sealInto(first, out.subarray(at));
   sealChunksInto(cipher, rest, MAX_CHUNK_PAYLOAD_2022, out, at);
-  return { bytes: out, salt: out.slice(0, saltSize), cipher };
+  return { bytes: out, salt: made?.salt ?? out.slice(0, saltSize), cipher };
 }
+
+/**
+ * Where a fixed header (the request's 11 bytes, the response's 27 or 43) is opened: decoded at
+ * once and never kept, so it needs no array of its own.
+ */
+const OPENED_HEADER = new Uint8Array(responseHeaderLength(32));
 
 /** Where a response header is written before it is sealed (27 or 43 bytes). */
 const RESPONSE_HEADER = new Uint8Array(responseHeaderLength(32));
@@ -775,6 +798,18 @@ function writeU64(out: Uint8Array, at: number, timestamp: number): void {
     out[at + i] = (high >>> (24 - 8 * i)) & 0xff;
     out[at + 4 + i] = (low >>> (24 - 8 * i)) & 0xff;
   }
+}
+
+/**
+ * Reads a big-endian u64 at `at` as the nearest number, as `Number(getBigUint64)` would (both
+ * halves are exact and their sum is rounded once), without the DataView and the BigInt.
+ */
+function readU64(bytes: Uint8Array, at: number): number {
+  const high = ((bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) |
+    bytes[at + 3]!) >>> 0;
+  const low = ((bytes[at + 4]! << 24) | (bytes[at + 5]! << 16) | (bytes[at + 6]! << 8) |
+    bytes[at + 7]!) >>> 0;
+  return high * 0x1_0000_0000 + low;
 }
 
 /** A uniform-enough integer in 0..limit-1 for padding lengths (not for keys). */

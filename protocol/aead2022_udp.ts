@@ -52,7 +52,7 @@
 import type { AeadPrimitive } from "../crypto/aead_primitive.ts";
 import { aesBlockCipherFor } from "../crypto/aes_block.ts";
 import { createAeadPrimitive } from "../crypto/backend.ts";
-import { deriveSessionSubkey2022 } from "../crypto/kdf2022.ts";
+import { sessionSubkey2022View } from "../crypto/kdf2022.ts";
 import type { MethodInfo } from "../crypto/methods.ts";
 import { createXChaCha20Poly1305, XCHACHA_NONCE_SIZE } from "../crypto/xchacha20_poly1305.ts";
 import { type Address, decodeAddress, encodeAddress, encodedAddressLength } from "./address.ts";
@@ -229,7 +229,7 @@ export function createUdpSessionAead(
     throw new RangeError(`Method ${method.name} has no per-session UDP subkey`);
   }
   const id = encodeSeparateHeader({ sessionId, packetId: 0n }).subarray(0, 8);
-  return createAeadPrimitive(method.algorithm!, deriveSessionSubkey2022(psk, id, method.keySize));
+  return createAeadPrimitive(method.algorithm!, sessionSubkey2022View(psk, id, method.keySize));
 }
 
 /** A random, non-zero session ID. */

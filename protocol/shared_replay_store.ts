@@ -318,10 +318,13 @@ class SharedPool implements SaltStore {
     lock(this.#header, POOL_LOCK);
     try {
       const current = this.#rotate(this.#now());
-      if (this.#find(current, h, salt.length) >= 0) return "duplicate";
+      // Not found, the probe ends at the empty slot the salt goes to (nothing moves meanwhile:
+      // the lock is held), so the current table is probed once.
+      const found = this.#find(current, h, salt.length);
+      if (found >= 0) return "duplicate";
       if (this.#find(1 - current, h, salt.length) >= 0) return "duplicate";
       if (this.#header[POOL_COUNT + current]! >= this.capacity) return "full";
-      const slot = ~this.#find(current, h, salt.length);
+      const slot = ~found;
       const table = this.#tables[current]!;
       const at = slot * SLOT_WORDS;
       for (let i = 0; i < this.#key.length; i++) table[at + 1 + i] = this.#key[i]!;

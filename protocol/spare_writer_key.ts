@@ -1,20 +1,23 @@
 /**
- * An AEAD-2017 writer's first key, made ahead of need. Starting our direction of a session costs
- * a fresh salt, HKDF-SHA1 and keying a native AEAD context: about 20 µs on a connection's
- * critical path in a running server or tunnel, where every step runs with cold caches (CPU
- * profile and in-place timings, bench/results.md, "Per-connection cost"). None of it depends on
- * the session, only on the key, so a session whose first flight is out makes it for the next
- * session of its key (relay/shadowsocks_stream.ts calls `StreamFraming.prepareNext`): the work
- * then overlaps the peer's turn instead of delaying the next connection. Measured: 3–5 % off
- * the time of 2000 sequential connections.
+ * A writer's first key, made ahead of need: AEAD-2017 and the 2022 edition alike. Starting our
+ * direction of a session costs a fresh salt, the session subkey (HKDF-SHA1, or BLAKE3 for 2022)
+ * and keying a native AEAD context: about 20 µs on a connection's critical path in a running
+ * server or tunnel, where every step runs with cold caches (CPU profile and in-place timings,
+ * bench/results.md, "Per-connection cost"). None of it depends on the session, only on the key,
+ * so a session whose first flight is out makes it for the next session of its key
+ * (relay/shadowsocks_stream.ts calls `StreamFraming.prepareNext`): the work then overlaps the
+ * peer's turn instead of delaying the next connection. Measured: 3–5 % off the time of 2000
+ * sequential AEAD-2017 connections (bench/results.md, "Fifth pass", for 2022).
  *
- * One spare per master key (a listener's, a user's, an outbound server's), used once: taking it
- * removes it, so no two sessions ever share a salt. The salt comes from the same CSPRNG as
- * before and is recorded as our own (replay store) when it is used, not when it is made.
+ * One spare per key (a listener's master key or PSK, a user's, an outbound server's), used once:
+ * taking it removes it, so no two sessions ever share a salt. The salt comes from the same CSPRNG
+ * as before; an AEAD-2017 server records it as its own (replay store) when it is used, not when
+ * it is made.
  * @module
  */
 import { AeadCipher } from "../crypto/aead_cipher.ts";
 import { sessionSubkeyView } from "../crypto/kdf.ts";
+import { sessionSubkey2022View } from "../crypto/kdf2022.ts";
 import type { MethodInfo } from "../crypto/methods.ts";
 import { fillPrefixedSalt } from "./outline_prefix.ts";
 
@@ -29,16 +32,22 @@ interface Spare extends WriterKey {
   readonly prefix: Uint8Array | undefined;
 }
 
-/** Keyed by the master key's array: a reload's new key starts afresh, the old one is dropped. */
+/** Keyed by the key's array: a reload's new key starts afresh, the old one is dropped. */
 const spares = new WeakMap<Uint8Array, Spare>();
-/** A new salt (with the client's prefix, if any) and a cipher keyed from it. */
+/**
+ * A new salt (with the client's prefix, if any) and a cipher keyed from it with `masterKey`:
+ * the AEAD-2017 master key, or the 2022 PSK of the session (a user's, with SIP023).
+ */
 function makeWriterKey(
   method: MethodInfo,
   masterKey: Uint8Array,
   prefix: Uint8Array | undefined,
 ): WriterKey {
   const salt = fillPrefixedSalt(new Uint8Array(method.saltSize), prefix);
-  return { salt, cipher: new AeadCipher(method.algorithm!, sessionSubkeyView(masterKey, salt)) };
+  const subkey = method.family === "aead2022"
+    ? sessionSubkey2022View(masterKey, salt, method.keySize)
+    : sessionSubkeyView(masterKey, salt);
+  return { salt, cipher: new AeadCipher(method.algorithm!, subkey) };
 }
 
 /** The writer key for a new session: the spare made for `masterKey` if it matches, else a new one. */

@@ -1,6 +1,11 @@
 import assert from "node:assert/strict";
 import { blake3 } from "npm:@noble/hashes@2.4.0/blake3.js";
-import { blake3DeriveKey, blake3DeriveKeyOf, blake3Hash } from "../../crypto/blake3.ts";
+import {
+  blake3DeriveKey,
+  blake3DeriveKeyInto,
+  blake3DeriveKeyOf,
+  blake3Hash,
+} from "../../crypto/blake3.ts";
 import { loadVectors, toHex } from "./_vectors2022.ts";
 
 const official = await loadVectors("blake3_official_subset.json");
@@ -48,7 +53,7 @@ Deno.test("blake3 functions reject output lengths outside 1..65535", () => {
   }
 });
 
-Deno.test("blake3DeriveKey() and blake3DeriveKeyOf() agree with @noble/hashes for every one-block material", () => {
+Deno.test("blake3DeriveKey(), ...Of() and ...Into() agree with @noble/hashes for every one-block material", () => {
   // Our one-block compression (crypto/blake3.ts) against the library it bypasses: every material
   // length that fits a block, every output length up to 32, every split of the material into
   // head and tail, a 2022 context and one longer than a block (the library's path).
@@ -69,6 +74,17 @@ Deno.test("blake3DeriveKey() and blake3DeriveKeyOf() agree with @noble/hashes fo
             outLength,
           );
           assert.equal(toHex(got), expected, `${length} split at ${split}`);
+          const target = new Uint8Array(outLength + 2).fill(0xee).subarray(1, outLength + 1);
+          const into = blake3DeriveKeyInto(
+            context,
+            input.subarray(0, split),
+            input.subarray(split),
+            target,
+          );
+          assert.equal(into, target, "written in place");
+          assert.equal(toHex(into), expected, `into: ${length} split at ${split}`);
+          const around = new Uint8Array(target.buffer);
+          assert.deepEqual([around[0], around[outLength + 1]], [0xee, 0xee], "not beyond it");
         }
       }
     }

@@ -9,6 +9,7 @@ import {
   parsePasswordChain,
   parsePsk,
   pskIdentityHash,
+  sessionSubkey2022View,
   supportsIdentityHeaders,
 } from "../../crypto/kdf2022.ts";
 import {
@@ -34,6 +35,18 @@ Deno.test("deriveSessionSubkey2022() matches the published SIP022 session subkey
     deriveSessionSubkey2022(base64(v.psk_base64), base64(v.salt_base64), 16),
     subkey.subarray(0, 16),
   );
+});
+
+Deno.test("sessionSubkey2022View() is the published subkey, in a buffer the next call reuses", () => {
+  const v = byName("TCP session subkey");
+  const psk = base64(v.psk_base64);
+  const salt = base64(v.salt_base64);
+  const view = sessionSubkey2022View(psk, salt);
+  assert.equal(toBase64(view), v.subkey_base64);
+  assert.equal(toBase64(sessionSubkey2022View(psk, salt, 16)), toBase64(view.subarray(0, 16)));
+  const other = sessionSubkey2022View(psk, new Uint8Array(salt.length));
+  assert.equal(other.buffer, view.buffer, "the same scratch: callers copy the key at once");
+  assert.deepEqual(other, deriveSessionSubkey2022(psk, new Uint8Array(salt.length)));
 });
 
 Deno.test("the identity-subkey context matches the published derive_key answer", () => {

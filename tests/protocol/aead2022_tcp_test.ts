@@ -141,6 +141,31 @@ Deno.test("request fixed header: layout, round trip and every field boundary", (
   assert.throws(() => encodeRequestFixedHeader({ timestamp: 1.5, length: 1 }), RangeError);
 });
 
+Deno.test("header timestamps read as Number(getBigUint64) would, past 2^53 too", () => {
+  const fixed = new Uint8Array(REQUEST_FIXED_HEADER_LENGTH);
+  const response = new Uint8Array(responseHeaderLength(16));
+  response[0] = 1;
+  const patterns = [
+    "0000000000000000",
+    "001fffffffffffff", // 2^53 - 1
+    "0020000000000001", // 2^53 + 1: rounds to even
+    "0020000000000003",
+    "00000000ffffffff",
+    "0000000100000000",
+    "8000000000000000",
+    "ffffffffffffffff",
+    "7fffffffffffffff",
+  ].map(hex);
+  for (let i = 0; i < 2000; i++) patterns.push(crypto.getRandomValues(new Uint8Array(8)));
+  for (const timestamp of patterns) {
+    fixed.set(timestamp, 1);
+    response.set(timestamp, 1);
+    const expected = Number(new DataView(timestamp.buffer).getBigUint64(0));
+    assert.equal(decodeRequestFixedHeader(fixed)!.timestamp, expected, toHex(timestamp));
+    assert.equal(decodeResponseHeader(response, 16)!.timestamp, expected, toHex(timestamp));
+  }
+});
+
 Deno.test("request fixed header: every strict prefix needs more; type 1 is refused", () => {
   const bytes = encodeRequestFixedHeader({ timestamp: 1, length: 2 });
   for (let n = 0; n < bytes.length; n++) {
