@@ -1272,7 +1272,8 @@ async function main(args: string[]): Promise<number> {
       "`deno-fwd`: bench/forwarder.ts on both sides, a plain Deno TCP forwarder with no protocol " +
         "and no crypto, run with this checkout's runtime flags: what Deno itself costs. It " +
         "encrypts nothing, so its throughput is a ceiling, not a competitor; having no method, " +
-        "it runs in the first method's rows only.",
+        "it runs in the first method's rows only, but in every row of the setup test, where " +
+        "each row's ratio to it is also given paired by repeat.",
     );
   }
   const without2022 = peers.filter((peer) => peer !== "rust");
@@ -1461,7 +1462,10 @@ async function main(args: string[]): Promise<number> {
         await timeConnections("burst", method, methodSpecs, measureBurst, options.burst, burst);
       }
       if (options.only.has("setup")) {
-        await timeConnections("setup", method, methodSpecs, measureSetup, options.setup, setup);
+        // The forwarder runs in every method's setup rows (it is short), so that each row has a
+        // floor measured in the same repeats: a single run's medians drift by more than a lever
+        // between one method's rows and the next on a shared machine.
+        await timeConnections("setup", method, specs, measureSetup, options.setup, setup);
       }
       if (options.only.has("rate")) {
         const chains: RunningChain[] = [];
@@ -1735,6 +1739,10 @@ function renderMarkdown(
         `(connect, 1 byte, echo, close), each chain having served ${options.warmup} before, ms:`,
       setup,
     );
+    const floor = specs.find((spec) => spec.server.kind === "forwarder");
+    if (floor && ours.length > 0) {
+      lines.push(...floorRatioTable(options.methods, ours, floor, setup));
+    }
   }
   if (options.only.has("burst")) {
     timingTable(
@@ -1795,6 +1803,40 @@ function renderMarkdown(
   }
   lines.push("Regenerate with `deno task bench:net` (see bench/throughput.ts for flags).", "");
   return lines.join("\n");
+}
+
+/**
+ * Setup against the floor, row by row: each repeat's ssdeno time over the `deno-fwd` time of the
+ * same repeat (the chains run back to back), the median of those ratios and their range. Pairing
+ * cancels the drift between repeats that a ratio of the two medians keeps.
+ */
+function floorRatioTable(
+  methods: readonly string[],
+  ours: readonly ChainSpec[],
+  floor: ChainSpec,
+  setup: Map<string, Sample>,
+): string[] {
+  const lines = [
+    `Setup over \`${floor.label}\`, paired by repeat: median (min–max) of each repeat's ratio:`,
+    "",
+    ...tableHead(["method", ...ours.map((spec) => `${spec.label}/${floor.label}`)]),
+  ];
+  for (const method of methods) {
+    const floorValues = setup.get([method, floor.label].join("|"))?.values ?? [];
+    lines.push(tableRow([
+      method,
+      ...ours.map((spec) => {
+        const values = setup.get([method, spec.label].join("|"))?.values ?? [];
+        const n = Math.min(values.length, floorValues.length);
+        if (n === 0) return "–";
+        const ratios = Array.from({ length: n }, (_, i) => values[i]! / floorValues[i]!);
+        return `${median(ratios).toFixed(2)} (${Math.min(...ratios).toFixed(2)}–` +
+          `${Math.max(...ratios).toFixed(2)})`;
+      }),
+    ]));
+  }
+  lines.push("");
+  return lines;
 }
 
 /**
