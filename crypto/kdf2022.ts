@@ -94,8 +94,9 @@ export function deriveSessionSubkey2022(
   return blake3DeriveKeyOf(SESSION_SUBKEY_CONTEXT, psk, saltOrSessionId, keySize);
 }
 
-/** Where `sessionSubkey2022View` writes (2022 keys are 16 or 32 bytes). */
+/** Where `sessionSubkey2022View` writes (2022 keys are 16 or 32 bytes), and its 16-byte view. */
 const SUBKEY = new Uint8Array(32);
+const SUBKEY_16 = SUBKEY.subarray(0, 16);
 
 /**
  * `deriveSessionSubkey2022` in a buffer that the next call overwrites: for a caller that copies
@@ -107,13 +108,9 @@ export function sessionSubkey2022View(
   saltOrSessionId: Uint8Array,
   keySize: number = psk.length,
 ): Uint8Array {
-  if (keySize > SUBKEY.length) return deriveSessionSubkey2022(psk, saltOrSessionId, keySize);
-  return blake3DeriveKeyInto(
-    SESSION_SUBKEY_CONTEXT,
-    psk,
-    saltOrSessionId,
-    SUBKEY.subarray(0, keySize),
-  );
+  const target = keySize === 32 ? SUBKEY : keySize === 16 ? SUBKEY_16 : undefined;
+  if (target === undefined) return deriveSessionSubkey2022(psk, saltOrSessionId, keySize);
+  return blake3DeriveKeyInto(SESSION_SUBKEY_CONTEXT, psk, saltOrSessionId, target);
 }
 
 /** The SIP023 TCP identity subkey from `iPSK || salt`: 16 bytes for AES-128, 32 for AES-256. */

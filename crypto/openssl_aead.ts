@@ -53,6 +53,12 @@ const OPENSSL_INIT_NO_ATEXIT = 0x0008_0000n;
 const CONTEXT_SLOTS = 64;
 /** Where a primitive's key is spelled out to key a slot (zeroed right after). */
 const KEY_BYTES = new Uint8Array(32);
+/**
+ * Where a tag is handed to OpenSSL and taken back: copying 16 bytes costs less than the view of
+ * the caller's buffer that would point OpenSSL at the tag in place (a new object per call, two
+ * calls a chunk).
+ */
+const TAG_BYTES = new Uint8Array(TAG_SIZE);
 
 /** Where `libcrypto.so.3` is looked for, in order (a bare name uses the loader's search path). */
 const LIBRARY_CANDIDATES: readonly string[] = [
@@ -361,13 +367,14 @@ function createBackend(symbols: Symbols, path: string): OpenSslBackend {
       }
       checkNonce(nonce);
       const ctx = this.#context(true);
-      const tail = out.subarray(length);
+      // Final writes nothing for these modes; the tag comes out through TAG_BYTES.
       const ok = symbols.EVP_EncryptInit_ex(ctx, null, null, null, nonce) === 1 &&
         (length === 0 ||
           symbols.EVP_EncryptUpdate(ctx, out, outLength, plaintext, length) === 1) &&
-        symbols.EVP_EncryptFinal_ex(ctx, tail, outLength) === 1 &&
-        symbols.EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, TAG_SIZE, tail) === 1;
+        symbols.EVP_EncryptFinal_ex(ctx, TAG_BYTES, outLength) === 1 &&
+        symbols.EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, TAG_SIZE, TAG_BYTES) === 1;
       if (!ok) throw new Error(`OpenSSL ${this.#algorithm} seal failed`);
+      for (let i = 0; i < TAG_SIZE; i++) out[length + i] = TAG_BYTES[i]!;
       return length + TAG_SIZE;
     }
 
@@ -382,13 +389,9 @@ function createBackend(symbols: Symbols, path: string): OpenSslBackend {
       checkNonce(nonce);
       const ctx = this.#context(false);
       // The tag is set before the update, so in-place decryption (out = sealed) cannot clobber it.
+      for (let i = 0; i < TAG_SIZE; i++) TAG_BYTES[i] = sealed[length + i]!;
       const ok = symbols.EVP_DecryptInit_ex(ctx, null, null, null, nonce) === 1 &&
-        symbols.EVP_CIPHER_CTX_ctrl(
-            ctx,
-            EVP_CTRL_AEAD_SET_TAG,
-            TAG_SIZE,
-            sealed.subarray(length),
-          ) === 1 &&
+        symbols.EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, TAG_SIZE, TAG_BYTES) === 1 &&
         (length === 0 ||
           symbols.EVP_DecryptUpdate(ctx, out, outLength, sealed, length) === 1);
       if (!ok) throw new Error(`OpenSSL ${this.#algorithm} open failed`);
