@@ -680,6 +680,43 @@ Deno.test("the client refuses a response to another request or with a bad timest
   }
 });
 
+Deno.test("sealRequest() and sealResponse() seal with a writer key made ahead, salt included", async (t) => {
+  for (const setup of setups()) {
+    await t.step(setup.name, () => {
+      const info = setup.client.method;
+      const made = (psk: Uint8Array) => {
+        const salt = crypto.getRandomValues(new Uint8Array(info.saltSize));
+        return { salt, cipher: createTcpCipher2022(info, psk, salt) };
+      };
+      const requestKey = made(setup.client.userPsk);
+      const request = sealRequest(setup.client, TARGET, {
+        payload: utf8("q"),
+        writerKey: requestKey,
+        now,
+      });
+      assert.deepEqual(request.bytes.subarray(0, info.saltSize), requestKey.salt);
+      assert.equal(request.salt, requestKey.salt, "the made salt is the request's copy");
+      assert.equal(request.cipher, requestKey.cipher);
+      const opened = new RequestDecoder(setup.server, { saltPool: new SaltPool(), now })
+        .next(request.bytes);
+      assert.deepEqual(opened.payload, utf8("q"));
+      const responseKey = made(opened.request!.psk);
+      const response = sealResponse(opened.request!, utf8("a"), { writerKey: responseKey, now });
+      assert.deepEqual(response.bytes.subarray(0, info.saltSize), responseKey.salt);
+      assert.equal(response.salt, responseKey.salt);
+      assert.equal(response.cipher, responseKey.cipher);
+      const decoder = new ResponseDecoder(request.response, { now });
+      assert.deepEqual(decoder.next(response.bytes).payload, utf8("a"));
+      const short = { salt: new Uint8Array(info.saltSize - 1), cipher: requestKey.cipher };
+      assert.throws(() => sealRequest(setup.client, TARGET, { writerKey: short }), RangeError);
+      assert.throws(
+        () => sealResponse(opened.request!, utf8("a"), { writerKey: short }),
+        RangeError,
+      );
+    });
+  }
+});
+
 Deno.test("sealResponse() refuses an empty first payload and splits a large one", () => {
   const [setup] = setups();
   const request = sealRequest(setup!.client, TARGET, { payload: utf8("q"), now });

@@ -102,9 +102,16 @@ Deno.test("spare writer key, 2022: requests and responses on spares interoperate
         const prefix = Uint8Array.of(0x16, 0x03, 0x01);
         const salts = new Set<string>();
         for (let i = 0; i < 6; i++) {
-          const saltPrefix = i % 2 === 0 ? prefix : undefined;
+          // Three sessions with the prefix, three without: a spare is taken when its prefix
+          // matches (the second and third of each run) and left alone when it does not.
+          const saltPrefix = i < 3 ? prefix : undefined;
           const clientFraming = clientFraming2022(client, TARGET, saltPrefix ? { saltPrefix } : {});
           const flight = clientFraming.seal(Uint8Array.of(1, 2, i));
+          assert.equal(
+            hasSpareWriterKey(client.userPsk),
+            i === 3,
+            "the client's spare is taken by a request with its prefix, kept by one without",
+          );
           if (saltPrefix) assert.deepEqual(flight.subarray(0, 3), prefix, "the prefix leads");
           salts.add(hexOf(flight.subarray(0, info.saltSize)));
           clientFraming.prepareNext?.();
@@ -114,6 +121,7 @@ Deno.test("spare writer key, 2022: requests and responses on spares interoperate
           assert.deepEqual(opened.request?.address, TARGET);
           assert.deepEqual(opened.payload, Uint8Array.of(1, 2, i));
           const answer = serverFraming.seal(Uint8Array.of(9, i));
+          assert.equal(hasSpareWriterKey(sessionPsk), false, "the server's spare is taken");
           salts.add(hexOf(answer.subarray(0, info.saltSize)));
           serverFraming.prepareNext?.();
           assert.ok(hasSpareWriterKey(sessionPsk), "the next response's key is ready");
