@@ -17,6 +17,7 @@
  * @module
  */
 import { blake3 } from "npm:@noble/hashes@2.4.0/blake3.js";
+import { concatBytes } from "./bytes.ts";
 
 /** BLAKE3's default output length in bytes. */
 export const BLAKE3_OUT_LEN = 32;
@@ -114,11 +115,7 @@ export function blake3DeriveKeyInto(
   const total = head.length + tail.length;
   const key = contextKey(context);
   if (key === null || total > BLOCK_LEN || target.length > BLAKE3_OUT_LEN) {
-    const material = tail.length === 0 ? head : new Uint8Array(total);
-    if (material !== head) {
-      material.set(head);
-      material.set(tail, head.length);
-    }
+    const material = tail.length === 0 ? head : concatBytes(head, tail);
     target.set(blake3(material, { context: contextBytes(context), dkLen: target.length }));
     return target;
   }

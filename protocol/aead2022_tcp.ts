@@ -347,12 +347,7 @@ export function sealRequest(
   const paddingLength = options.paddingLength ??
     (payload.length > 0 ? 0 : 1 + randomBelow(MAX_PADDING_LENGTH));
   const made = options.writerKey;
-  const givenSalt = made?.salt ?? options.salt;
-  if (givenSalt && givenSalt.length !== method.saltSize) {
-    throw new RangeError(
-      `Invalid salt: expected ${method.saltSize} bytes, got ${givenSalt.length}`,
-    );
-  }
+  const givenSalt = checkedGivenSalt(method.saltSize, options);
   // Encoded (and checked) first, as before: a bad address fails before anything is derived.
   const room = MAX_CHUNK_PAYLOAD_2022 - encodedAddressOf(address).length - PADDING_LENGTH_SIZE -
     paddingLength;
@@ -714,10 +709,7 @@ export function sealResponse(
   }
   const saltSize = method.saltSize;
   const made = options.writerKey;
-  const givenSalt = made?.salt ?? options.salt;
-  if (givenSalt && givenSalt.length !== saltSize) {
-    throw new RangeError(`Invalid salt: expected ${saltSize} bytes, got ${givenSalt.length}`);
-  }
+  const givenSalt = checkedGivenSalt(saltSize, options);
   if (context.requestSalt.length !== saltSize) {
     throw new RangeError(
       `Invalid request salt: expected ${saltSize} bytes, got ${context.requestSalt.length}`,
@@ -755,7 +747,22 @@ const OPENED_HEADER = new Uint8Array(responseHeaderLength(32));
 /** Where a response header is written before it is sealed (27 or 43 bytes). */
 const RESPONSE_HEADER = new Uint8Array(responseHeaderLength(32));
 
-/** A first flight's salt at the start of `out`: `given` (tests) or random; returns its view. */
+/**
+ * The salt a first flight was given, a made key's or `salt` (tests), checked; undefined: none, a
+ * random one is written.
+ */
+function checkedGivenSalt(
+  saltSize: number,
+  options: { salt?: Uint8Array | undefined; writerKey?: WriterKey | undefined },
+): Uint8Array | undefined {
+  const given = options.writerKey?.salt ?? options.salt;
+  if (given && given.length !== saltSize) {
+    throw new RangeError(`Invalid salt: expected ${saltSize} bytes, got ${given.length}`);
+  }
+  return given;
+}
+
+/** A first flight's salt at the start of `out`: `given` or random; returns its view. */
 function writeSalt(out: Uint8Array, saltSize: number, given: Uint8Array | undefined): Uint8Array {
   const salt = out.subarray(0, saltSize);
   if (given) salt.set(given);
